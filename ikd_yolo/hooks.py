@@ -1,0 +1,77 @@
+"""Feature capture at the maps a YOLO Detect head reads (P3, P4, P5), for teacher and student alike.
+
+Hooks are registered only for the duration of one forward pass (`FeatureRecorder.capture`), so a model never carries
+them between steps: EMA deep copies, checkpoints and DDP pickling see a plain Ultralytics model. The hook itself is a
+small picklable class rather than a closure, and the recorder drops captured tensors and hook handles when pickled.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+from torch import nn
+from ultralytics.nn.modules.head import Detect
+
+
+def detect_input_layers(model: nn.Module) -> list[int]:
+    """Indices of the layers whose outputs feed the model's Detect head, from the head's own `f` (never hard-coded).
+
+    Works for any Ultralytics detection model (YOLOv8, YOLO11, YOLO26, ...): e.g. [16, 19, 22] for yolo11n.
+    """
+    layers = getattr(model, "model", None)
+    if layers is None:
+        raise ValueError(f"{type(model).__name__} is not an Ultralytics model (it has no 'model' layer list)")
+    for m in layers:
+        if isinstance(m, Detect):
+            return [m.f] if isinstance(m.f, int) else list(m.f)
+    raise ValueError(f"{type(model).__name__} has no Detect head: only detection models can be distilled")
+
+
+class LevelHook:
+    """Forward hook that stores a layer's output in slot `level` of a shared list."""
+
+    def __init__(self, store: list, level: int) -> None:
+        self.store = store
+        self.level = level
+
+    def __call__(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        self.store[self.level] = output
+
+
+class FeatureRecorder:
+    """Records the Detect-head input maps of one model during a forward pass.
+
+    It holds layer indices only, not the model, so it can sit on any module without creating a second reference
+    to the network it observes.
+
+    Examples:
+        >>> recorder = FeatureRecorder(detect_input_layers(model))
+        >>> with recorder.capture(model) as feats:
+        ...     preds = model(images)
+        >>> [f.shape for f in feats]  # P3, P4, P5
+    """
+
+    def __init__(self, layers: list[int]) -> None:
+        self.layers = list(layers)
+        self._handles: list = []
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_handles"] = []  # handles belong to the live process
+        return state
+
+    @contextmanager
+    def capture(self, model: nn.Module) -> Iterator[list[torch.Tensor]]:
+        """Register hooks on `model`, yield the list they fill (one entry per level), and remove them on exit."""
+        store: list = [None] * len(self.layers)
+        self._handles = [
+            model.model[i].register_forward_hook(LevelHook(store, level)) for level, i in enumerate(self.layers)
+        ]
+        try:
+            yield store
+        finally:
+            for handle in self._handles:
+                handle.remove()
+            self._handles = []

@@ -1,0 +1,166 @@
+"""The module IKD trains: the student plus the distillation parts learned with it (adapters, generators, GC blocks).
+
+`IKDModel` is what Ultralytics' training loop, optimizer, EMA and DDP see. The frozen teacher is deliberately NOT in
+it: the trainer computes teacher features in `preprocess_batch` and hands them over in the batch dict under the keys
+below, so the teacher never enters the optimizer, the EMA, DDP's parameter set or a checkpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from .hooks import FeatureRecorder, detect_input_layers
+from .losses import AdvFeatureLoss, build_base_loss
+
+TEACHER_FEATS = "ikd_teacher_feats"  # list of teacher maps on batch["img"]
+ADV_IMG = "ikd_adv_img"  # adversarial copy of batch["img"] (only on attack iterations)
+ADV_TEACHER_FEATS = "ikd_adv_teacher_feats"  # teacher maps on batch[ADV_IMG]
+
+
+@torch.no_grad()
+def level_channels(model: nn.Module, layers: list[int], imgsz: int = 64) -> list[int]:
+    """Channel count of each Detect-head input, measured with one small no-grad forward in eval mode."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    channels = model.yaml.get("channels", 3) if hasattr(model, "yaml") else 3
+    with FeatureRecorder(layers).capture(model) as feats:
+        model(torch.zeros(1, channels, imgsz, imgsz, device=device))
+    model.train(was_training)
+    return [f.shape[1] for f in feats]
+
+
+def boxes_per_image(batch: Mapping[str, Any]) -> list[torch.Tensor]:
+    """Split the batch's normalised xywh labels into one (n_i, 4) normalised xyxy tensor per image."""
+    xywh, index = batch["bboxes"], batch["batch_idx"].long()
+    xyxy = torch.cat([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], 1).clamp(0, 1)
+    return [xyxy[index == i] for i in range(batch["img"].shape[0])]
+
+
+class FeatureDistiller(nn.Module):
+    """Per-level 1x1 channel adapters (student -> teacher width), the base feature loss and the adversarial loss.
+
+    Args:
+        student_channels: Channels of the student's P3..P5 maps.
+        teacher_channels: Channels of the teacher's P3..P5 maps.
+        cfg: Resolved distillation settings (see configs/default.yaml).
+    """
+
+    def __init__(self, student_channels: list[int], teacher_channels: list[int], cfg: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.adapters = nn.ModuleList(
+            nn.Conv2d(s, t, 1) if s != t else nn.Identity() for s, t in zip(student_channels, teacher_channels)
+        )
+        self.kd_name = cfg["kd_loss"]
+        self.base = (
+            nn.ModuleList(build_base_loss(self.kd_name, c, cfg) for c in teacher_channels)
+            if self.kd_name != "none"
+            else None
+        )
+        self.adv = AdvFeatureLoss(cfg["adv_weight"]) if cfg["adv_weight"] > 0 else None
+
+    @property
+    def term_names(self) -> list[str]:
+        """Loss-column names, in the order `terms` returns them."""
+        return ([f"{self.kd_name}_loss"] if self.base is not None else []) + (["adv_loss"] if self.adv else [])
+
+    def base_loss(self, student: list[torch.Tensor], teacher: list[torch.Tensor], boxes: list[torch.Tensor]):
+        """Base distillation loss summed over levels."""
+        return sum(loss(adapt(s), t, boxes) for loss, adapt, s, t in zip(self.base, self.adapters, student, teacher))
+
+    def adv_loss(self, student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
+        """IKD adversarial feature loss summed over levels, through the same adapters."""
+        return sum(self.adv(adapt(s), t) for adapt, s, t in zip(self.adapters, student, teacher))
+
+
+class _StudentAttribute:
+    """Class attribute that reads and writes the same-named attribute of the wrapped student."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        return self if obj is None else getattr(obj.student_model, self.name)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        setattr(obj.student_model, self.name, value)
+
+
+class IKDModel(nn.Module):
+    """Student detection model + feature distiller, trained together; returns detection + distillation losses.
+
+    Attribute names follow Ultralytics' own `DistillationModel` (`student_model`, `criterion`, ...) so the trainer's
+    generic paths (class weights, criterion updates, resume) work unchanged.
+
+    Examples:
+        >>> model = IKDModel(student, FeatureDistiller([64, 128, 256], [128, 256, 512], cfg))
+        >>> loss, items = model({**batch, TEACHER_FEATS: teacher.features(batch["img"])})
+    """
+
+    args = _StudentAttribute()
+    nc = _StudentAttribute()
+    names = _StudentAttribute()
+    stride = _StudentAttribute()
+    yaml = _StudentAttribute()
+    criterion = _StudentAttribute()
+    end2end = _StudentAttribute()
+
+    def __init__(self, student: nn.Module, distiller: FeatureDistiller) -> None:
+        super().__init__()
+        self.student_model = student
+        self.distiller = distiller
+        self.recorder = FeatureRecorder(detect_input_layers(student))
+
+    def forward(self, x: torch.Tensor | dict, *args: Any, **kwargs: Any) -> Any:
+        """Loss tuple for a batch dict, student predictions for an image tensor."""
+        if isinstance(x, dict):
+            return self.loss(x, *args, **kwargs)
+        return self.student_model.predict(x, *args, **kwargs)
+
+    def init_criterion(self) -> Any:
+        """The student's Ultralytics detection criterion."""
+        return self.student_model.init_criterion()
+
+    def set_head_attr(self, **kwargs: Any) -> None:
+        """Forward head settings (max_det, agnostic_nms, ...) to the student."""
+        self.student_model.set_head_attr(**kwargs)
+
+    def fuse(self, verbose: bool = True, **kwargs: Any) -> nn.Module:
+        """The fused student alone: what inference and export use."""
+        return self.student_model.fuse(verbose=verbose, **kwargs)
+
+    def student_features(self, img: torch.Tensor) -> tuple[list[torch.Tensor], Any]:
+        """Student forward that also returns the Detect-head input maps."""
+        with self.recorder.capture(self.student_model) as feats:
+            preds = self.student_model.predict(img)
+        return feats, preds
+
+    def loss(self, batch: dict, preds: Any = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Detection loss on batch["img"] plus every distillation term, each also reported as its own loss item.
+
+        Without teacher features in the batch (validation) the distillation terms are reported as zeros.
+        """
+        names = self.distiller.term_names
+        if TEACHER_FEATS not in batch:
+            det, items = self.student_model.loss(batch, preds)
+            zeros = torch.zeros(len(names), device=det.device)
+            return torch.cat([det, zeros]), {**items, **dict(zip(names, zeros))}
+
+        feats, preds = self.student_features(batch["img"])
+        det, items = self.student_model.loss(batch, preds)
+        terms = []
+        if self.distiller.base is not None:
+            terms.append(self.distiller.base_loss(feats, batch[TEACHER_FEATS], boxes_per_image(batch)))
+        if self.distiller.adv is not None:
+            if ADV_IMG in batch:
+                adv_feats, _ = self.student_features(batch[ADV_IMG])
+                terms.append(self.distiller.adv_loss(adv_feats, batch[ADV_TEACHER_FEATS]))
+            else:  # outside the augmentation phase, or not an attack iteration
+                terms.append(torch.zeros((), device=det.device))
+        terms = torch.stack([t.float().reshape(()) for t in terms]) if terms else det.new_zeros(0)
+        batch_size = batch["img"].shape[0]
+        items.update({k: v.detach() for k, v in zip(names, terms)})
+        return torch.cat([det, terms * batch_size]), items

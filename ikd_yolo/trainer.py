@@ -1,0 +1,202 @@
+"""IKDTrainer: Ultralytics' DetectionTrainer with a frozen teacher, IKD augmentations and distillation losses.
+
+Inconsistent Knowledge Distillation (Liang et al., ACM MM 2023, arXiv:2209.09841): distil the teacher's features on
+the training batch (FGD/MGD/CWD/MSE) and, during the first part of training, also on inputs the labels do not
+describe: a frequency-mixed batch (chosen per image from its object scale) and an adversarial batch that attacks the
+teacher. This class only wires those parts into Ultralytics' loop; each lives in its own module.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from copy import deepcopy
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, YAML, colorstr
+from ultralytics.utils.patches import torch_load
+from ultralytics.utils.torch_utils import unwrap_model
+
+from .config import DISTILL_KEYS, resolve_distill_config, split_distill_args
+from .hooks import detect_input_layers
+from .model import ADV_IMG, ADV_TEACHER_FEATS, TEACHER_FEATS, FeatureDistiller, IKDModel, level_channels
+from .teacher import FrozenTeacher, TeacherError, check_compatible, check_teacher_path, load_teacher
+
+STATE_ATTR = "ikd_state"  # attribute of the saved student holding what resume needs (plain dict of tensors)
+
+
+class IKDTrainer(DetectionTrainer):
+    """Detection trainer that distils a frozen teacher into the student with IKD.
+
+    Every distillation setting is an ordinary trainer argument (see configs/default.yaml), so Ultralytics' DDP
+    launcher, which rebuilds the trainer from `vars(args)`, reproduces the same run in every rank.
+
+    Examples:
+        >>> from ultralytics import YOLO
+        >>> YOLO("yolo11n.yaml").train(trainer=IKDTrainer, teacher="teacher.pt", distill="ikd-fgd", data="data.yaml")
+    """
+
+    def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None) -> None:
+        explicit, overrides = split_distill_args(dict(overrides or {}))
+        if overrides.get("distill_model"):
+            raise TeacherError("IKDTrainer takes the teacher as teacher=..., not Ultralytics' distill_model=")
+        distill = None if overrides.get("resume") else resolve_distill_config(explicit)
+        if distill is not None:
+            check_teacher_path(distill["teacher"])  # before Ultralytics checks the dataset
+        super().__init__(cfg, overrides, _callbacks)
+        if self.resume:
+            distill = self._saved_distill_config(explicit)
+        self.distill = distill
+        for k, v in distill.items():
+            setattr(self.args, k, v)
+        if self.args.compile:
+            LOGGER.warning("'compile' is not supported with distillation and will be disabled.")
+            self.args.compile = False
+        if RANK in {-1, 0}:
+            YAML.save(self.save_dir / "args.yaml", vars(self.args))
+        self.teacher = FrozenTeacher(load_teacher(distill["teacher"], nc=self.data["nc"], channels=self.data["channels"]))
+        self.freq_augment = self.attack = self.teacher_criterion = None
+        self._step = 0
+
+    def _saved_distill_config(self, explicit: dict[str, Any]) -> dict[str, Any]:
+        """On resume the checkpoint's settings win, as Ultralytics does for its own keys; only `teacher` may move."""
+        from ultralytics.nn.tasks import load_checkpoint
+
+        state = getattr(load_checkpoint(self.args.resume)[0], STATE_ATTR, None)
+        if state is None:
+            raise TeacherError(
+                f"'{self.args.resume}' holds no ikd-yolo state: resume runs started with ikd-yolo, "
+                "or resume this one with 'yolo train resume'"
+            )
+        distill = dict(state["config"])
+        ignored = [k for k, v in explicit.items() if k != "teacher" and v != distill.get(k)]
+        if ignored:
+            LOGGER.warning(f"Resume ignores {ignored}, using checkpoint values. Start a new run to change them.")
+        if explicit.get("teacher"):
+            distill["teacher"] = str(explicit["teacher"])
+        check_teacher_path(distill["teacher"])
+        return distill
+
+    # ---- model -------------------------------------------------------------------------------------------------
+    def setup_model(self):
+        """Build or load the student as Ultralytics does, then wrap it with the distiller (restored on resume)."""
+        ckpt = super().setup_model()
+        student = self.model
+        check_compatible(self.teacher.model, student)
+        distiller = FeatureDistiller(
+            level_channels(student, detect_input_layers(student)),
+            level_channels(self.teacher.model, self.teacher.recorder.layers),
+            self.distill,
+        )
+        self.model = IKDModel(student, distiller)
+        if ckpt and self.resume:
+            self.model.distiller.load_state_dict(getattr(ckpt["ema"], STATE_ATTR)["distiller"])
+        self.teacher.to(self.device)
+        self.teacher.model.args = self.args  # the attack uses the teacher's own criterion, which reads hyp gains
+        return ckpt
+
+    def set_model_attributes(self) -> None:
+        """Attach classes and hyperparameters to the student (IKDModel forwards these attributes)."""
+        super().set_model_attributes()
+        self._build_augmentations()
+
+    def _build_augmentations(self) -> None:
+        if self.distill["freq_mode"] != "off":
+            from .augment.frequency import FrequencyAugment
+
+            self.freq_augment = FrequencyAugment(self.distill)
+        if self.distill["adv_weight"] > 0:
+            from .augment.adversarial import AdversarialAttack
+
+            self.attack = AdversarialAttack(self.distill)
+
+    # ---- training step -------------------------------------------------------------------------------------
+    @property
+    def augmentation_phase(self) -> bool:
+        """True during the first `ikd_phase` of the epochs, when IKD's augmentations run."""
+        return self.epoch < round(self.distill["ikd_phase"] * self.epochs)
+
+    def preprocess_batch(self, batch: dict) -> dict:
+        """Normalise as Ultralytics does, then add IKD's augmented inputs and the teacher's features to the batch."""
+        batch = super().preprocess_batch(batch)
+        self._step += 1
+        if self.augmentation_phase and self.freq_augment is not None:
+            batch = self.freq_augment(batch)
+        batch[TEACHER_FEATS] = self.teacher.features(batch["img"])
+        if self.augmentation_phase and self.attack is not None and self.attack.should_attack(self._step):
+            if self.teacher_criterion is None:
+                self.teacher_criterion = self.teacher.model.init_criterion()
+            batch[ADV_IMG] = self.attack(self.teacher.model, self.teacher_criterion, batch)
+            batch[ADV_TEACHER_FEATS] = self.teacher.features(batch[ADV_IMG])
+        return batch
+
+    # ---- validation and checkpoints ------------------------------------------------------------------------
+    @contextmanager
+    def _student_as_ema(self) -> Iterator[nn.Module]:
+        """Let Ultralytics see the EMA student alone (validation, checkpoints), then put the wrapper back."""
+        wrapper = self.ema.ema
+        self.ema.ema = wrapper.student_model
+        try:
+            yield wrapper
+        finally:
+            self.ema.ema = wrapper
+
+    def get_validator(self):
+        """Ultralytics' DetectionValidator, built from the Ultralytics keys of `args` (it rejects unknown keys)."""
+        with self._ultralytics_args():
+            return super().get_validator()
+
+    def validate(self):
+        """Validate the EMA student exactly as a plain Ultralytics run would."""
+        with self._student_as_ema():
+            return super().validate()
+
+    def save_model(self) -> bool:
+        """Write plain Ultralytics checkpoints; the distiller weights and settings ride along as a dict of tensors.
+
+        The saved model is the student `DetectionModel` and `train_args` holds only Ultralytics keys, so a process
+        without ikd_yolo loads, validates and exports `last.pt`/`best.pt`; resume reads `model.ikd_state`.
+        """
+        with self._student_as_ema() as wrapper, self._ultralytics_args():
+            student = wrapper.student_model
+            student.args = self.args
+            setattr(student, STATE_ATTR, {
+                "config": dict(self.distill),
+                "distiller": {k: v.detach().cpu().clone() for k, v in wrapper.distiller.state_dict().items()},
+            })
+            try:
+                return super().save_model()
+            finally:
+                delattr(student, STATE_ATTR)
+
+    @contextmanager
+    def _ultralytics_args(self) -> Iterator[None]:
+        """Hide the distillation keys from `self.args` (Ultralytics rebuilds checkpoint args with strict checks)."""
+        hidden = {k: self.args.__dict__.pop(k) for k in DISTILL_KEYS if k in self.args.__dict__}
+        try:
+            yield
+        finally:
+            self.args.__dict__.update(hidden)
+
+    def resume_training(self, ckpt: dict | None) -> None:
+        """Give Ultralytics' strict EMA load a wrapper-shaped EMA rebuilt from the saved student + distiller."""
+        if ckpt and self.resume and isinstance(ckpt.get("ema"), nn.Module):
+            saved = ckpt["ema"]
+            ema = deepcopy(unwrap_model(self.model))
+            ema.student_model.load_state_dict(saved.float().state_dict())
+            ema.distiller.load_state_dict(getattr(saved, STATE_ATTR)["distiller"])
+            ckpt = {**ckpt, "ema": ema}
+        super().resume_training(ckpt)
+
+    def final_eval(self) -> None:
+        """Drop the distiller state from the finished weights, then validate best.pt as Ultralytics does."""
+        if RANK in {-1, 0}:
+            for f in (self.last, self.best):
+                if f.exists():
+                    ckpt = torch_load(f, map_location="cpu")
+                    if ckpt.get("ema") is not None and ckpt["ema"].__dict__.pop(STATE_ATTR, None) is not None:
+                        torch.save(ckpt, f)
+            LOGGER.info(f"{colorstr('ikd-yolo:')} distilled student saved as a plain Ultralytics model in {self.wdir}")
+        super().final_eval()
