@@ -44,7 +44,7 @@ def load_teacher(path: str | Path, nc: int, channels: int = 3) -> DetectionModel
             ) from None
     else:
         model = DetectionModel(str(path), nc=nc, ch=channels, verbose=False)
-    task = guess_model_task(model)
+    task = guess_model_task(getattr(model, "yaml", None) or model)  # the architecture, not a stored label
     if task != "detect" or type(model) is not DetectionModel:
         raise TeacherError(
             f"teacher '{path}' is a {task} model ({type(model).__name__}): IKD needs a detection teacher "
