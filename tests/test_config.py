@@ -1,0 +1,100 @@
+"""Distillation settings: presets, precedence, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from ikd_yolo.cli import help_text, main, parse_args
+from ikd_yolo.config import (
+    DEFAULTS,
+    DistillConfigError,
+    preset_names,
+    resolve_distill_config,
+    split_distill_args,
+)
+
+
+def test_every_preset_resolves_to_every_key():
+    for name in preset_names():
+        cfg = resolve_distill_config({"distill": name})
+        assert set(cfg) == set(DEFAULTS)
+
+
+def test_precedence_defaults_then_preset_then_explicit():
+    cfg = resolve_distill_config({"distill": "mgd", "mgd_ratio": 0.5})
+    assert cfg["kd_loss"] == "mgd"  # from the preset
+    assert cfg["mgd_ratio"] == 0.5  # explicit wins
+    assert cfg["fgd_temp"] == DEFAULTS["fgd_temp"]  # untouched default
+    assert cfg["freq_mode"] == "off" and cfg["adv_weight"] == 0.0  # plain presets switch IKD off
+
+
+def test_ikd_presets_switch_augmentations_on_and_ablations_off():
+    full = resolve_distill_config({"distill": "ikd-fgd"})
+    assert full["freq_mode"] == "spectral" and full["adv_weight"] > 0
+    assert resolve_distill_config({"distill": "ikd-fgd-freq"})["adv_weight"] == 0
+    assert resolve_distill_config({"distill": "ikd-mgd-adv"})["freq_mode"] == "off"
+    assert resolve_distill_config({"distill": "ikd-fgd-paper"})["freq_mode"] == "paper"
+
+
+def test_user_yaml(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("kd_loss: cwd\ncwd_tau: 2.0\n")
+    cfg = resolve_distill_config({"distill": str(path)})
+    assert (cfg["kd_loss"], cfg["cwd_tau"]) == ("cwd", 2.0)
+
+
+@pytest.mark.parametrize(
+    "explicit, message",
+    [
+        ({"distill": "fgdd"}, "distill='fgdd' is neither a preset nor a YAML file. Did you mean 'fgd'? Presets: cwd, fgd,"),
+        ({"fgd_alpha": -1e-3}, "fgd_alpha=-0.001 must not be negative: use 0 to turn the term off"),
+        ({"adv_steps": "five"}, "adv_steps='five' must be a number (default 5)"),
+        ({"adv_steps": 2.5}, "adv_steps=2.5 must be a whole number (default 5)"),
+        ({"freq_mode": "fft"}, "freq_mode='fft' is not valid: choose one of off, spectral, paper"),
+        ({"freq_p": 1.5}, "freq_p=1.5 must lie in [0, 1]"),
+        ({"freq_lam": [0.9, 0.1]}, "freq_lam=[0.9, 0.1] must be a range [min, max] of two numbers with 0 <= min <= max"),
+    ],
+)
+def test_bad_values_raise_one_clear_line(explicit, message):
+    with pytest.raises(DistillConfigError) as e:
+        resolve_distill_config(explicit)
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)
+
+
+def test_unknown_key_in_yaml_suggests_closest(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("kd_loss: fgd\nfgd_alpah: 0.1\n")
+    with pytest.raises(DistillConfigError, match=r"unknown key 'fgd_alpah' in distill YAML .* Did you mean 'fgd_alpha'\?"):
+        resolve_distill_config({"distill": str(path)})
+
+
+def test_yaml_that_does_not_parse(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("kd_loss: [fgd\n")
+    with pytest.raises(DistillConfigError, match=r"does not parse \(line 2, column 1\): fix the YAML syntax"):
+        resolve_distill_config({"distill": str(path)})
+
+
+def test_split_routes_keys_and_rejects_typos():
+    distill, rest = split_distill_args({"epochs": 3, "kd_loss": "mse", "teacher": "t.pt"})
+    assert distill == {"kd_loss": "mse", "teacher": "t.pt"} and rest == {"epochs": 3}
+    with pytest.raises(DistillConfigError, match="'epochz' is not a valid ikd-yolo or Ultralytics argument. Did you mean 'epochs'"):
+        split_distill_args({"epochz": 3})
+
+
+def test_cli_parsing_and_help(capsys):
+    assert parse_args(["epochs=3", "freq_lam=[0.1,0.2]", "teacher=null", "resume", "name=007"]) == {
+        "epochs": 3, "freq_lam": [0.1, 0.2], "teacher": None, "resume": True, "name": "007",
+    }
+    assert main(["train", "help"]) == 0
+    out = capsys.readouterr().out
+    for key in DEFAULTS:
+        assert f"  {key} " in out
+    assert "fgd_alpha        0.001" in help_text()
+
+
+def test_cli_missing_teacher_fails_before_training(capsys, tmp_path):
+    code = main(["train", f"teacher={tmp_path / 'none.pt'}", "data=whatever.yaml"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"ikd-yolo train: error: teacher '{tmp_path / 'none.pt'}' not found: pass teacher=path/to/teacher.pt (a trained detection checkpoint)"
