@@ -128,8 +128,10 @@ class IKDTrainer(DetectionTrainer):
         if self.augmentation_phase and self.attack is not None and self.attack.should_attack(self._step):
             if self.teacher_criterion is None:
                 self.teacher_criterion = self.teacher.model.init_criterion()
-            batch[ADV_IMG] = self.attack(self.teacher.model, self.teacher_criterion, batch)
-            batch[ADV_TEACHER_FEATS] = self.teacher.features(batch[ADV_IMG])
+            x_adv = self.attack(self.teacher.model, self.teacher_criterion, batch)
+            if x_adv is not None:  # None when adv_frac leaves no image to attack
+                batch[ADV_IMG] = x_adv
+                batch[ADV_TEACHER_FEATS] = self.teacher.features(x_adv)
         return batch
 
     # ---- validation and checkpoints ------------------------------------------------------------------------

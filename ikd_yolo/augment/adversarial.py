@@ -1,0 +1,256 @@
+"""Online adversarial feature augmentation (IKD part 2): momentum DI-FGSM against the frozen teacher.
+
+The authors of IKD (Liang et al., ACM MM 2023) attack the frozen teacher offline, once per training image: untargeted
+momentum DI-FGSM that *ascends* the teacher's classification loss against the ground truth (eps 8/255 L_inf, step
+2/255, 5 steps, momentum decay 1.0 on the per-sample L1-normalised gradient, input diversity with probability 0.5, no
+random start, pixels kept in the image's valid range). Here the attack runs online on the training batch, on the
+device, batched; the update rule is the fused `ikd_yolo.ops.adv_step`.
+
+Examples:
+    >>> attack = AdversarialAttack(cfg)  # cfg holds the adv_* keys of configs/default.yaml
+    >>> teacher.args = trainer.args  # the criterion reads the box/cls/dfl gains from here
+    >>> criterion = teacher.init_criterion()
+    >>> if attack.should_attack(iteration):
+    ...     x_adv = attack(teacher, criterion, batch)  # (B, C, H, W), first attack.n_attacked(B) images perturbed
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ikd_yolo.ops import adv_step
+
+__all__ = ["AdversarialAttack", "teacher_class_loss"]
+
+LABEL_KEYS = ("batch_idx", "cls", "bboxes")  # what a detection criterion reads from the batch
+
+
+def teacher_class_loss(teacher: nn.Module, criterion: Any, img: torch.Tensor, batch: Mapping) -> torch.Tensor:
+    """Forward the teacher on `img` and return its classification loss against the batch's ground truth.
+
+    The value is the criterion's own cls term: BCE against the task-aligned targets, divided by the target-score sum,
+    times the `cls` gain of `teacher.args` and times the batch size (the cls column the teacher's training would sum
+    into its loss). It stays in the autograd graph, so it is differentiable w.r.t. `img` when grad mode is on.
+
+    For an end-to-end head (YOLO26, `E2ELoss`/`E2EDetectLoss`) the result is the unweighted SUM of the one-to-many and
+    the one-to-one cls terms. Both heads read the same neck features that IKD distills; the one-to-one head is the one
+    the deployed teacher predicts with, the one-to-many head (top-10 assignment) gives the denser gradient. Summing
+    them, rather than using E2ELoss's o2m/o2o weights, keeps the attack independent of that schedule's state.
+
+    Args:
+        teacher (nn.Module): Ultralytics DetectionModel. In eval mode its forward returns (inference, train dict).
+        criterion (Any): `teacher.init_criterion()`: v8DetectionLoss (or a subclass with a "cls_loss"), E2ELoss.
+        img (torch.Tensor): Images (B, C, H, W) in [0, 1], in the teacher's dtype.
+        batch (Mapping): Labels for `img` as the criterion wants them: "batch_idx" (N,), "cls" (N, 1) and "bboxes"
+            (N, 4) normalised xywh.
+
+    Returns:
+        (torch.Tensor): Scalar classification loss.
+    """
+    preds = teacher(img)
+    preds = preds[1] if isinstance(preds, tuple) else preds  # eval mode: (inference, train outputs)
+    if hasattr(criterion, "one2many") and hasattr(criterion, "one2one"):  # end-to-end criterion
+        return _cls_term(criterion.one2many, preds["one2many"], batch) + _cls_term(
+            criterion.one2one, preds["one2one"], batch
+        )
+    return _cls_term(criterion, preds, batch)
+
+
+def _cls_term(criterion: Any, preds: dict, batch: Mapping) -> torch.Tensor:
+    """Return the "cls_loss" entry of a v8DetectionLoss-style criterion's (gain-scaled, x batch size) loss vector."""
+    loss, _ = criterion.loss(preds, batch)
+    return loss[criterion.loss_names.index("cls_loss")]
+
+
+class AdversarialAttack:
+    """Momentum DI-FGSM on a frozen Ultralytics teacher, batched, untargeted, ascending its classification loss.
+
+    Each of `adv_steps` steps: (1) with probability `adv_di_p` per image, input diversity: resize by a random integer
+    width in [ceil(0.9 W), W) (height in proportion, bilinear, align_corners=False) and zero-pad back to (H, W) at a
+    random offset; the image's boxes are moved with it so the loss still targets the objects. Each image draws its own
+    size and offset; the resize-and-pad is two batched matmuls with per-image interpolation matrices, so the backward
+    pass is deterministic on every device. (2) Gradient of the teacher class loss w.r.t. the pre-diversity image, by
+    autograd on the input alone. (3) `ikd_yolo.ops.adv_step`: L1-normalise the gradient per image, momentum, sign step,
+    project to the eps ball around the clean image and clamp each channel to the clean image's own [min, max] of that
+    channel (the authors' clipping).
+
+    Only the first `n_attacked(B)` images of the batch (round(adv_frac * B), at least one if adv_frac > 0) are
+    attacked; Ultralytics shuffles its batches, so that is a random subset, and the rest is returned bit-identical.
+    The per-image gradient does not depend on the other images (the teacher is in eval mode and the criterion's batch
+    normaliser is removed by the L1 normalisation), so attacking a part of the batch is just cheaper, not different.
+
+    The teacher must be in eval mode (checked, so that BatchNorm statistics never move); its parameters get no .grad.
+    The attack runs in fp32 with autocast disabled, whatever the caller's autocast state.
+
+    Attributes:
+        steps (int): Attack iterations (adv_steps); 0 returns the images unchanged.
+        eps (float): L_inf budget (adv_eps), in [0, 1] pixel units.
+        step_size (float): Sign-step size (adv_step).
+        decay (float): Momentum decay (adv_decay).
+        di_p (float): Per-image, per-step probability of input diversity (adv_di_p).
+        every (int): Attack every k-th training iteration (adv_every), see `should_attack`.
+        frac (float): Fraction of the batch attacked (adv_frac).
+
+    Examples:
+        >>> attack = AdversarialAttack({"adv_steps": 5, "adv_eps": 8 / 255, "adv_step": 2 / 255, "adv_decay": 1.0,
+        ...                             "adv_di_p": 0.5, "adv_every": 1, "adv_frac": 1.0})
+        >>> x_adv = attack(teacher, teacher.init_criterion(), batch, generator=torch.Generator().manual_seed(0))
+    """
+
+    DI_MIN_SCALE = 0.9  # input diversity resizes to [0.9 W, W)
+
+    def __init__(self, cfg: Mapping):
+        """Read and check the adv_* keys of `cfg` (a dict or the trainer's args namespace)."""
+        get = cfg.get if isinstance(cfg, Mapping) else lambda k: getattr(cfg, k)
+        self.steps = int(get("adv_steps"))
+        self.eps = float(get("adv_eps"))
+        self.step_size = float(get("adv_step"))
+        self.decay = float(get("adv_decay"))
+        self.di_p = float(get("adv_di_p"))
+        self.every = int(get("adv_every"))
+        self.frac = float(get("adv_frac"))
+        checks = {
+            "adv_steps >= 0": self.steps >= 0,
+            "adv_eps >= 0": self.eps >= 0,
+            "adv_step >= 0": self.step_size >= 0,
+            "adv_decay >= 0": self.decay >= 0,
+            "0 <= adv_di_p <= 1": 0 <= self.di_p <= 1,
+            "adv_every >= 1": self.every >= 1,
+            "0 <= adv_frac <= 1": 0 <= self.frac <= 1,
+        }
+        if bad := [k for k, ok in checks.items() if not ok]:
+            raise ValueError(f"AdversarialAttack: need {', '.join(bad)}; got {self!r}")
+
+    def __repr__(self) -> str:
+        """Return the attack's settings."""
+        return (
+            f"AdversarialAttack(steps={self.steps}, eps={self.eps:.6g}, step={self.step_size:.6g}, "
+            f"decay={self.decay:g}, di_p={self.di_p:g}, every={self.every}, frac={self.frac:g})"
+        )
+
+    def should_attack(self, iteration: int) -> bool:
+        """Return True on the training iterations the attack runs (every `adv_every`-th, counting from 0)."""
+        return iteration % self.every == 0
+
+    def n_attacked(self, batch_size: int) -> int:
+        """Return how many leading images of a batch of `batch_size` are attacked."""
+        if self.frac == 0 or batch_size == 0:
+            return 0
+        return min(batch_size, max(1, round(self.frac * batch_size)))
+
+    def __call__(
+        self, teacher: nn.Module, criterion: Any, batch: Mapping, generator: torch.Generator | None = None
+    ) -> torch.Tensor | None:
+        """Return adversarial copies of batch["img"] against `teacher`, or None when no image is to be attacked.
+
+        Args:
+            teacher (nn.Module): Frozen Ultralytics DetectionModel in eval mode, `args` set for its criterion.
+            criterion (Any): `teacher.init_criterion()`.
+            batch (Mapping): Preprocessed training batch: "img" (B, C, H, W) float in [0, 1], "batch_idx", "cls",
+                "bboxes" (normalised xywh).
+            generator (torch.Generator, optional): Source of the input-diversity randomness (on any device); None uses
+                torch's global CPU generator.
+
+        Returns:
+            (torch.Tensor | None): Detached (B, C, H, W) images of batch["img"]'s dtype and device, the first
+                `n_attacked(B)` perturbed; None if `n_attacked(B)` is 0 (adv_frac 0 or an empty batch).
+        """
+        img = batch["img"]
+        if not img.is_floating_point():
+            raise TypeError(f"AdversarialAttack needs float images in [0, 1], got {img.dtype}")
+        k = self.n_attacked(img.shape[0])
+        if k == 0:
+            return None
+        if bad := [name or "<root>" for name, m in teacher.named_modules() if m.training]:
+            raise RuntimeError(f"AdversarialAttack: teacher must be in eval mode (BN statistics), training: {bad[:3]}")
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError("AdversarialAttack needs autograd; it cannot run under torch.inference_mode()")
+
+        out = img.detach().clone()
+        if self.steps == 0:
+            return out
+        labels = {key: batch[key].to(img.device) for key in LABEL_KEYS}
+        keep = labels["batch_idx"] < k  # the attacked images are the first k: indices need no remapping
+        labels = {key: v[keep] for key, v in labels.items()}
+        with torch.autocast(img.device.type, enabled=False), torch.enable_grad():
+            x_adv = self._attack(teacher, criterion, out[:k].float(), labels, generator)
+        out[:k] = x_adv.to(out.dtype)
+        return out
+
+    def _attack(
+        self, teacher: nn.Module, criterion: Any, x: torch.Tensor, labels: dict, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """Run the momentum DI-FGSM steps on fp32 clean images `x` (K, C, H, W) with their labels."""
+        dtype = next(teacher.parameters()).dtype  # forward in the teacher's precision, keep the attack state in fp32
+        lo, hi = x.amin(dim=(2, 3)), x.amax(dim=(2, 3))  # (K, C) per-channel range of each clean image
+        x_adv, momentum = x.clone(), torch.zeros_like(x)
+        for _ in range(self.steps):
+            x_in = x_adv.detach().requires_grad_(True)
+            x_div, labels_div = self._diversify(x_in, labels, generator)
+            loss = teacher_class_loss(teacher, criterion, x_div.to(dtype), labels_div)
+            (grad,) = torch.autograd.grad(loss, x_in)
+            x_adv, momentum = adv_step(
+                x_adv,
+                x,
+                grad,
+                momentum,
+                step_size=self.step_size,
+                eps=self.eps,
+                decay=self.decay,
+                lo=lo,
+                hi=hi,
+            )
+        return x_adv.detach()
+
+    def _diversify(
+        self, x: torch.Tensor, labels: dict, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, dict]:
+        """Input diversity: per image, with probability di_p, resize down and zero-pad back at a random offset.
+
+        The same amount of randomness is drawn every call, so a seeded generator gives a reproducible attack.
+        """
+        if self.di_p == 0:
+            return x, labels
+        k, _, h, w = x.shape
+        rng_device = generator.device if generator is not None else torch.device("cpu")
+        u = torch.rand(k, 4, generator=generator, device=rng_device).to(x.device)  # apply, size, offset y, offset x
+        apply = u[:, 0] < self.di_p  # no early exit when none applies: that would sync the device every step
+        w_lo = min(math.ceil(self.DI_MIN_SCALE * w), w - 1)
+        new_w = torch.where(apply, w_lo + (u[:, 1] * (w - w_lo)).floor().clamp(max=w - w_lo - 1), w)
+        new_h = torch.where(apply, (new_w * h / w).round().clamp(1, h), h)
+        off_y = (u[:, 2] * (h - new_h + 1)).floor().clamp(max=h - new_h)
+        off_x = (u[:, 3] * (w - new_w + 1)).floor().clamp(max=w - new_w)
+
+        rows = _resize_pad_matrix(h, new_h, off_y)  # (K, H, H)
+        cols = _resize_pad_matrix(w, new_w, off_x)  # (K, W, W)
+        x_div = rows.unsqueeze(1) @ x @ cols.unsqueeze(1).transpose(-1, -2)
+
+        i = labels["batch_idx"].long()
+        sx, sy = (new_w / w)[i], (new_h / h)[i]
+        tx, ty = (off_x / w)[i], (off_y / h)[i]
+        bx, by, bw, bh = labels["bboxes"].unbind(-1)
+        bboxes = torch.stack((bx * sx + tx, by * sy + ty, bw * sx, bh * sy), -1).to(labels["bboxes"].dtype)
+        return x_div, {**labels, "bboxes": bboxes}
+
+
+def _resize_pad_matrix(n: int, size: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """Return (K, n, n) matrices A_k with A_k @ v = v bilinearly resized to size[k] and zero-padded to n at offset[k].
+
+    Bilinear with align_corners=False and no antialiasing, like F.interpolate; size n with offset 0 is the identity.
+    """
+    out_pos = torch.arange(n, device=size.device, dtype=torch.float32)
+    local = out_pos - offset[:, None]  # (K, n) position inside the placed, resized image
+    inside = (local >= 0) & (local < size[:, None])
+    src = ((local + 0.5) * (n / size[:, None]) - 0.5).clamp(0, n - 1)
+    i0 = src.floor()
+    w1 = (src - i0) * inside
+    w0 = (1 - (src - i0)) * inside
+    i0 = i0.long()
+    i1 = (i0 + 1).clamp(max=n - 1)
+    a = torch.zeros(size.shape[0], n, n, device=size.device, dtype=torch.float32)
+    return a.scatter_add_(2, i0[..., None], w0[..., None]).scatter_add_(2, i1[..., None], w1[..., None])
