@@ -1,0 +1,19 @@
+"""IKD augmentation ops: band-limited spectral mixing and the momentum adversarial step.
+
+Each op runs a fused C++/CUDA kernel (`ikd_yolo._C`, `torch.ops.ikd.*`) when the extension is built, and the
+pure-PyTorch reference (`ikd_yolo.ops.reference`, also the test oracle) otherwise. `backend(device)` tells which
+one runs; `set_backend("reference" | "fused" | "auto")` chooses (env IKD_OPS_BACKEND sets the default).
+
+Examples:
+    >>> import torch
+    >>> from ikd_yolo.ops import spectral_mix_noise, adv_step, backend
+    >>> x = torch.rand(4, 3, 64, 64)
+    >>> y = spectral_mix_noise(x, sigma=0.08, lo=0.5, hi=2.0, lam=1.0)
+    >>> backend("cpu")  # "fused-cpu" when the extension is built
+"""
+
+from ._backend import backend, set_backend
+from .adversarial import adv_step
+from .spectral import spectral_mix, spectral_mix_noise, spectral_mix_shuffle
+
+__all__ = ["adv_step", "backend", "set_backend", "spectral_mix", "spectral_mix_noise", "spectral_mix_shuffle"]

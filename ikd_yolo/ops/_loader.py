@@ -1,0 +1,54 @@
+"""Load the compiled extension `ikd_yolo._C` (fused ops, namespace `torch.ops.ikd`) once, or explain why not.
+
+A missing or unloadable extension is not an error: the ops fall back to the PyTorch reference and ONE warning line
+goes to the Ultralytics LOGGER.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+_state: dict = {"tried": False, "module": None, "error": None}
+
+
+def _import_extension() -> ModuleType:
+    """Import the compiled module; registers the `ikd::` ops with the dispatcher as a side effect."""
+    import torch  # noqa: F401  (libtorch must be loaded first)
+
+    module = importlib.import_module("ikd_yolo._C")
+    from . import _fake  # noqa: F401  (fake/meta kernels so the ops trace)
+
+    return module
+
+
+def load() -> ModuleType | None:
+    """Return the extension module, or None (after one warning) if it cannot be loaded."""
+    if not _state["tried"]:
+        _state["tried"] = True
+        try:
+            _state["module"] = _import_extension()
+        except Exception as e:  # ImportError, OSError (undefined symbol, missing libs), RuntimeError
+            _state["error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+            from ultralytics.utils import LOGGER
+
+            LOGGER.warning(
+                f"ikd_yolo.ops: fused kernels unavailable ({_state['error']}); using the PyTorch reference "
+                "(build them with `pip install --no-build-isolation -e .`)"
+            )
+    return _state["module"]
+
+
+def error() -> str | None:
+    """Why the extension could not be loaded (None if it loaded or was never tried)."""
+    return _state["error"]
+
+
+def cuda_compiled() -> bool:
+    """True if the loaded extension contains the CUDA kernels."""
+    return load() is not None and int(__import__("torch").ops.ikd._cuda_version()) > 0
+
+
+def reset() -> None:
+    """Forget the previous load attempt (tests use this to simulate a missing extension)."""
+    _state.update(tried=False, module=None, error=None)
