@@ -1,0 +1,49 @@
+#!/usr/bin/env python
+"""Distillation evidence benchmark (issue 6): matched students per (method, seed), two independent evaluators.
+
+Same as `ikd-yolo bench-distill ...`, with summaries under this repository's benchmarks/results/<name>/ and Ultralytics
+runs under runs/bench-distill/<name>/ unless out= / project= say otherwise. Arguments are key=value, as for `yolo`:
+
+    python benchmarks/bench_distill.py profile=quick                      # 3 seeds x none, ultralytics, fgd, ikd-fgd
+    python benchmarks/bench_distill.py profile=gpu device=0               # all 8 methods, one GPU
+    python benchmarks/bench_distill.py profile=full data=my.yaml teacher=big.pt methods=none,ultralytics,fgd,ikd-fgd
+    python benchmarks/bench_distill.py profile=quick methods=none,fgd seeds=[0] epochs=1 name=smoke
+
+Keys: profile, name, out, project, data, teacher, student, methods (list or comma-separated; aliases freq-only,
+adv-only, no-kd), seeds (a count, or a list), epochs, imgsz, batch, device, workers, n_train, n_val, data_imgsz,
+teacher_model, teacher_epochs; any ikd-yolo distillation key (ikd-yolo methods only) or Ultralytics train argument.
+Finished (method, seed) runs are kept in <out>/<name>/runs/*.json and are not trained again on a rerun.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ikd_yolo.cli import parse_args
+from ikd_yolo.config import DistillConfigError
+from ikd_yolo.evidence import run_benchmark
+from ikd_yolo.teacher import TeacherError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark with key=value arguments; return the exit code (2 for a usage error)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["help"], ["-h"], ["--help"]):
+        print(__doc__)
+        return 0
+    try:
+        args = parse_args(argv)
+        args.setdefault("out", ROOT / "benchmarks" / "results")
+        args.setdefault("project", ROOT / "runs" / "bench-distill")
+        run_benchmark(**args)
+    except (DistillConfigError, TeacherError, FileNotFoundError) as e:
+        print(f"bench_distill: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Matched training runs shared by `ikd-yolo demo` and the evidence benchmark.
+
+A run is (method, seed) on fixed data, student, teacher, epochs and image size: only the distillation differs.
+Methods: "none" (plain Ultralytics training), "ultralytics" (Ultralytics' built-in `distill_model=` distillation)
+and any ikd-yolo preset name (fgd, mgd, ikd-fgd, ...), trained with IKDTrainer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import ultralytics
+from ultralytics import YOLO
+from ultralytics.utils import LOGGER, colorstr
+
+from .config import preset_names
+
+
+def cache_dir() -> Path:
+    """Where cached datasets and teachers live (IKD_YOLO_CACHE, else ~/.cache/ikd-yolo)."""
+    path = Path(os.environ.get("IKD_YOLO_CACHE", Path.home() / ".cache" / "ikd-yolo"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def config_hash(settings: dict[str, Any]) -> str:
+    """Short stable hash of run settings (plus the Ultralytics version, which changes training)."""
+    text = json.dumps({**settings, "ultralytics": ultralytics.__version__}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def cached_teacher(
+    data: str | Path, model: str, epochs: int, imgsz: int, batch: int, device: str, seed: int = 0, **train_args: Any
+) -> Path:
+    """Train a teacher once per settings and reuse its best.pt afterwards.
+
+    Extra Ultralytics arguments (e.g. workers=8) are passed to training and, when given, are part of the cache key.
+    """
+    settings = dict(data=str(data), model=model, epochs=epochs, imgsz=imgsz, batch=batch, seed=seed)
+    if train_args:  # only when given, so the keys of teachers cached before this argument existed stay the same
+        settings["train_args"] = train_args
+    folder = cache_dir() / "teachers" / f"{Path(model).stem}-{config_hash(settings)}"
+    best = folder / "weights" / "best.pt"
+    if best.exists():
+        LOGGER.info(f"{colorstr('ikd-yolo:')} reusing cached teacher {best}")
+        return best
+    YOLO(model).train(
+        **{"workers": 0, "plots": False, "verbose": False, **train_args},
+        data=str(data), epochs=epochs, imgsz=imgsz, batch=batch, device=device, seed=seed,
+        project=str(folder.parent), name=folder.name, exist_ok=True,
+    )
+    return best
+
+
+def read_results_csv(run_dir: str | Path) -> list[dict[str, float]]:
+    """Rows of an Ultralytics run's results.csv as {column: value}, one per epoch (column names stripped)."""
+    lines = (Path(run_dir) / "results.csv").read_text().splitlines()
+    header = [h.strip() for h in lines[0].split(",")]
+    return [dict(zip(header, (float(x) for x in line.split(",")))) for line in lines[1:] if line.strip()]
+
+
+def epoch_curve(run_dir: str | Path) -> list[dict[str, float]]:
+    """Per-epoch validation mAP and cumulative training time (s) from results.csv: the learning curve of a run."""
+    return [
+        {
+            "epoch": int(row["epoch"]),
+            "map50_95": row.get("metrics/mAP50-95(B)", float("nan")),
+            "map50": row.get("metrics/mAP50(B)", float("nan")),
+            "time": row.get("time", float("nan")),
+        }
+        for row in read_results_csv(run_dir)
+    ]
+
+
+def train_student(
+    method: str,
+    data: str | Path,
+    teacher: str | Path,
+    student: str,
+    project: str | Path,
+    name: str,
+    **train_args: Any,
+) -> dict[str, Any]:
+    """Train one student with `method`; return its metrics, weights path, wall time per epoch and learning curve.
+
+    `train_args` go to Ultralytics (workers defaults to 0). The returned dict holds method, map50_95, map50, weights,
+    seconds_per_epoch (wall time of the whole call / epochs), save_dir and curve (`epoch_curve` of the run).
+    """
+    model = YOLO(student)
+    common = dict(data=str(data), project=str(project), name=name, exist_ok=True, **{"workers": 0, **train_args})
+    start = time.time()
+    if method == "none":
+        metrics = model.train(**common)
+    elif method == "ultralytics":
+        metrics = model.train(distill_model=str(teacher), **common)
+    elif method in preset_names():
+        from .trainer import IKDTrainer
+
+        metrics = model.train(trainer=IKDTrainer, teacher=str(teacher), distill=method, **common)
+    else:
+        raise ValueError(f"unknown method '{method}': use none, ultralytics or a preset ({', '.join(preset_names())})")
+    seconds = time.time() - start
+    save_dir = Path(model.trainer.save_dir)
+    return {
+        "method": method,
+        "map50_95": float(metrics.box.map),
+        "map50": float(metrics.box.map50),
+        "weights": str(Path(model.trainer.best)),
+        "seconds_per_epoch": seconds / max(int(train_args.get("epochs", 1)), 1),
+        "save_dir": str(save_dir),
+        "curve": epoch_curve(save_dir) if (save_dir / "results.csv").exists() else [],
+    }

@@ -1,0 +1,242 @@
+"""bench-distill evidence code: COCO ground truth + COCOeval on hand cases, the summary arithmetic and writers on
+fabricated results, and resumability (a finished run is never trained again). No real training here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from ikd_yolo import evidence
+from ikd_yolo.cli import main
+from ikd_yolo.config import DistillConfigError
+from ikd_yolo.evidence import (
+    coco_eval, coco_ground_truth, format_table, match_predictions, parse_methods, parse_seeds, run_benchmark, run_one,
+    resolve_settings, summarize, write_outputs,
+)
+
+# One 200x160 image with a small (20x20), a medium (50x40) and a large (120x100) box of class 0 and a clipped box of
+# class 2; one image with an empty label file; one image without a label file.
+LABELS = (
+    "0 0.15 0.125 0.1 0.125\n"    # x 20..40,  y 10..30   -> [20, 10, 20, 20],  area 400 (small)
+    "0 0.375 0.5 0.25 0.25\n"     # x 50..100, y 60..100  -> [50, 60, 50, 40],  area 2000 (medium)
+    "0 0.6 0.6875 0.6 0.625\n"    # x 60..180, y 60..160  -> [60, 60, 120, 100], area 12000 (large)
+    "2 0.95 0.1 0.2 0.1\n"        # x 170..210 clipped to 200, y 8..24 -> [170, 8, 30, 16], area 480
+)
+
+
+@pytest.fixture
+def tiny_yolo(tmp_path) -> Path:
+    """A hand-made YOLO dataset whose COCO ground truth is known exactly."""
+    for split in ("images/val", "labels/val"):
+        (tmp_path / split).mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "images/val/000007.jpg"), np.zeros((160, 200, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "images/val/empty.png"), np.zeros((64, 96, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "images/val/nolabel.jpg"), np.zeros((32, 32, 3), np.uint8))
+    (tmp_path / "labels/val/000007.txt").write_text(LABELS)
+    (tmp_path / "labels/val/empty.txt").write_text("")
+    yaml_file = tmp_path / "data.yaml"
+    yaml_file.write_text(f"path: {tmp_path}\ntrain: images/val\nval: images/val\nnames: {{0: a, 1: b, 2: c}}\n")
+    return yaml_file
+
+
+def as_predictions(gt: dict, keep=lambda a: True, score: float = 0.9) -> list[dict]:
+    """Ground-truth boxes as Ultralytics would write them in predictions.json (image_id from the file stem)."""
+    names = {im["id"]: im["file_name"] for im in gt["images"]}
+    out = []
+    for a in filter(keep, gt["annotations"]):
+        stem = Path(names[a["image_id"]]).stem
+        out.append({"image_id": int(stem) if stem.isnumeric() else stem, "file_name": names[a["image_id"]],
+                    "category_id": a["category_id"], "bbox": a["bbox"], "score": score})
+    return out
+
+
+def test_ground_truth_boxes_sizes_and_ids(tiny_yolo):
+    gt = coco_ground_truth(tiny_yolo)
+    assert [(im["file_name"], im["width"], im["height"]) for im in gt["images"]] == [
+        ("000007.jpg", 200, 160), ("empty.png", 96, 64), ("nolabel.jpg", 32, 32)]
+    assert [c["id"] for c in gt["categories"]] == [1, 2, 3]  # class + 1, as pred_to_json writes
+    anns = gt["annotations"]
+    assert [a["bbox"] for a in anns] == [[20, 10, 20, 20], [50, 60, 50, 40], [60, 60, 120, 100], [170, 8, 30, 16]]
+    assert [a["area"] for a in anns] == pytest.approx([400, 2000, 12000, 480])
+    assert [a["category_id"] for a in anns] == [1, 1, 1, 3]
+    assert {a["image_id"] for a in anns} == {1} and all(a["iscrowd"] == 0 for a in anns)
+    assert len({a["id"] for a in anns}) == 4
+
+
+def test_predictions_equal_to_ground_truth_score_one(tiny_yolo):
+    gt = coco_ground_truth(tiny_yolo)
+    preds = match_predictions(gt, as_predictions(gt))
+    assert {p["image_id"] for p in preds} == {1}  # stem 000007 -> image_id 7 in the file, remapped by file name
+    scores = coco_eval(gt, preds)
+    for k in ("AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L", "AR100"):
+        assert scores[k] == pytest.approx(1.0), k
+
+
+def test_one_missed_small_box(tiny_yolo):
+    gt = coco_ground_truth(tiny_yolo)
+    missed = {1}  # the 20x20 box of class 0
+    scores = coco_eval(gt, match_predictions(gt, as_predictions(gt, keep=lambda a: a["id"] not in missed)))
+    # class 0: 2 of 3 found with precision 1 -> precision 1 at the 67 recall points 0.00..0.66 of 101, 0 after;
+    # class 2 (area 480 -> small) found -> 1.0; class 1 has no ground truth and is left out of the mean.
+    assert scores["AP"] == pytest.approx((67 / 101 + 1.0) / 2)
+    assert scores["AP50"] == pytest.approx((67 / 101 + 1.0) / 2)
+    assert scores["AP_S"] == pytest.approx((0.0 + 1.0) / 2)  # class 0's small box missed, class 2's found
+    assert scores["AP_M"] == pytest.approx(1.0) and scores["AP_L"] == pytest.approx(1.0)  # only class 0 has these
+
+
+def test_area_scale_moves_the_buckets_and_empty_ranges_are_none(tiny_yolo):
+    gt = coco_ground_truth(tiny_yolo)
+    # x 1/16 (a 64 px synthetic set): limits 64 and 576 px -> 400 and 480 are medium, 2000 and 12000 large
+    scores = coco_eval(gt, match_predictions(gt, as_predictions(gt)), area_scale=1 / 16)
+    assert scores["AP_S"] is None and scores["AP_M"] == pytest.approx(1.0) and scores["AP_L"] == pytest.approx(1.0)
+    empty = coco_eval(gt, [], area_scale=1 / 16)
+    assert empty["AP"] == 0.0 and empty["AP_S"] is None and empty["AP_M"] == 0.0
+
+
+def test_duplicate_file_names_are_refused(tiny_yolo):
+    (tiny_yolo.parent / "images/val/sub").mkdir()
+    cv2.imwrite(str(tiny_yolo.parent / "images/val/sub/empty.png"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match="same file name"):
+        coco_ground_truth(tiny_yolo)
+
+
+# ----------------------------------------------------------------------------------- summary on fabricated results
+def fake_run(method: str, seed: int, ap: float, map_: float, secs: float = 10.0) -> dict:
+    scores = dict(map50_95=map_, map50=map_ + 0.2, AP=ap, AP50=ap + 0.2, AP75=ap, AP_S=ap / 2, AP_M=ap, AP_L=None,
+                  seconds_per_epoch=secs)
+    curve = [{"epoch": e, "map50_95": map_ * e / 3, "map50": 0.0, "time": secs * e} for e in (1, 2, 3)]
+    return {"method": method, "seed": seed, "scores": scores, "curve": curve}
+
+
+FAKE = [
+    fake_run("none", 0, 0.10, 0.11), fake_run("none", 1, 0.12, 0.13), fake_run("none", 2, 0.14, 0.15),
+    fake_run("ultralytics", 0, 0.13, 0.14, 12), fake_run("ultralytics", 1, 0.15, 0.16, 14),
+    fake_run("ultralytics", 2, 0.17, 0.18, 16),
+    fake_run("fgd", 0, 0.16, 0.20), fake_run("fgd", 1, 0.18, 0.22),  # two seeds only
+    fake_run("ikd-fgd", 0, 0.16, 0.30),  # one seed; ranks above fgd by mAP50-95 but below it by AP
+]
+
+
+def test_mean_std_and_deltas_by_hand():
+    s = summarize(FAKE, ["none", "ultralytics", "fgd", "ikd-fgd"])
+    st = s["stats"]
+    assert st["none"]["AP"]["mean"] == pytest.approx(0.12) and st["none"]["AP"]["std"] == pytest.approx(0.02)
+    assert st["ultralytics"]["seconds_per_epoch"]["mean"] == pytest.approx(14) and \
+        st["ultralytics"]["seconds_per_epoch"]["std"] == pytest.approx(2)
+    assert st["fgd"]["AP"]["std"] == pytest.approx(np.sqrt(2) * 0.01)  # two values 0.16, 0.18
+    assert st["ikd-fgd"]["AP"]["std"] is None and st["ikd-fgd"]["AP"]["n"] == 1
+    assert st["none"]["AP_L"] == {"mean": None, "std": None, "n": 0, "values": []}
+    d = s["deltas"]
+    assert d["ultralytics"]["none"]["AP"] == pytest.approx(0.03)
+    assert d["fgd"]["none"]["map50_95"] == pytest.approx(0.21 - 0.13)
+    assert d["fgd"]["ultralytics"]["AP"] == pytest.approx(0.17 - 0.15)
+    assert d["none"]["none"]["AP"] == 0 and d["fgd"]["none"]["AP_L"] is None
+
+
+def test_ranking_check_reports_the_swapped_pair():
+    rank = summarize(FAKE, ["none", "ultralytics", "fgd", "ikd-fgd"])["ranking"]["map50_95_vs_AP"]
+    assert rank["ultralytics_order"] == "ikd-fgd > fgd > ultralytics > none"
+    assert rank["coco_order"] == "fgd > ikd-fgd > ultralytics > none"
+    assert not rank["agree"] and [p["methods"] for p in rank["swapped_pairs"]] == [["fgd", "ikd-fgd"]]
+    assert rank["kendall_tau"] == pytest.approx(2 * 5 / 6 - 1)  # 5 of 6 pairs concordant
+
+
+def test_ties_are_shown_as_ties():
+    tied = [fake_run("none", 0, 0.0, 0.0), fake_run("fgd", 0, 0.0, 0.0), fake_run("mgd", 0, 0.1, 0.1)]
+    rank = summarize(tied, ["none", "fgd", "mgd"])["ranking"]["map50_95_vs_AP"]
+    assert rank["agree"] and rank["coco_order"] == "mgd > none = fgd"
+
+
+def test_table_json_and_plots(tmp_path):
+    summary = summarize(FAKE, ["none", "ultralytics", "fgd", "ikd-fgd"])
+    table = format_table(summary)
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if line.startswith("| ")}
+    assert "| none | 3 | 13.00 ± 2.00 | 33.00 ± 2.00 | 12.00 ± 2.00 |" in rows["none"]
+    assert "+3.00 | +3.00 | +0.00 | +0.00 | 14.0 ± 2.0 |" in rows["ultralytics"]  # deltas vs none, vs UL, s/epoch
+    assert "| ikd-fgd | 1 | 30.00 | 50.00 | 16.00 |" in rows["ikd-fgd"]  # one seed: no ± part
+    assert "DIFFERS" in table and "fgd vs ikd-fgd" in table
+    paths = write_outputs(summary, tmp_path / "out")
+    saved = json.loads(paths["json"].read_text())
+    assert saved["stats"]["fgd"]["map50_95"]["mean"] == pytest.approx(0.21)
+    assert len(saved["runs"]) == len(FAKE)
+    for k in ("bars", "curves"):
+        assert paths[k].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert paths["md"].read_text().count("\n| ") == 5  # header + 4 methods (the separator row starts with |-)
+
+
+# ------------------------------------------------------------------------------------------------- resumability
+@pytest.fixture
+def fake_training(monkeypatch, tmp_path):
+    """Replace training, validation and the teacher by fakes that count their calls."""
+    calls = []
+
+    def fake_train(method, data, teacher, student, project, name, **args):
+        calls.append((method, args["seed"], args))
+        save_dir = Path(project) / name
+        return {"method": method, "map50_95": 0.1, "map50": 0.2, "weights": str(save_dir / "weights/best.pt"),
+                "seconds_per_epoch": 3.0, "save_dir": str(save_dir),
+                "curve": [{"epoch": 1, "map50_95": 0.1, "map50": 0.2, "time": 2.0}]}
+
+    def fake_validate(weights, data, gt, area_scale, save_dir, **val_args):
+        return dict(map50_95=0.1, map50=0.2, AP=0.11, AP50=0.21, AP75=0.1, AP_S=0.0, AP_M=0.1, AP_L=0.2, AR100=0.3)
+
+    monkeypatch.setattr(evidence, "train_student", fake_train)
+    monkeypatch.setattr(evidence, "validate_twice", fake_validate)
+    monkeypatch.setattr(evidence, "cached_teacher", lambda *a, **k: tmp_path / "teacher.pt")
+    monkeypatch.setenv("IKD_YOLO_CACHE", str(tmp_path / "cache"))
+    return calls
+
+
+def test_rerun_skips_finished_runs(fake_training, tmp_path):
+    kwargs = dict(profile="quick", name="t", out=tmp_path / "results", project=tmp_path / "runs", n_train=4, n_val=3,
+                  data_imgsz=64, methods="none,ikd-fgd", seeds=2, epochs=1)
+    first = run_benchmark(**kwargs)
+    assert sorted((m, s) for m, s, _ in fake_training) == [("ikd-fgd", 0), ("ikd-fgd", 1), ("none", 0), ("none", 1)]
+    ikd_args = next(a for m, _, a in fake_training if m == "ikd-fgd")
+    assert ikd_args["adv_steps"] == 2 and ikd_args["adv_every"] == 2  # the quick profile's attack settings
+    none_args = next(a for m, _, a in fake_training if m == "none")
+    assert "adv_steps" not in none_args and none_args["optimizer"] == "AdamW"  # recipe for all, attack for IKD only
+    assert first["method_args"]["ikd-fgd"]["adv_steps"] == 2 and first["area_scale"] == pytest.approx(1 / 16)
+    files = sorted(p.name for p in (tmp_path / "results/t/runs").iterdir())
+    assert files == ["ikd-fgd-s0.json", "ikd-fgd-s1.json", "none-s0.json", "none-s1.json", "teacher.json"]
+    for f in ("bench_distill.md", "summary.json", "bars.png", "curves.png"):
+        assert (tmp_path / "results/t" / f).is_file()
+
+    fake_training.clear()
+    second = run_benchmark(**{**kwargs, "seeds": 3})  # seeds 0, 1 finished: only seed 2 runs
+    assert sorted((m, s) for m, s, _ in fake_training) == [("ikd-fgd", 2), ("none", 2)]
+    assert second["stats"]["none"]["AP"]["n"] == 3
+
+    fake_training.clear()
+    run_benchmark(**{**kwargs, "epochs": 2, "methods": "none", "seeds": 1})  # changed settings: run again
+    assert [(m, s) for m, s, _ in fake_training] == [("none", 0)]
+
+
+def test_run_one_reuses_json_without_training(monkeypatch, tmp_path, fake_training):
+    s = resolve_settings("quick", methods="none", seeds=1)
+    args = (tmp_path / "data.yaml", tmp_path / "t.pt", {}, 1.0, tmp_path / "runs", tmp_path / "project")
+    first = run_one("none", 0, s, *args)
+    assert len(fake_training) == 1 and (tmp_path / "runs/none-s0.json").is_file()
+    monkeypatch.setattr(evidence, "train_student", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    assert run_one("none", 0, s, *args) == first
+
+
+def test_argument_parsing_and_errors():
+    assert parse_methods("none, freq-only,adv-only,fgd,none") == ["none", "ikd-fgd-freq", "ikd-fgd-adv", "fgd"]
+    assert parse_seeds(3) == [0, 1, 2] and parse_seeds("4,7") == [4, 7] and parse_seeds([5]) == [5]
+    with pytest.raises(DistillConfigError, match="not known"):
+        parse_methods("none,fdg")
+    with pytest.raises(DistillConfigError, match="profile"):
+        resolve_settings("slow")
+    with pytest.raises(DistillConfigError, match="data="):
+        resolve_settings("full")
+    with pytest.raises(DistillConfigError, match="epohcs"):
+        resolve_settings("quick", epohcs=3)
+    s = resolve_settings("gpu", methods=["none", "mgd"], adv_steps=1, lr0=0.02)
+    assert s["ikd_args"] == {"adv_steps": 1}
+    assert s["train_args"] == {"optimizer": "AdamW", "lr0": 0.02, "warmup_epochs": 1}  # the profile recipe, lr0 over
+    assert main(["bench-distill", "profile=nope"]) == 2
