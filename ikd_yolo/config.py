@@ -172,6 +172,12 @@ def resolve_distill_config(explicit: Mapping[str, Any]) -> dict[str, Any]:
 def parse_cli_value(text: str) -> Any:
     """Turn a command-line value into a Python value the way YAML reads it (numbers, lists, null, booleans)."""
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    if isinstance(value, str):
+        try:
+            return float(value)  # YAML 1.1 reads exponents without a dot (1e-5) as strings
+        except ValueError:
+            pass
+    return value

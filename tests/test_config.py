@@ -83,14 +83,14 @@ def test_split_routes_keys_and_rejects_typos():
 
 
 def test_cli_parsing_and_help(capsys):
-    assert parse_args(["epochs=3", "freq_lam=[0.1,0.2]", "teacher=null", "resume", "name=007"]) == {
-        "epochs": 3, "freq_lam": [0.1, 0.2], "teacher": None, "resume": True, "name": "007",
+    assert parse_args(["epochs=3", "freq_lam=[0.1,0.2]", "teacher=null", "resume", "name=007", "mgd_alpha=1e-5"]) == {
+        "epochs": 3, "freq_lam": [0.1, 0.2], "teacher": None, "resume": True, "name": "007", "mgd_alpha": 1e-5,
     }
     assert main(["train", "help"]) == 0
     out = capsys.readouterr().out
     for key in DEFAULTS:
         assert f"  {key} " in out
-    assert "fgd_alpha        0.001" in help_text()
+    assert "fgd_alpha        3e-07" in help_text()
 
 
 def test_cli_missing_teacher_fails_before_training(capsys, tmp_path):
