@@ -1,0 +1,193 @@
+"""Shared pieces of the CPU cost benchmarks: the bench setup, one training step, interleaved timing, reporting.
+
+How a training step is timed. Each variant is a real Ultralytics trainer (`DetectionTrainer` or `IKDTrainer`) whose
+`_setup_train()` has run, i.e. the model, dataloader, optimizer, EMA and (for IKD) teacher and augmentations exactly
+as `model.train(...)` builds them. `train_step` then runs the body of Ultralytics' training loop
+(`BaseTrainer._do_train`, Ultralytics 8.4) on one batch: `preprocess_batch` (for IKD: frequency augmentation,
+teacher features, adversarial attack), `model(batch)` (forward + every loss), `loss.sum()`, `backward()` and
+`optimizer_step()` (gradient clipping, optimizer, EMA update). It leaves out the warm-up learning-rate ramp, the
+progress bar and the loader: batches are taken from the trainer's own train loader beforehand and handed out again
+as shallow copies, so no variant pays for data loading and all see real mosaic batches. An optimizer step is taken
+every iteration (as with `nbs=batch`). Driving the trainers step by step, rather than timing whole `model.train()`
+runs, lets the variants be interleaved step by step in one process, which is what keeps ratios meaningful on a
+shared, noisy CPU: every round times each variant once, in a rotated order, and the report uses medians.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from copy import deepcopy
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("YOLO_OFFLINE", "1")  # never reach for the network from a benchmark
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".ikd_cache" / "bench"  # synthetic data, the untrained teacher, trainer run folders (git-ignored)
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+# ----------------------------------------------------------------------------------------------------- setup ----
+def bench_data(imgsz: int, n_train: int, n_val: int = 8) -> Path:
+    """data.yaml of the synthetic shapes set (8 classes) at `imgsz`, made once and reused."""
+    from ikd_yolo.data import make_synthetic_dataset
+
+    out = CACHE / f"synth_{imgsz}px_{n_train}"
+    return make_synthetic_dataset(out, n_train=n_train, n_val=n_val, imgsz=imgsz, seed=0)
+
+
+def bench_teacher(nc: int, cfg: str = "yolo11s.yaml") -> Path:
+    """An UNTRAINED teacher checkpoint (random weights, `nc` classes) in Ultralytics' format, made once.
+
+    Timing does not need a good teacher: its cost depends on its architecture and the input size only. The file loads
+    with `ultralytics.nn.tasks.load_checkpoint`: ikd-yolo's `teacher=` and Ultralytics' `distill_model=` both take it.
+    """
+    from ultralytics import __version__
+    from ultralytics.nn.tasks import DetectionModel
+
+    path = CACHE / f"teacher_{Path(cfg).stem}_nc{nc}.pt"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(0)
+        model = DetectionModel(cfg, nc=nc, verbose=False)
+        model.names = {i: str(i) for i in range(nc)}
+        ckpt = {"model": deepcopy(model).half(), "train_args": {}, "version": __version__, "date": None}
+        torch.save(ckpt, path)
+    return path
+
+
+def build_trainer(trainer_cls: type, name: str, **overrides: Any):
+    """A trainer of `trainer_cls` made ready to step: `_setup_train()` done, model in training mode, epoch 0."""
+    args = dict(
+        device="cpu", workers=0, amp=False, plots=False, val=False, verbose=False, seed=0, exist_ok=True,
+        project=str(CACHE / "runs"), name=name,
+    )
+    trainer = trainer_cls(overrides={**args, **overrides})
+    trainer._setup_train()
+    trainer._model_train()
+    trainer.epoch = 0
+    trainer.optimizer.zero_grad()
+    return trainer
+
+
+def real_batches(trainer, n: int) -> list[dict]:
+    """The first `n` collated batches of the trainer's train loader (mosaic etc. as in training)."""
+    out = []
+    while len(out) < n:
+        for batch in trainer.train_loader:
+            out.append(batch)
+            if len(out) == n:
+                break
+    return out
+
+
+def train_step(trainer, batch: dict) -> torch.Tensor:
+    """One training step as Ultralytics' loop runs it: preprocess, forward + loss, backward, optimizer step + EMA.
+
+    `batch` is a collated loader batch; it is shallow-copied, since `preprocess_batch` rewrites its entries.
+    """
+    from ultralytics.utils.torch_utils import autocast
+
+    with autocast(torch.bfloat16 if trainer.args.amp == "bf16" else trainer.amp, device=trainer.device.type):
+        batch = trainer.preprocess_batch(dict(batch))
+        loss, trainer.loss_items = trainer.model(batch)
+        trainer.loss = loss.sum()
+    trainer.scaler.scale(trainer.loss).backward()
+    trainer.optimizer_step()
+    return trainer.loss.detach()
+
+
+# ---------------------------------------------------------------------------------------------------- timing ----
+def interleaved(tasks: dict[str, Callable[[], Any]], rounds: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Time each task once per round, in an order rotated every round; return seconds per task (warm-up dropped).
+
+    Rotating the order means no task always runs first (after the loader) or right after the heaviest one.
+    """
+    names = list(tasks)
+    times: dict[str, list[float]] = {k: [] for k in names}
+    for r in range(warmup + rounds):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            t0 = time.perf_counter()
+            tasks[name]()
+            dt = time.perf_counter() - t0
+            if r >= warmup:
+                times[name].append(dt)
+    return times
+
+
+def summary(seconds: list[float]) -> dict[str, float]:
+    """Median, quartiles and extremes in milliseconds."""
+    ms = sorted(1e3 * s for s in seconds)
+    q = statistics.quantiles(ms, n=4) if len(ms) > 1 else [ms[0]] * 3
+    return {"median_ms": statistics.median(ms), "q1_ms": q[0], "q3_ms": q[2], "min_ms": ms[0], "max_ms": ms[-1],
+            "n": len(ms)}
+
+
+def paired_ratio(num: list[float], den: list[float]) -> float:
+    """Median over rounds of num[i] / den[i]: each round's two timings saw the same machine load."""
+    return statistics.median(a / b for a, b in zip(num, den))
+
+
+# ---------------------------------------------------------------------------------------------------- report ----
+def environment() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    import ultralytics
+
+    from ikd_yolo import ops
+    from ikd_yolo.ops import _loader
+
+    cpu = platform.processor() or ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "ultralytics": ultralytics.__version__,
+        "ops_backend_auto": ops.backend("cpu"),
+        "fused_available": _loader.load() is not None,
+    }
+
+
+def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A GitHub Markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_json(path: Path, obj: dict) -> Path:
+    """Write `obj` as indented JSON, creating the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2) + "\n")
+    return path
+
+
+class quiet:
+    """Context manager: Ultralytics' LOGGER (and with it its progress bars) at WARNING level inside."""
+
+    def __enter__(self) -> None:
+        from ultralytics.utils import LOGGER
+
+        self.level = LOGGER.level
+        LOGGER.setLevel(30)
+
+    def __exit__(self, *exc: Any) -> None:
+        from ultralytics.utils import LOGGER
+
+        LOGGER.setLevel(self.level)
