@@ -45,10 +45,15 @@ def load_teacher(path: str | Path, nc: int, channels: int = 3) -> DetectionModel
     else:
         model = DetectionModel(str(path), nc=nc, ch=channels, verbose=False)
     task = guess_model_task(getattr(model, "yaml", None) or model)  # the architecture, not a stored label
-    if task != "detect" or type(model) is not DetectionModel:
+    if task != "detect":
         raise TeacherError(
             f"teacher '{path}' is a {task} model ({type(model).__name__}): IKD needs a detection teacher "
             "(a model trained with task=detect)"
+        )
+    if type(model) is not DetectionModel:  # RT-DETR, YOLO-World, YOLOE: detectors, but not with a plain Detect head
+        raise TeacherError(
+            f"teacher '{path}' is a {type(model).__name__}, not a YOLO DetectionModel: IKD needs a YOLO detection "
+            "teacher (e.g. YOLOv8, YOLO11 or YOLO26 trained with task=detect)"
         )
     teacher_nc = int(model.model[-1].nc)
     if teacher_nc != nc:

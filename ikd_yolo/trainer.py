@@ -1,20 +1,23 @@
 """IKDTrainer: Ultralytics' DetectionTrainer with a frozen teacher, IKD augmentations and distillation losses.
 
 Inconsistent Knowledge Distillation (Liang et al., ACM MM 2023, arXiv:2209.09841): distil the teacher's features on
-the training batch (FGD/MGD/CWD/MSE) and, during the first part of training, also on inputs the labels do not
-describe: a frequency-mixed batch (chosen per image from its object scale) and an adversarial batch that attacks the
-teacher. This class only wires those parts into Ultralytics' loop; each lives in its own module.
+the training batch (FGD/MGD/CWD/MSE) and, during the first part of training, on inputs whose content the labels do not
+describe: the batch itself is frequency-mixed (per image, from its object scale; as the authors' augmentation
+replaced the training image, it feeds the detection loss too), and an extra adversarial copy that attacks the teacher
+is distilled on its own. This class only wires those parts into Ultralytics' loop; each lives in its own module.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from copy import deepcopy
+from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 from torch import nn
 from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.nn.distill_model import DistillationModel
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, YAML, colorstr
 from ultralytics.utils.patches import torch_load
 from ultralytics.utils.torch_utils import unwrap_model
@@ -25,6 +28,7 @@ from .model import ADV_IMG, ADV_TEACHER_FEATS, TEACHER_FEATS, FeatureDistiller, 
 from .teacher import FrozenTeacher, TeacherError, check_compatible, check_teacher_path, load_teacher
 
 STATE_ATTR = "ikd_state"  # attribute of the saved student holding what resume needs (plain dict of tensors)
+WRAPPERS = (DistillationModel, IKDModel)  # training wrappers a student .pt may hold; the detector is .student_model
 
 
 class IKDTrainer(DetectionTrainer):
@@ -80,8 +84,24 @@ class IKDTrainer(DetectionTrainer):
         return distill
 
     # ---- model -------------------------------------------------------------------------------------------------
+    def get_model(self, cfg=None, weights=None, verbose: bool = True):
+        """Ultralytics' detection model; weights saved inside a distillation wrapper give their student (logged)."""
+        if isinstance(weights, WRAPPERS):
+            LOGGER.info(
+                f"{colorstr('ikd-yolo:')} the student checkpoint holds a {type(weights).__name__}: training its "
+                "student_model, without the saved teacher or distillation layers"
+            )
+            weights = weights.student_model
+        return super().get_model(cfg=cfg, weights=weights, verbose=verbose)
+
     def setup_model(self):
         """Build or load the student as Ultralytics does, then wrap it with the distiller (restored on resume)."""
+        if isinstance(self.model, (str, Path)) and str(self.model).lower().endswith(".pt") and not self.resume:
+            from ultralytics.nn.tasks import load_checkpoint
+
+            weights, _ = load_checkpoint(self.model)  # Ultralytics would rebuild a DistillationModel without teacher
+            if isinstance(weights, WRAPPERS):
+                self.model = self.get_model(cfg=weights.yaml, weights=weights, verbose=RANK in {-1, 0})
         ckpt = super().setup_model()
         student = self.model
         check_compatible(self.teacher.model, student)
@@ -116,12 +136,11 @@ class IKDTrainer(DetectionTrainer):
     @property
     def augmentation_phase(self) -> bool:
         """True during the first `ikd_phase` of the epochs, when IKD's augmentations run."""
-        return self.epoch < round(self.distill["ikd_phase"] * self.epochs)
+        return self.epoch < int(self.distill["ikd_phase"] * self.epochs + 0.5)  # round half up, not to even
 
     def preprocess_batch(self, batch: dict) -> dict:
         """Normalise as Ultralytics does, then add IKD's augmented inputs and the teacher's features to the batch."""
         batch = super().preprocess_batch(batch)
-        self._step += 1
         if self.augmentation_phase and self.freq_augment is not None:
             batch = self.freq_augment(batch)
         batch[TEACHER_FEATS] = self.teacher.features(batch["img"])
@@ -132,6 +151,7 @@ class IKDTrainer(DetectionTrainer):
             if x_adv is not None:  # None when adv_frac leaves no image to attack
                 batch[ADV_IMG] = x_adv
                 batch[ADV_TEACHER_FEATS] = self.teacher.features(x_adv)
+        self._step += 1
         return batch
 
     # ---- validation and checkpoints ------------------------------------------------------------------------
@@ -191,6 +211,7 @@ class IKDTrainer(DetectionTrainer):
             ema.distiller.load_state_dict(getattr(saved, STATE_ATTR)["distiller"])
             ckpt = {**ckpt, "ema": ema}
         super().resume_training(ckpt)
+        self._step = self.start_epoch * len(self.train_loader)  # the attack cadence (adv_every) goes on where it was
 
     def final_eval(self) -> None:
         """Drop the distiller state from the finished weights, then validate best.pt as Ultralytics does."""
