@@ -20,29 +20,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ikd_yolo.cli import parse_args
-from ikd_yolo.config import DistillConfigError
-from ikd_yolo.evidence import run_benchmark
-from ikd_yolo.teacher import TeacherError
+from ikd_yolo import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark with key=value arguments; return the exit code (2 for a usage error)."""
+    """Run `ikd-yolo bench-distill` with this repository's output folders as defaults; return the exit code."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] in (["help"], ["-h"], ["--help"]):
         print(__doc__)
         return 0
-    try:
-        args = parse_args(argv)
-        args.setdefault("out", ROOT / "benchmarks" / "results")
-        args.setdefault("project", ROOT / "runs" / "bench-distill")
-        run_benchmark(**args)
-    except (DistillConfigError, TeacherError, FileNotFoundError) as e:
-        print(f"bench_distill: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    defaults = [f"out={ROOT / 'benchmarks' / 'results'}", f"project={ROOT / 'runs' / 'bench-distill'}"]
+    return cli.main(["bench-distill", *defaults, *argv])  # later key=value words win
 
 
 if __name__ == "__main__":
