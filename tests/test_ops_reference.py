@@ -128,7 +128,8 @@ def test_public_api_checks_and_noncontiguous():
     xt = x.transpose(2, 3)  # non-contiguous (2, 3, 16, 20)
     torch.testing.assert_close(ops.spectral_mix(xt, xt.flip(0), 0.1, 0.9, 0.5),
                                ref.spectral_mix(xt.contiguous(), xt.flip(0).contiguous(), 0.1, 0.9, 0.5))
-    with pytest.raises(TypeError, match=r"x must be a float tensor \(got torch.int64\); convert with x.float\(\) / 255"):
+    msg = r"spectral_mix: x must be a float tensor \(got torch.int64\); convert with x.float\(\) / 255"
+    with pytest.raises(TypeError, match=msg):
         ops.spectral_mix((x * 255).long(), x, 0, 1, 1)
     with pytest.raises(ValueError, match="source must have the shape of x"):
         ops.spectral_mix(x, x[:1], 0, 1, 1)
@@ -142,6 +143,7 @@ def test_public_api_checks_and_noncontiguous():
         ops.spectral_mix_shuffle(x, torch.tensor([0, 2]), 0, 1, 1)
     with pytest.raises(TypeError, match="perm must be an integer tensor"):
         ops.spectral_mix_shuffle(x, torch.tensor([0.0, 1.0]), 0, 1, 1)
+    ops.adv_step(x, x, x, x, 0.1, 0.1, lo=torch.zeros(1, 3, 1, 1), hi=torch.ones(3))  # per-channel shapes
     with pytest.raises(ValueError, match="lo must be a float or a \\(2, 3\\) tensor"):
         ops.adv_step(x, x, x, x, 0.1, 0.1, lo=torch.zeros(4))
 

@@ -12,8 +12,14 @@ Examples:
     >>> backend("cpu")  # "fused-cpu" when the extension is built
 """
 
+import os as _os
+
+from . import _loader
 from ._backend import backend, set_backend
 from .adversarial import adv_step
 from .spectral import spectral_mix, spectral_mix_noise, spectral_mix_shuffle
+
+if _os.environ.get("IKD_OPS_BACKEND") != "reference":
+    _loader.load()  # at import, not inside a first call that torch.compile may be tracing
 
 __all__ = ["adv_step", "backend", "set_backend", "spectral_mix", "spectral_mix_noise", "spectral_mix_shuffle"]

@@ -10,6 +10,8 @@ from . import _loader
 
 BACKENDS = ("auto", "fused", "reference")
 _choice = {"name": os.environ.get("IKD_OPS_BACKEND", "auto")}
+if _choice["name"] not in BACKENDS:
+    _choice["name"] = "auto"
 
 
 def set_backend(name: str) -> None:

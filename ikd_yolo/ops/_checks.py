@@ -50,9 +50,11 @@ def sample_param(op: str, name: str, value, x: torch.Tensor) -> torch.Tensor:
 
 
 def channel_param(op: str, name: str, value, x: torch.Tensor) -> torch.Tensor:
-    """A float or a tensor broadcastable to (B, C) -> float64 (B, C) tensor on x.device."""
+    """A float or a tensor broadcastable to (B, C) (trailing singleton dims allowed) -> float64 (B, C) on x.device."""
     b, c = x.shape[:2]
     if isinstance(value, torch.Tensor):
+        while value.dim() > 2 and value.shape[-1] == 1:  # (B, C, 1, 1) / (1, C, 1, 1) as for image normalisation
+            value = value.squeeze(-1)
         try:
             ok = torch.broadcast_shapes(value.shape, (b, c)) == (b, c)
         except RuntimeError:
@@ -75,6 +77,7 @@ def permutation(op: str, perm, x: torch.Tensor) -> torch.Tensor:
     if tuple(perm.shape) != (b,):
         raise ValueError(f"{op}: perm must have shape ({b},) (got {tuple(perm.shape)})")
     perm = perm.to(device=x.device, dtype=torch.long).contiguous()
-    if perm.device.type == "cpu" and b and (int(perm.min()) < 0 or int(perm.max()) >= b):
+    # a data-dependent check: CPU only (no GPU sync) and not while tracing (the kernels check / assert too)
+    if perm.device.type == "cpu" and not torch.compiler.is_compiling() and (perm.min() < 0 or perm.max() >= b):
         raise ValueError(f"{op}: perm values must lie in [0, {b}) (got [{int(perm.min())}, {int(perm.max())}])")
     return perm

@@ -9,17 +9,17 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-_state: dict = {"tried": False, "module": None, "error": None}
+_state: dict = {"tried": False, "module": None, "error": None, "cuda_version": -1}
 
 
-def _import_extension() -> ModuleType:
-    """Import the compiled module; registers the `ikd::` ops with the dispatcher as a side effect."""
-    import torch  # noqa: F401  (libtorch must be loaded first)
+def _import_extension() -> tuple[ModuleType, int]:
+    """Import the compiled module (registers the `ikd::` ops); return it and its CUDA version (-1: CPU only)."""
+    import torch
 
     module = importlib.import_module("ikd_yolo._C")
     from . import _fake  # noqa: F401  (fake/meta kernels so the ops trace)
 
-    return module
+    return module, int(torch.ops.ikd._cuda_version())
 
 
 def load() -> ModuleType | None:
@@ -27,9 +27,10 @@ def load() -> ModuleType | None:
     if not _state["tried"]:
         _state["tried"] = True
         try:
-            _state["module"] = _import_extension()
+            _state["module"], _state["cuda_version"] = _import_extension()
         except Exception as e:  # ImportError, OSError (undefined symbol, missing libs), RuntimeError
-            _state["error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+            lines = str(e).strip().splitlines()
+            _state["error"] = f"{type(e).__name__}: {lines[0] if lines else ''}"
             from ultralytics.utils import LOGGER
 
             LOGGER.warning(
@@ -46,9 +47,9 @@ def error() -> str | None:
 
 def cuda_compiled() -> bool:
     """True if the loaded extension contains the CUDA kernels."""
-    return load() is not None and int(__import__("torch").ops.ikd._cuda_version()) > 0
+    return load() is not None and _state["cuda_version"] > 0
 
 
 def reset() -> None:
     """Forget the previous load attempt (tests use this to simulate a missing extension)."""
-    _state.update(tried=False, module=None, error=None)
+    _state.update(tried=False, module=None, error=None, cuda_version=-1)

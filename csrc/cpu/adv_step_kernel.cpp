@@ -1,0 +1,98 @@
+// CPU kernel of adv_step: the per-sample L1 norm of the gradient (one vectorised torch reduction), then ONE
+// elementwise pass (at::parallel_for) that normalises the gradient, updates the momentum, takes the sign step and
+// projects onto the eps ball and the per-channel range. Float loops are compiled per ISA (see spectral_mix_kernel.cpp).
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/OpMathType.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <tuple>
+#include <type_traits>
+
+#include "../adv_step_host.h"
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define IKD_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define IKD_CPU_CLONES
+#endif
+
+namespace ikd {
+namespace {
+
+// Per-element constants of one (sample, channel) plane.
+template <typename acc_t>
+struct PlaneParams {
+  acc_t norm, decay, step, eps, lo, hi;
+};
+
+template <typename T, typename acc_t>
+IKD_HD void adv_update(T* __restrict x_out, T* __restrict m_out, const T* __restrict x_adv, const T* __restrict x_clean,
+                       const T* __restrict grad, const T* __restrict mom, int64_t n, PlaneParams<acc_t> p) {
+  const bool has_grad = p.norm > acc_t(0);
+  const acc_t denom = has_grad ? p.norm : acc_t(1);
+  for (int64_t i = 0; i < n; ++i) {
+    const acc_t g = has_grad ? static_cast<acc_t>(grad[i]) / denom : acc_t(0);
+    const acc_t m = p.decay * static_cast<acc_t>(mom[i]) + g;
+    const acc_t sign = m > acc_t(0) ? acc_t(1) : (m < acc_t(0) ? acc_t(-1) : acc_t(0));
+    const acc_t xc = static_cast<acc_t>(x_clean[i]);
+    const acc_t d = std::min(std::max(static_cast<acc_t>(x_adv[i]) + p.step * sign - xc, -p.eps), p.eps);
+    x_out[i] = static_cast<T>(std::min(std::max(xc + d, p.lo), p.hi));
+    m_out[i] = static_cast<T>(m);
+  }
+}
+
+IKD_CPU_CLONES void adv_update_f32(float* x_out, float* m_out, const float* x_adv, const float* x_clean,
+                                   const float* grad, const float* mom, int64_t n, PlaneParams<float> p) {
+  adv_update(x_out, m_out, x_adv, x_clean, grad, mom, n, p);
+}
+
+template <typename T, typename acc_t>
+void adv_update_any(T* xo, T* mo, const T* xa, const T* xc, const T* g, const T* m, int64_t n, PlaneParams<acc_t> p) {
+  if constexpr (std::is_same_v<T, float>) {
+    adv_update_f32(xo, mo, xa, xc, g, m, n, p);
+  } else {
+    adv_update(xo, mo, xa, xc, g, m, n, p);
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor> adv_step_cpu(const at::Tensor& x_adv, const at::Tensor& x_clean,
+                                                const at::Tensor& grad, const at::Tensor& momentum,
+                                                const at::Tensor& step_size, const at::Tensor& eps,
+                                                const at::Tensor& lo, const at::Tensor& hi, double decay) {
+  const AdvStepInputs in = adv_step_inputs(x_adv, x_clean, grad, momentum, step_size, eps, lo, hi);
+  const at::Tensor &xa = in.x_adv, &xc = in.x_clean, &g = in.grad, &m = in.mom;
+  at::Tensor x_out = at::empty_like(xa), m_out = at::empty_like(m);
+  if (xa.numel() == 0) return {x_out, m_out};
+  const int64_t c = xa.size(1), hw = xa.size(2) * xa.size(3);
+  const at::Tensor norm =
+      at::linalg_vector_norm(g, 1, at::IntArrayRef({1, 2, 3}), false, compute_type(xa.scalar_type())).contiguous();
+
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, xa.scalar_type(), "ikd_adv_step_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const acc_t* norm_p = norm.const_data_ptr<acc_t>();
+    const double *step_p = in.step.const_data_ptr<double>(), *eps_p = in.eps.const_data_ptr<double>();
+    const double *lo_p = in.lo.const_data_ptr<double>(), *hi_p = in.hi.const_data_ptr<double>();
+    at::parallel_for(0, xa.numel(), 32768, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end;) {  // walk the (sample, channel) planes this chunk overlaps
+        const int64_t plane = i / hw, bi = plane / c, stop = std::min(end, (plane + 1) * hw);
+        const PlaneParams<acc_t> p{norm_p[bi], static_cast<acc_t>(decay), static_cast<acc_t>(step_p[bi]),
+                                   static_cast<acc_t>(eps_p[bi]), static_cast<acc_t>(lo_p[plane]),
+                                   static_cast<acc_t>(hi_p[plane])};
+        adv_update_any(x_out.data_ptr<scalar_t>() + i, m_out.data_ptr<scalar_t>() + i,
+                       xa.const_data_ptr<scalar_t>() + i, xc.const_data_ptr<scalar_t>() + i,
+                       g.const_data_ptr<scalar_t>() + i, m.const_data_ptr<scalar_t>() + i, stop - i, p);
+        i = stop;
+      }
+    });
+  });
+  return {x_out, m_out};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(ikd, CPU, m) { m.impl("adv_step", &adv_step_cpu); }
+
+}  // namespace ikd
