@@ -22,6 +22,8 @@ from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, YAML, colorstr
 from ultralytics.utils.patches import torch_load
 from ultralytics.utils.torch_utils import unwrap_model
 
+from .augment.adversarial import AdversarialAttack
+from .augment.frequency import FrequencyAugment
 from .config import DISTILL_KEYS, resolve_distill_config, split_distill_args
 from .hooks import detect_input_layers
 from .model import ADV_IMG, ADV_TEACHER_FEATS, TEACHER_FEATS, FeatureDistiller, IKDModel, level_channels
@@ -61,7 +63,9 @@ class IKDTrainer(DetectionTrainer):
         if RANK in {-1, 0}:
             YAML.save(self.save_dir / "args.yaml", vars(self.args))
         self.teacher = FrozenTeacher(load_teacher(distill["teacher"], nc=self.data["nc"], channels=self.data["channels"]))
-        self.freq_augment = self.attack = self.teacher_criterion = None
+        self.freq_augment = FrequencyAugment(distill) if distill["freq_mode"] != "off" else None
+        self.attack = AdversarialAttack(distill) if distill["adv_weight"] > 0 else None
+        self.teacher_criterion = None  # built on the first attack, once the teacher sits on its device
         self._step = 0
 
     def _saved_distill_config(self, explicit: dict[str, Any]) -> dict[str, Any]:
@@ -116,21 +120,6 @@ class IKDTrainer(DetectionTrainer):
         self.teacher.to(self.device)
         self.teacher.model.args = self.args  # the attack uses the teacher's own criterion, which reads hyp gains
         return ckpt
-
-    def set_model_attributes(self) -> None:
-        """Attach classes and hyperparameters to the student (IKDModel forwards these attributes)."""
-        super().set_model_attributes()
-        self._build_augmentations()
-
-    def _build_augmentations(self) -> None:
-        if self.distill["freq_mode"] != "off":
-            from .augment.frequency import FrequencyAugment
-
-            self.freq_augment = FrequencyAugment(self.distill)
-        if self.distill["adv_weight"] > 0:
-            from .augment.adversarial import AdversarialAttack
-
-            self.attack = AdversarialAttack(self.distill)
 
     # ---- training step -------------------------------------------------------------------------------------
     @property
