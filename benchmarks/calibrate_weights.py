@@ -69,7 +69,7 @@ def measure(teacher: str, data: str, student: str = "yolo11n.yaml", imgsz: int =
 def main() -> None:
     args = parse_args(sys.argv[1:])
     rows = measure(**args)
-    print(f"\n| term | unit-weight value | default weight | weighted at default | weight for target |")
+    print("\n| term | unit-weight value | default weight | weighted at default | weight for target |")
     print("|---|---:|---:|---:|---:|")
     for k, v, suggested in rows:
         default = DEFAULTS.get(WEIGHT_KEY.get(k, ""), float("nan"))
