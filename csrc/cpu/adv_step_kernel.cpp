@@ -1,6 +1,6 @@
 // CPU kernel of adv_step: the per-sample L1 norm of the gradient (one vectorised torch reduction), then ONE
 // elementwise pass (at::parallel_for) that normalises the gradient, updates the momentum, takes the sign step and
-// projects onto the eps ball and the per-channel range. Float loops are compiled per ISA (see spectral_mix_kernel.cpp).
+// projects onto the eps ball and the per-channel range. Float loops are compiled per ISA (see target_clones.h).
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -12,12 +12,7 @@
 #include <type_traits>
 
 #include "../adv_step_host.h"
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define IKD_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define IKD_CPU_CLONES
-#endif
+#include "target_clones.h"
 
 namespace ikd {
 namespace {

@@ -16,12 +16,7 @@
 #include <vector>
 
 #include "../spectral_ops.h"
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define IKD_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define IKD_CPU_CLONES
-#endif
+#include "target_clones.h"
 
 namespace ikd {
 namespace {

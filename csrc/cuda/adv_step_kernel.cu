@@ -98,14 +98,6 @@ __global__ void adv_update_kernel(Update<T, acc_t> a) {
   }
 }
 
-int sm_count() {
-  int device = 0, count = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
-    return 80;
-  return count;
-}
-
 template <typename T, typename acc_t>
 void launch_typed(const AdvStepDesc& d, cudaStream_t stream) {
   const int64_t per_sample = d.C * d.HW, planes = d.B * d.C;

@@ -12,6 +12,15 @@ namespace cuda {
 
 enum class DType : int { Float = 0, Double = 1, Half = 2, BFloat16 = 3 };
 
+// Streaming multiprocessors of the current device, for sizing grids (80 if the query fails).
+inline int sm_count() {
+  int device = 0, count = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
+    return 80;
+  return count;
+}
+
 // One pass over an rfft2 spectrum (B, C, H, Wr) of interleaved complex values, see spectral_common.h.
 struct SpectralPassDesc {
   void* y;               // output spectrum (may equal x)

@@ -123,14 +123,6 @@ __global__ void spectral_pass_kernel(Pass<T> p, index_t n, Divider<index_t> div_
   }
 }
 
-int sm_count() {
-  int device = 0, count = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
-    return 80;
-  return count;
-}
-
 template <typename T, int kKind, typename index_t>
 void launch(const Pass<T>& p, int64_t n, cudaStream_t stream) {
   constexpr int threads = 256;
