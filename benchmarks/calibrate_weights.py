@@ -47,7 +47,7 @@ def measure(teacher: str, data: str, student: str = "yolo11n.yaml", imgsz: int =
         with torch.no_grad():
             feats, preds = model.student_features(b["img"])
             adv_feats, _ = model.student_features(b[ADV_IMG])
-            det, items = model.student_model.loss(b, preds)
+            det, items = model.student.loss(b, preds)
             boxes = boxes_per_image(b)
             values = {k: float(v) for k, v in items.items()}
             for name in ("mse", "cwd", "mgd", "fgd"):

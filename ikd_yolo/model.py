@@ -83,23 +83,25 @@ class _StudentAttribute:
         self.name = name
 
     def __get__(self, obj: Any, objtype: type | None = None) -> Any:
-        return self if obj is None else getattr(obj.student_model, self.name)
+        return self if obj is None else getattr(obj.student, self.name)
 
     def __set__(self, obj: Any, value: Any) -> None:
-        setattr(obj.student_model, self.name, value)
+        setattr(obj.student, self.name, value)
 
 
 class IKDModel(nn.Module):
     """Student detection model + feature distiller, trained together; returns detection + distillation losses.
 
-    Attribute names follow Ultralytics' own `DistillationModel` (`student_model`, `criterion`, ...) so the trainer's
-    generic paths (class weights, criterion updates, resume) work unchanged.
+    Reads and writes of the attributes Ultralytics' trainer and validator use (`model`, `stride`, `args`, `criterion`,
+    `class_weights`, ...) go to the student, and `load_state_dict` also takes a plain student state dict, which is what
+    IKD checkpoints hold: Ultralytics' resume, EMA restore and NaN recovery then work on this wrapper unchanged.
 
     Examples:
         >>> model = IKDModel(student, FeatureDistiller([64, 128, 256], [128, 256, 512], cfg))
         >>> loss, items = model({**batch, TEACHER_FEATS: teacher.features(batch["img"])})
     """
 
+    model = _StudentAttribute()
     args = _StudentAttribute()
     nc = _StudentAttribute()
     names = _StudentAttribute()
@@ -107,10 +109,11 @@ class IKDModel(nn.Module):
     yaml = _StudentAttribute()
     criterion = _StudentAttribute()
     end2end = _StudentAttribute()
+    class_weights = _StudentAttribute()
 
     def __init__(self, student: nn.Module, distiller: FeatureDistiller) -> None:
         super().__init__()
-        self.student_model = student
+        self.student = student
         self.distiller = distiller
         self.recorder = FeatureRecorder(detect_input_layers(student))
 
@@ -118,24 +121,30 @@ class IKDModel(nn.Module):
         """Loss tuple for a batch dict, student predictions for an image tensor."""
         if isinstance(x, dict):
             return self.loss(x, *args, **kwargs)
-        return self.student_model.predict(x, *args, **kwargs)
+        return self.student.predict(x, *args, **kwargs)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
+        """Load a full IKDModel state dict, or a plain student one into the student (the distiller is kept)."""
+        if not any(k.startswith(("student.", "distiller.")) for k in state_dict):
+            return self.student.load_state_dict(state_dict, strict=strict, assign=assign)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def init_criterion(self) -> Any:
         """The student's Ultralytics detection criterion."""
-        return self.student_model.init_criterion()
+        return self.student.init_criterion()
 
     def set_head_attr(self, **kwargs: Any) -> None:
         """Forward head settings (max_det, agnostic_nms, ...) to the student."""
-        self.student_model.set_head_attr(**kwargs)
+        self.student.set_head_attr(**kwargs)
 
     def fuse(self, verbose: bool = True, **kwargs: Any) -> nn.Module:
         """The fused student alone: what inference and export use."""
-        return self.student_model.fuse(verbose=verbose, **kwargs)
+        return self.student.fuse(verbose=verbose, **kwargs)
 
     def student_features(self, img: torch.Tensor) -> tuple[list[torch.Tensor], Any]:
         """Student forward that also returns the Detect-head input maps."""
-        with self.recorder.capture(self.student_model) as feats:
-            preds = self.student_model.predict(img)
+        with self.recorder.capture(self.student) as feats:
+            preds = self.student.predict(img)
         return feats, preds
 
     def loss(self, batch: dict, preds: Any = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -145,12 +154,12 @@ class IKDModel(nn.Module):
         """
         names = self.distiller.term_names
         if TEACHER_FEATS not in batch:
-            det, items = self.student_model.loss(batch, preds)
+            det, items = self.student.loss(batch, preds)
             zeros = torch.zeros(len(names), device=det.device)
             return torch.cat([det, zeros]), {**items, **dict(zip(names, zeros))}
 
         feats, preds = self.student_features(batch["img"])
-        det, items = self.student_model.loss(batch, preds)
+        det, items = self.student.loss(batch, preds)
         terms = []
         if self.distiller.base is not None:
             terms.append(self.distiller.base_loss(feats, batch[TEACHER_FEATS], boxes_per_image(batch)))

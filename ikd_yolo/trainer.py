@@ -10,7 +10,6 @@ is distilled on its own. This class only wires those parts into Ultralytics' loo
 from __future__ import annotations
 
 from contextlib import contextmanager
-from copy import deepcopy
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -20,7 +19,6 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.nn.distill_model import DistillationModel
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, YAML, colorstr
 from ultralytics.utils.patches import torch_load
-from ultralytics.utils.torch_utils import unwrap_model
 
 from .augment.adversarial import AdversarialAttack
 from .augment.frequency import FrequencyAugment
@@ -30,7 +28,13 @@ from .model import ADV_IMG, ADV_TEACHER_FEATS, TEACHER_FEATS, FeatureDistiller, 
 from .teacher import FrozenTeacher, TeacherError, check_compatible, check_teacher_path, load_teacher
 
 STATE_ATTR = "ikd_state"  # attribute of the saved student holding what resume needs (plain dict of tensors)
-WRAPPERS = (DistillationModel, IKDModel)  # training wrappers a student .pt may hold; the detector is .student_model
+
+
+def wrapped_student(weights: Any) -> nn.Module | None:
+    """The detector inside a saved training wrapper (Ultralytics' DistillationModel or an IKDModel), else None."""
+    if isinstance(weights, DistillationModel):
+        return weights.student_model
+    return weights.student if isinstance(weights, IKDModel) else None
 
 
 class IKDTrainer(DetectionTrainer):
@@ -90,12 +94,13 @@ class IKDTrainer(DetectionTrainer):
     # ---- model -------------------------------------------------------------------------------------------------
     def get_model(self, cfg=None, weights=None, verbose: bool = True):
         """Ultralytics' detection model; weights saved inside a distillation wrapper give their student (logged)."""
-        if isinstance(weights, WRAPPERS):
+        student = wrapped_student(weights)
+        if student is not None:
             LOGGER.info(
                 f"{colorstr('ikd-yolo:')} the student checkpoint holds a {type(weights).__name__}: training its "
-                "student_model, without the saved teacher or distillation layers"
+                "student, without the saved teacher or distillation layers"
             )
-            weights = weights.student_model
+            weights = student
         return super().get_model(cfg=cfg, weights=weights, verbose=verbose)
 
     def setup_model(self):
@@ -104,7 +109,7 @@ class IKDTrainer(DetectionTrainer):
             from ultralytics.nn.tasks import load_checkpoint
 
             weights, _ = load_checkpoint(self.model)  # Ultralytics would rebuild a DistillationModel without teacher
-            if isinstance(weights, WRAPPERS):
+            if wrapped_student(weights) is not None:
                 self.model = self.get_model(cfg=weights.yaml, weights=weights, verbose=RANK in {-1, 0})
         ckpt = super().setup_model()
         student = self.model
@@ -148,7 +153,7 @@ class IKDTrainer(DetectionTrainer):
     def _student_as_ema(self) -> Iterator[nn.Module]:
         """Let Ultralytics see the EMA student alone (validation, checkpoints), then put the wrapper back."""
         wrapper = self.ema.ema
-        self.ema.ema = wrapper.student_model
+        self.ema.ema = wrapper.student
         try:
             yield wrapper
         finally:
@@ -171,7 +176,7 @@ class IKDTrainer(DetectionTrainer):
         without ikd_yolo loads, validates and exports `last.pt`/`best.pt`; resume reads `model.ikd_state`.
         """
         with self._student_as_ema() as wrapper, self._ultralytics_args():
-            student = wrapper.student_model
+            student = wrapper.student
             student.args = self.args
             setattr(student, STATE_ATTR, {
                 "config": dict(self.distill),
@@ -192,15 +197,9 @@ class IKDTrainer(DetectionTrainer):
             self.args.__dict__.update(hidden)
 
     def resume_training(self, ckpt: dict | None) -> None:
-        """Give Ultralytics' strict EMA load a wrapper-shaped EMA rebuilt from the saved student + distiller."""
-        if ckpt and self.resume and isinstance(ckpt.get("ema"), nn.Module):
-            saved = ckpt["ema"]
-            ema = deepcopy(unwrap_model(self.model))
-            ema.student_model.load_state_dict(saved.float().state_dict())
-            ema.distiller.load_state_dict(getattr(saved, STATE_ATTR)["distiller"])
-            ckpt = {**ckpt, "ema": ema}
+        """Resume as Ultralytics does (IKDModel loads the saved student), then continue the attack cadence."""
         super().resume_training(ckpt)
-        self._step = self.start_epoch * len(self.train_loader)  # the attack cadence (adv_every) goes on where it was
+        self._step = self.start_epoch * len(self.train_loader)
 
     def final_eval(self) -> None:
         """Drop the distiller state from the finished weights, then validate best.pt as Ultralytics does."""

@@ -66,7 +66,7 @@ def test_heterogeneous_pair_gets_adapters_and_pickles():
     assert [a.weight.shape[:2] for a in model.distiller.adapters] == [(t, s) for s, t in zip(s_ch, t_ch)]
     assert model.distiller.term_names == ["fgd_loss", "adv_loss"]
     for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):  # EMA copies and DDP pickling
-        assert clone.student_model is not student
+        assert clone.student is not student
         assert clone.stride.tolist() == [8.0, 16.0, 32.0]
 
 

@@ -33,6 +33,7 @@ from ultralytics.utils.torch_utils import ModelEMA, unwrap_model
 
 from conftest import train_kwargs
 from ikd_yolo import IKDTrainer, ops
+from ikd_yolo.trainer import wrapped_student
 from ikd_yolo.augment.adversarial import AdversarialAttack
 from ikd_yolo.augment.frequency import FrequencyAugment
 from ikd_yolo.config import DISTILL_KEYS, DistillConfigError, resolve_distill_config
@@ -147,7 +148,7 @@ def record_run(model: YOLO) -> dict:
         log["start"] = {
             "epoch": trainer.start_epoch,
             "distill": dict(trainer.distill),
-            "student": {k: v.clone() for k, v in trainer.model.student_model.state_dict().items()},
+            "student": {k: v.clone() for k, v in trainer.model.student.state_dict().items()},
             "distiller": {k: v.clone() for k, v in trainer.model.distiller.state_dict().items()},
             "optimizer": deepcopy(trainer.optimizer.state_dict()),  # the live tensors move on
         }
@@ -293,7 +294,7 @@ def ddp_record(trainer, event: str):
         "param_prefixes": sorted({".".join(n.split(".")[:2]) for n in params}),
         "teacher_in_ddp": any(id(p) in teacher for p in trainer.model.parameters()),
         "distiller": digest(dict(inner.distiller.named_parameters())),
-        "student": digest(dict(inner.student_model.named_parameters())),
+        "student": digest(dict(inner.student.named_parameters())),
         "losses": {k: float(v) for k, v in (trainer.tloss or {}).items()},
     }
     path.write_text(json.dumps(out))
@@ -331,7 +332,7 @@ def test_ddp_launch_rebuilds_trainer_from_args_and_reduces_distillation_grads(tm
             assert r["distill"] == trainer.distill  # rebuilt from args alone: mgd_ratio=0.5, adv_steps=1 arrive
             assert r["args_keys"] == sorted(DISTILL_KEYS)
             assert r["ddp"] and r["find_unused_parameters"] is True and r["inner"] == "IKDModel"
-            assert r["param_prefixes"] == ["module.distiller", "module.student_model"]  # adapters inside DDP
+            assert r["param_prefixes"] == ["module.distiller", "module.student"]  # adapters inside DDP
             assert not r["teacher_in_ddp"]  # teacher outside
     # ranks trained on different shards, yet hold identical weights after the step: the gradients of the distillation
     # terms were all-reduced together with the detection loss (one loss tensor, scaled by world size by Ultralytics)
@@ -563,7 +564,7 @@ def test_student_checkpoint_holding_a_distillation_wrapper_trains_its_student(wr
                                                                               teacher_pt, ultralytics_log):
     path = tmp_path / "student.pt"
     make = _distillation_model_checkpoint if wrapper == "DistillationModel" else _ikd_model_checkpoint
-    expected = make(path, teacher_pt, synthetic_data).student_model.half().float().state_dict()
+    expected = wrapped_student(make(path, teacher_pt, synthetic_data)).half().float().state_dict()
     kwargs = dict(teacher=str(teacher_pt), data=str(synthetic_data), distill="fgd", **train_kwargs(tmp_path, "wrapped"))
     if entry == "YOLO":
         model = YOLO(path)
@@ -576,10 +577,10 @@ def test_student_checkpoint_holding_a_distillation_wrapper_trains_its_student(wr
         trainer.add_callback("on_train_start", stop)
         with pytest.raises(Stop):
             trainer.train()
-    student = trainer.model.student_model.state_dict()
-    assert type(trainer.model.student_model) is DetectionModel
+    student = trainer.model.student.state_dict()
+    assert type(trainer.model.student) is DetectionModel
     assert all(torch.equal(student[k], v) for k, v in expected.items())  # every weight came over, not 0/499
-    assert (f"ikd-yolo: the student checkpoint holds a {wrapper}: training its student_model, without the saved "
+    assert (f"ikd-yolo: the student checkpoint holds a {wrapper}: training its student, without the saved "
             "teacher or distillation layers") in [re.sub(r"\x1b\[[0-9;]*m", "", m) for m in ultralytics_log]
 
 

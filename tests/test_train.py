@@ -85,7 +85,7 @@ def test_teacher_frozen_and_outside_everything_saved(tmp_path, synthetic_data, t
     teacher_ids = {id(p) for p in trainer.teacher.parameters()}
     optimised = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
     assert not teacher_ids & optimised
-    assert {k.split(".")[0] for k in trainer.ema.ema.state_dict()} == {"student_model", "distiller"}
+    assert {k.split(".")[0] for k in trainer.ema.ema.state_dict()} == {"student", "distiller"}
     saved = torch.load(trainer.last, weights_only=False)["model"]
     assert type(saved).__name__ == "DetectionModel"
     assert set(saved.state_dict()) == set(YOLO("yolo11n.yaml").model.state_dict())  # no adapters, no teacher
@@ -146,3 +146,20 @@ def test_errors_before_training(tmp_path, synthetic_data, teacher_pt):
     junk.write_text("not a checkpoint")
     with pytest.raises(TeacherError, match="is not a readable Ultralytics checkpoint"):
         load_teacher(junk, nc=8)
+
+
+def test_nan_recovery_reloads_the_last_checkpoint(tmp_path, synthetic_data, teacher_pt):
+    """Ultralytics' NaN recovery reloads last.pt into the trained module and the EMA; IKD checkpoints must serve it."""
+    epochs_ended = []
+
+    def poison_once(trainer):
+        epochs_ended.append(trainer.epoch)
+        if epochs_ended == [0, 1]:
+            trainer.loss = torch.tensor(float("nan"))  # as if the second epoch had diverged
+
+    model = YOLO("yolo11n.yaml")
+    model.add_callback("on_train_epoch_end", poison_once)
+    model.train(trainer=IKDTrainer, teacher=str(teacher_pt), distill="fgd", data=str(synthetic_data),
+                **train_kwargs(tmp_path, "nan", epochs=3))
+    assert epochs_ended == [0, 1, 1, 2]  # epoch 2 was redone from epoch 1's checkpoint
+    assert read_results(tmp_path / "nan")["epoch"] == [1.0, 2.0, 3.0]
