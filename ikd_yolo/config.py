@@ -102,10 +102,10 @@ def split_distill_args(args: Mapping[str, Any]) -> tuple[dict[str, Any], dict[st
     return distill, rest
 
 
-def _preset(name: Any) -> tuple[dict[str, Any], str]:
-    """Load the preset named by `distill` (a name in configs/ or a YAML path) and say where it came from."""
+def load_preset(name: Any) -> dict[str, Any]:
+    """The keys set by the preset named by `distill` (a name in configs/ or a YAML path), validated against the schema."""
     if name is None:
-        return {}, "defaults"
+        return {}
     path = Path(str(name))
     if path.suffix not in {".yaml", ".yml"}:
         path = CONFIGS_DIR / f"{name}.yaml"
@@ -121,7 +121,7 @@ def _preset(name: Any) -> tuple[dict[str, Any], str]:
         if k not in DISTILL_KEYS or k in {"distill", "teacher"}:
             valid = DISTILL_KEYS - {"distill", "teacher"}
             raise DistillConfigError(f"unknown key '{k}' in distill YAML '{path}'.{closest_key(k, valid)}")
-    return data, str(path)
+    return data
 
 
 def _check_value(key: str, value: Any) -> Any:
@@ -164,7 +164,7 @@ def resolve_distill_config(explicit: Mapping[str, Any]) -> dict[str, Any]:
     Returns a plain dict holding every distillation key (so it can be stored in checkpoints and trainer args).
     """
     name = explicit.get("distill", DEFAULTS["distill"])
-    preset, _ = _preset(name)
+    preset = load_preset(name)
     merged = {**DEFAULTS, **preset, **explicit, "distill": name}
     return {k: _check_value(k, merged[k]) for k in DEFAULTS}
 

@@ -240,3 +240,23 @@ def test_argument_parsing_and_errors():
     assert s["ikd_args"] == {"adv_steps": 1}
     assert s["train_args"] == {"optimizer": "AdamW", "lr0": 0.02, "warmup_epochs": 1}  # the profile recipe, lr0 over
     assert main(["bench-distill", "profile=nope"]) == 2
+
+
+def test_profile_weights_never_switch_on_what_a_preset_switches_off():
+    from ikd_yolo.config import resolve_distill_config, split_distill_args
+    from ikd_yolo.evidence import method_args
+
+    s = resolve_settings("quick")
+    assert s["ikd_args"]["adv_weight"] > 0  # the profile tunes the adversarial weight for its 128 px
+
+    def resolved(method):
+        distill, _ = split_distill_args(method_args(method, s))
+        return resolve_distill_config({**distill, "distill": method})
+
+    assert resolved("fgd")["adv_weight"] == 0 and resolved("fgd")["freq_mode"] == "off"  # still plain FGD
+    assert resolved("ikd-fgd-freq")["adv_weight"] == 0  # still frequency-only
+    assert resolved("ikd-fgd-adv")["freq_mode"] == "off"
+    full = resolved("ikd-fgd")
+    assert full["adv_weight"] == s["ikd_args"]["adv_weight"] and full["fgd_alpha"] == s["ikd_args"]["fgd_alpha"]
+    assert resolved("fgd")["fgd_alpha"] == s["ikd_args"]["fgd_alpha"]  # weights the preset leaves open still apply
+    assert "adv_weight" not in method_args("none", s)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from ultralytics.utils import LOGGER
 
-from ..config import DISTILL_KEYS, DistillConfigError, preset_names
+from ..config import DISTILL_KEYS, DistillConfigError, load_preset, preset_names
 from ..experiments import cache_dir, cached_teacher, config_hash, train_student
 
 from .coco import area_ranges, coco_eval, coco_ground_truth, match_predictions, validate_twice
@@ -196,10 +196,18 @@ def prepare_data(s: dict[str, Any]) -> tuple[Path, float]:
 
 
 def method_args(method: str, s: dict[str, Any]) -> dict[str, Any]:
-    """Exactly what `train_student` receives for `method` (distillation keys go to ikd-yolo presets only)."""
+    """Exactly what `train_student` receives for `method`.
+
+    Distillation keys go to ikd-yolo presets only, and never over a key the preset sets itself: a profile's weights
+    tune the methods, but must not switch on a part a preset switches off (adv_weight > 0 would turn `fgd` into
+    FGD + adversarial, and `ikd-fgd-freq` into the full IKD).
+    """
     args = dict(epochs=s["epochs"], imgsz=s["imgsz"], batch=s["batch"], device=s["device"], workers=s["workers"],
                 plots=False, verbose=False, **s["train_args"])
-    return {**args, **s["ikd_args"]} if method in preset_names() else args
+    if method not in preset_names():
+        return args
+    own = load_preset(method)
+    return {**args, **{k: v for k, v in s["ikd_args"].items() if k not in own}}
 
 
 def run_one(method: str, seed: int, s: dict, data: Path, teacher: Path, gt: dict, area_scale: float,
