@@ -18,6 +18,14 @@ def synthetic_data(tmp_path_factory) -> Path:
     return make_synthetic_dataset(tmp_path_factory.mktemp("synth") / "data", n_train=16, n_val=8, imgsz=64, seed=0)
 
 
+def read_results(run: Path) -> dict[str, list[float]]:
+    """A run's results.csv as {column: one value per epoch}."""
+    from ikd_yolo.experiments import read_results_csv
+
+    rows = read_results_csv(run)
+    return {k: [row[k] for row in rows] for k in rows[0]}
+
+
 def train_kwargs(project: Path, name: str, **extra) -> dict:
     """Ultralytics arguments for a fast CPU run in tests."""
     base = dict(

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from ultralytics import YOLO
 
-from conftest import train_kwargs
+from conftest import read_results, train_kwargs
 from ikd_yolo import IKDTrainer
 from ikd_yolo.model import ADV_IMG, ADV_TEACHER_FEATS, TEACHER_FEATS
-
-
-def read_results(run: Path) -> dict[str, list[float]]:
-    lines = (run / "results.csv").read_text().splitlines()
-    header = [h.strip() for h in lines[0].split(",")]
-    rows = [[float(x) for x in line.split(",")] for line in lines[1:]]
-    return {h: [r[i] for r in rows] for i, h in enumerate(header)}
 
 
 class Spy:

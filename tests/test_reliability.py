@@ -31,7 +31,7 @@ from ultralytics.nn.tasks import ClassificationModel, DetectionModel, Segmentati
 from ultralytics.utils import LOGGER, RANK
 from ultralytics.utils.torch_utils import ModelEMA, unwrap_model
 
-from conftest import train_kwargs
+from conftest import read_results, train_kwargs
 from ikd_yolo import IKDTrainer, ops
 from ikd_yolo.trainer import wrapped_student
 from ikd_yolo.augment.adversarial import AdversarialAttack
@@ -40,13 +40,6 @@ from ikd_yolo.config import DISTILL_KEYS, DistillConfigError, resolve_distill_co
 from ikd_yolo.hooks import detect_input_layers
 from ikd_yolo.model import ADV_IMG, ADV_TEACHER_FEATS, TEACHER_FEATS, FeatureDistiller, IKDModel, level_channels
 from ikd_yolo.teacher import FrozenTeacher, TeacherError, load_teacher
-
-
-def read_results(run: Path) -> dict[str, list[float]]:
-    lines = (run / "results.csv").read_text().splitlines()
-    header = [h.strip() for h in lines[0].split(",")]
-    rows = [[float(x) for x in line.split(",")] for line in lines[1:]]
-    return {h: [r[i] for r in rows] for i, h in enumerate(header)}
 
 
 def digest(tensors: dict[str, torch.Tensor]) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +12,7 @@ import yaml
 from ultralytics import YOLO
 from ultralytics.nn.tasks import SegmentationModel
 
-from conftest import train_kwargs
+from conftest import read_results, train_kwargs
 from ikd_yolo import IKDTrainer
 from ikd_yolo.cli import main
 from ikd_yolo.teacher import TeacherError, load_teacher
@@ -21,13 +20,6 @@ from ikd_yolo.teacher import TeacherError, load_teacher
 
 def cli_words(**kwargs) -> list[str]:
     return [f"{k}={v}" for k, v in kwargs.items()]
-
-
-def read_results(run: Path) -> dict[str, list[float]]:
-    lines = (run / "results.csv").read_text().splitlines()
-    header = [h.strip() for h in lines[0].split(",")]
-    rows = [[float(x) for x in line.split(",")] for line in lines[1:]]
-    return {h: [r[i] for r in rows] for i, h in enumerate(header)}
 
 
 # MGD's default weight is set for 640 px; at 64 px its sum over 100x fewer positions would round to 0 in results.csv
