@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from copy import deepcopy
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,10 @@ os.environ.setdefault("YOLO_OFFLINE", "1")  # never reach for the network from a
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+from ikd_yolo.evidence.machine import environment  # noqa: E402,F401  (one description of the machine for all)
+
 CACHE = ROOT / ".ikd_cache" / "bench"  # synthetic data, the untrained teacher, trainer run folders (git-ignored)
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -106,21 +109,36 @@ def train_step(trainer, batch: dict) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------------- timing ----
-def interleaved(tasks: dict[str, Callable[[], Any]], rounds: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Time each task once per round, in an order rotated every round; return seconds per task (warm-up dropped).
+def interleaved(
+    tasks: dict[str, Callable[[], Any]],
+    rounds: int,
+    warmup: int = 1,
+    sync: Callable[[], None] | None = None,
+    min_time: float = 0.0,
+) -> dict[str, list[float]]:
+    """Time each task once per round, in an order rotated every round; return seconds per call (warm-up dropped).
 
-    Rotating the order means no task always runs first (after the loader) or right after the heaviest one.
+    Rotating the order means no task always runs first (after the loader) or right after the heaviest one. `sync`
+    (e.g. torch.cuda.synchronize) runs around every sample, so asynchronous device work is counted; with `min_time`
+    each sample repeats its task enough times to last about that long (for calls far shorter than the timer's noise).
     """
+    sync = sync or (lambda: None)
     names = list(tasks)
+    inner = dict.fromkeys(names, 1)
     times: dict[str, list[float]] = {k: [] for k in names}
     for r in range(warmup + rounds):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
+            sync()
             t0 = time.perf_counter()
-            tasks[name]()
-            dt = time.perf_counter() - t0
+            for _ in range(inner[name]):
+                tasks[name]()
+            sync()
+            dt = (time.perf_counter() - t0) / inner[name]
             if r >= warmup:
                 times[name].append(dt)
+            elif min_time > 0:
+                inner[name] = max(1, int(min_time / max(dt, 1e-6)))
     return times
 
 
@@ -138,32 +156,6 @@ def paired_ratio(num: list[float], den: list[float]) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------- report ----
-def environment() -> dict[str, Any]:
-    """What the numbers were measured on."""
-    import ultralytics
-
-    from ikd_yolo import ops
-    from ikd_yolo.ops import _loader
-
-    cpu = platform.processor() or ""
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "ultralytics": ultralytics.__version__,
-        "ops_backend_auto": ops.backend("cpu"),
-        "fused_available": _loader.load() is not None,
-    }
-
-
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
     """A GitHub Markdown table."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]

@@ -52,8 +52,8 @@ def augment_tasks(batches: list[dict], backends: list[str]) -> dict:
     for label, settings in MODES.items():
         for p in ("preset", 1.0):
             cfg = resolve_distill_config({**settings, **({} if p == "preset" else {"freq_p": p})})
-            aug = FrequencyAugment(cfg)
-            for backend in backends if aug.mode == "spectral" else ["-"]:
+            aug = FrequencyAugment.from_config(cfg)
+            for backend in backends if aug.settings.mode == "spectral" else ["-"]:
                 calls = {"n": 0}
 
                 def run(aug=aug, backend=backend, calls=calls):
@@ -63,8 +63,8 @@ def augment_tasks(batches: list[dict], backends: list[str]) -> dict:
                     aug(batch, generator=torch.Generator().manual_seed(calls["n"]))
                     calls["n"] += 1
 
-                name = f"{label} | p={aug.p:g} | {backend}"
-                tasks[name] = (run, {"mode": label, "freq_p": aug.p, "backend": backend, "augment": repr(aug)})
+                name = f"{label} | p={aug.settings.p:g} | {backend}"
+                tasks[name] = (run, {"mode": label, "freq_p": aug.settings.p, "backend": backend, "augment": repr(aug)})
     return tasks
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Distillation evidence benchmark (issue 6): matched students per (method, seed), two independent evaluators.
+"""Distillation evidence benchmark: matched students per (method, seed), two independent evaluators.
 
 Same as `ikd-yolo bench-distill ...`, with summaries under this repository's benchmarks/results/<name>/ and Ultralytics
 runs under runs/bench-distill/<name>/ unless out= / project= say otherwise. Arguments are key=value, as for `yolo`:
@@ -20,19 +20,22 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ikd_yolo import cli
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+from ikd_yolo.config import parse_key_values  # noqa: E402
+from ikd_yolo.errors import report_user_errors  # noqa: E402
+from ikd_yolo.evidence import run_benchmark  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run `ikd-yolo bench-distill` with this repository's output folders as defaults; return the exit code."""
+    """Run the benchmark with this repository's output folders as defaults; return the exit code."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] in (["help"], ["-h"], ["--help"]):
         print(__doc__)
         return 0
-    defaults = [f"out={ROOT / 'benchmarks' / 'results'}", f"project={ROOT / 'runs' / 'bench-distill'}"]
-    return cli.main(["bench-distill", *defaults, *argv])  # later key=value words win
+    defaults = {"out": ROOT / "benchmarks" / "results", "project": ROOT / "runs" / "bench-distill"}
+    return report_user_errors("bench_distill", lambda: run_benchmark(**{**defaults, **parse_key_values(argv)}))
 
 
 if __name__ == "__main__":

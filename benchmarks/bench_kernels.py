@@ -17,54 +17,36 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import time
+import sys
 from pathlib import Path
 
 import torch
 
-from ikd_yolo import ops
-from ikd_yolo.ops import _loader
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _timing as T  # noqa: E402
+
+from ikd_yolo import ops  # noqa: E402
+from ikd_yolo.ops import _loader  # noqa: E402
 
 FULL_SHAPES = ["16x3x640x640", "64x3x320x320"]
 QUICK_SHAPES = ["8x3x160x160", "4x3x97x131"]
 RESULTS = Path(__file__).parent / "results"
 
 
-def sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def run_interleaved(fns: dict, device: str, repeats: int, min_time: float) -> dict:
-    """Median seconds per call of each fn, measured in turn; each sample loops `inner` calls to last >= min_time."""
-    inner = {}
-    for name, fn in fns.items():  # warm up (allocator, plans) and size the inner loops
-        fn()
-        sync(device)
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        inner[name] = max(1, int(min_time / max(time.perf_counter() - t0, 1e-6)))
-    samples = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            sync(device)
-            t0 = time.perf_counter()
-            for _ in range(inner[name]):
-                fn()
-            sync(device)
-            samples[name].append((time.perf_counter() - t0) / inner[name])
-    return {name: (statistics.median(v), min(v)) for name, v in samples.items()}
+def timed(fns: dict, device: str, repeats: int, min_time: float) -> dict[str, tuple[float, float]]:
+    """(median, min) seconds per call of each fn, the fns interleaved (the shared timer of benchmarks/_timing.py)."""
+    sync = torch.cuda.synchronize if device == "cuda" else None
+    times = T.interleaved(fns, rounds=repeats, warmup=1, sync=sync, min_time=min_time)
+    return {name: (statistics.median(v), min(v)) for name, v in times.items()}
 
 
 def copy_bandwidth(device: str, nbytes: int) -> float:
     """Achievable copy bandwidth (GB/s, read + write) of the device for a buffer of nbytes."""
     x = torch.empty(nbytes // 4, device=device)
     y = torch.empty_like(x)
-    t = run_interleaved({"copy": lambda: y.copy_(x)}, device, 7, 0.02)["copy"][0]
+    t = timed({"copy": lambda: y.copy_(x)}, device, 7, 0.02)["copy"][0]
     return 2 * nbytes / t / 1e9
 
 
@@ -142,7 +124,7 @@ def bench_device(device: str, shapes: list[str], repeats: int, band_kinds: list[
                 fns = {"reference": with_backend("reference", fn), "fused": with_backend("fused", fn)}
                 if op != "adv_step":
                     fns["floor"] = fft_floor(x)
-                stats = run_interleaved(fns, device, repeats, min_time)
+                stats = timed(fns, device, repeats, min_time)
                 ops.set_backend("auto")
                 t = {k: v[0] for k, v in stats.items()}  # medians
                 if "floor" in t:
@@ -194,21 +176,20 @@ def main():
     repeats = args.repeats or (5 if args.quick else 9)
     RESULTS.mkdir(parents=True, exist_ok=True)
     for device in devices:
-        name = torch.cuda.get_device_name(0) if device == "cuda" else (platform.processor() or platform.machine())
+        env = T.environment(device)
+        name = env["gpu"] if device == "cuda" else env["cpu"]
         big = max(int(torch.tensor([int(v) for v in s.split("x")]).prod()) for s in shapes) * 4
         copy_gbps, peak = copy_bandwidth(device, big), nominal_bandwidth(device)
-        print(f"\n{device}: {name}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        print(f"\n{device}: {name}, torch {env['torch']}, threads {env['torch_threads']}, "
               f"copy {copy_gbps:.1f} GB/s" + (f", nominal {peak:.0f} GB/s" if peak else "")
-              + f", load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+              + f", load average {env['load_avg_1m']:.1f} on {env['cpu_count']} CPUs")
         print(HEADER)
         records = bench_device(device, shapes, repeats, args.bands, args.ops)
         for r in records:
             r["pct_of_copy_bw"] = 100 * r["fused_gbps"] / copy_gbps
             r["pct_of_nominal_bw"] = 100 * r["fused_gbps"] / peak if peak else None
-        meta = {"device": device, "device_name": name, "torch": torch.__version__, "threads": torch.get_num_threads(),
-                "copy_gbps": copy_gbps, "nominal_gbps": peak, "repeats": repeats, "quick": args.quick,
-                "loadavg_1min": os.getloadavg()[0], "cpu_count": os.cpu_count(),
-                "date": time.strftime("%Y-%m-%d %H:%M")}
+        meta = {"device": device, "device_name": name, "threads": env["torch_threads"], "copy_gbps": copy_gbps,
+                "nominal_gbps": peak, "repeats": repeats, "quick": args.quick, "environment": env}
         print(f"-> {save(device, meta, records)}")
 
 
@@ -216,7 +197,7 @@ def save(device: str, meta: dict, records: list[dict]) -> Path:
     """Merge into benchmarks/results/kernels_<device>.json: a new run replaces the rows of the same configuration."""
     out = RESULTS / f"kernels_{device}.json"
     for r in records:
-        r.update(threads=meta["threads"], device_name=meta["device_name"], loadavg_1min=meta["loadavg_1min"])
+        r.update(threads=meta["threads"], device_name=meta["device_name"], loadavg_1min=meta["environment"]["load_avg_1m"])
     old = json.loads(out.read_text()).get("results", []) if out.exists() else []
     key = lambda r: (r["op"], r["mode"], r["band"], r["shape"], r["dtype"], r.get("threads"))  # noqa: E731
     fresh = {key(r) for r in records}

@@ -173,7 +173,6 @@ def main(argv: list[str] | None = None) -> int:
     results = {name: {**T.summary(times[name]), "vs_none": ratio(name, "none"), "vs_fgd": ratio(name, "fgd"),
                       "setup": facts.get(name, {}), "overrides": chosen[name][1]} for name in chosen}
     env = T.environment()
-    env["ops_backend"] = ops.backend("cpu")
     report = {
         "benchmark": "step_cost",
         "command": ("python benchmarks/bench_step_cost.py " + " ".join(sys.argv[1:] if argv is None else argv)).strip(),

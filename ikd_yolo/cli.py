@@ -13,24 +13,10 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable
 
-from .config import DistillConfigError, key_help, parse_cli_value, preset_names
-from .teacher import TeacherError
+from .config import key_help, parse_key_values, preset_names
+from .errors import report_user_errors
 
 USAGE = __doc__
-
-
-def parse_args(argv: list[str]) -> dict[str, Any]:
-    """Parse `key=value` words (values read as YAML: numbers, lists, null); a bare word means `word=True`."""
-    args = {}
-    for word in argv:
-        if "=" in word:
-            key, value = word.split("=", 1)
-            if not key or not value:
-                raise DistillConfigError(f"'{word}' is not key=value: write e.g. epochs=10")
-            args[key.strip()] = value.strip() if key in {"name", "project"} else parse_cli_value(value.strip())
-        else:
-            args[word] = True
-    return args
 
 
 def help_text() -> str:
@@ -109,12 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     if rest[:1] in (["help"], ["-h"], ["--help"]):
         print(help_text())
         return 0
-    try:
-        COMMANDS[command](parse_args(rest))
-    except (DistillConfigError, TeacherError, FileNotFoundError) as e:
-        print(f"ikd-yolo {command}: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return report_user_errors(f"ikd-yolo {command}", lambda: COMMANDS[command](parse_key_values(rest)))
 
 
 if __name__ == "__main__":

@@ -1,42 +1,125 @@
-"""Distillation settings: defaults, presets, validation and the split from Ultralytics' own arguments.
+"""Distillation settings: the schema, validation (once, for every caller), presets and typed sections.
 
 All distillation keys are flat, like Ultralytics' (`fgd_alpha=1e-3`, `freq_mode=paper`), so they travel through
 `key=value` on the command line, through `YOLO(...).train(**kwargs)` and through the trainer's `args` (which is what
 Ultralytics' DDP launcher uses to rebuild the trainer in each rank). Precedence: `configs/default.yaml` < preset named
 by `distill` < explicit keys.
+
+`configs/default.yaml` is the schema: each key's line holds its default and, at the start of its comment, its kind and
+allowed values (`# (float in [0, 1]) ...`, `# (weight) ...`, `# (choice: off | spectral | paper) ...`). Adding a key
+is one line there plus its use: validation, `--help` and the typed sections below follow from that line.
+
+Components never see the flat dict: each declares a frozen dataclass of the fields it reads, named after its keys
+without their prefix (`AttackSettings.eps` is `adv_eps`), and `section(AttackSettings, cfg)` fills it from validated
+values.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeVar
 
 import yaml
-from ultralytics.utils import DEFAULT_CFG_KEYS
+from ultralytics.utils import DEFAULT_CFG_KEYS, LOGGER
+
+from .errors import UserError
+from .losses import BASE_LOSSES
+from .ops.reference import MIX_MODES
 
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
 if not CONFIGS_DIR.is_dir():  # non-editable install: setup.py ships configs/ as package data
     CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 
-CHOICES = {
-    "kd_loss": ("mse", "cwd", "mgd", "fgd", "none"),
-    "freq_mode": ("off", "spectral", "paper"),
-    "freq_mix": ("complex", "amplitude"),
-    "freq_source": ("noise", "shuffle"),
-}
-NON_NEGATIVE = {
-    "mse_weight", "cwd_weight", "cwd_tau", "mgd_alpha", "fgd_alpha", "fgd_beta", "fgd_gamma", "fgd_lambda",
-    "fgd_temp", "freq_sigma", "freq_small", "adv_weight", "adv_steps", "adv_eps", "adv_step", "adv_decay",
-}
-UNIT_INTERVAL = {"mgd_ratio", "ikd_phase", "freq_p", "adv_di_p", "adv_frac"}
-POSITIVE = {"cwd_tau", "fgd_temp", "adv_every"}
-RANGES = {"freq_band_high", "freq_band_low", "freq_lam", "freq_crop"}
+# (choice) keys whose names are the implementations the code has, so they are defined there, once
+CODE_CHOICES: dict[str, tuple[str, ...]] = {"kd_loss": (*BASE_LOSSES, "none"), "freq_mix": MIX_MODES}
+# keys renamed since a release: old name -> new name (old configs, presets and checkpoints keep working)
+RENAMED = {"adv_step": "adv_step_size"}
+RUN_KEYS = frozenset({"teacher", "distill"})  # keys that pick the run's inputs, not settings a preset may hold
 
 
-class DistillConfigError(ValueError):
+class DistillConfigError(UserError):
     """A distillation setting is wrong; the message says which and how to fix it, on one line."""
+
+
+# ---------------------------------------------------------------------------------------------------- schema ----
+@dataclass(frozen=True)
+class KeySpec:
+    """One key of configs/default.yaml: its default, kind, allowed values and description."""
+
+    name: str
+    default: Any
+    kind: str  # float, int, weight, range, choice, str or path
+    lo: float | None = None
+    lo_open: bool = False
+    hi: float | None = None
+    hi_open: bool = False
+    choices: tuple[str, ...] = ()
+    doc: str = ""
+
+    def rule(self) -> str:
+        """The allowed values as default.yaml writes them, e.g. 'float in [0, 1]', 'choice: off | spectral | paper'."""
+        if self.kind == "choice":
+            return f"choice: {' | '.join(self.choices)}"
+        return f"{self.kind} {self.bound()}".strip()
+
+    def bound(self) -> str:
+        """The bound in words: 'in [0, 1]', '>= 0', '> 0' or '' (none); a weight's '>= 0' is implied."""
+        if self.lo is not None and self.hi is not None:
+            return f"in {'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}{')' if self.hi_open else ']'}"
+        if self.lo is not None and self.kind != "weight":
+            return f"{'>' if self.lo_open else '>='} {_num(self.lo)}"
+        return ""
+
+    def out_of_bounds(self, value: float) -> str:
+        """Why `value` breaks the bound, as the end of 'key=value must ...'."""
+        if self.hi is not None:
+            return f"lie in {self.bound()[3:]}"
+        if self.lo == 0 and not self.lo_open:
+            return "not be negative" + (": use 0 to turn the term off" if self.kind == "weight" else "")
+        return f"be greater than {_num(self.lo)}" if self.lo_open else f"be >= {_num(self.lo)}"
+
+
+_LINE = re.compile(r"^(\w+):[^#]*#\s*\((\w+)(?::\s*([^)]*))?([^)]*)\)\s*(.*)$")
+_BOUND = re.compile(r"^\s*(?:(>=|>)\s*(\S+)|in\s*([\[(])\s*(\S+)\s*,\s*(\S+)\s*([\])]))\s*$")
+
+
+def _num(v: float) -> str:
+    return f"{v:g}"
+
+
+def parse_schema(text: str, defaults: Mapping[str, Any]) -> dict[str, KeySpec]:
+    """The KeySpec of every key in the schema YAML `text` (`defaults` are its parsed values)."""
+    specs = {}
+    for line in text.splitlines():
+        m = _LINE.match(line)
+        if not m or m.group(1) not in defaults:
+            continue
+        name, kind, choice_text, bound, doc = m.groups()
+        lo = hi = None
+        lo_open = hi_open = False
+        if kind == "weight":
+            lo = 0.0
+        if bound.strip():
+            b = _BOUND.match(bound)
+            if b is None:
+                raise ValueError(f"configs/default.yaml: cannot read the bound '{bound.strip()}' of '{name}'")
+            if b.group(1):
+                lo, lo_open = float(b.group(2)), b.group(1) == ">"
+            else:
+                lo, hi = float(b.group(4)), float(b.group(5))
+                lo_open, hi_open = b.group(3) == "(", b.group(6) == ")"
+        choices = tuple(c.strip() for c in choice_text.split("|")) if choice_text else CODE_CHOICES.get(name, ())
+        if kind == "choice" and not choices:
+            raise ValueError(f"configs/default.yaml: '{name}' is a (choice) without a list and none is defined in code")
+        specs[name] = KeySpec(name, defaults[name], kind, lo, lo_open, hi, hi_open, choices, doc.strip())
+    if missing := set(defaults) - set(specs):
+        raise ValueError(f"configs/default.yaml: keys without a '# (kind) ...' comment: {sorted(missing)}")
+    return specs
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -54,23 +137,15 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_defaults() -> dict[str, Any]:
-    """Return the default value of every distillation key (from configs/default.yaml)."""
-    return _read_yaml(CONFIGS_DIR / "default.yaml")
-
-
-DEFAULTS = load_defaults()
+DEFAULTS: dict[str, Any] = _read_yaml(CONFIGS_DIR / "default.yaml")
+SCHEMA: dict[str, KeySpec] = parse_schema((CONFIGS_DIR / "default.yaml").read_text(encoding="utf-8"), DEFAULTS)
 DISTILL_KEYS = frozenset(DEFAULTS)
+WEIGHT_KEYS = tuple(k for k, s in SCHEMA.items() if s.kind == "weight")
 
 
 def key_help() -> list[tuple[str, Any, str]]:
-    """Return (key, default, description) for every distillation key, from the comments in default.yaml."""
-    rows = []
-    for line in (CONFIGS_DIR / "default.yaml").read_text(encoding="utf-8").splitlines():
-        m = re.match(r"^(\w+):[^#]*#\s*(.*)$", line)
-        if m and m.group(1) in DEFAULTS:
-            rows.append((m.group(1), DEFAULTS[m.group(1)], m.group(2)))
-    return rows
+    """Return (key, default, '(allowed values) description') for every distillation key, in the schema's order."""
+    return [(k, s.default, f"({s.rule()}) {s.doc}") for k, s in SCHEMA.items()]
 
 
 def preset_names() -> list[str]:
@@ -84,6 +159,18 @@ def closest_key(key: str, candidates: set[str] | frozenset[str]) -> str:
     return f" Did you mean '{match[0]}'?" if match else ""
 
 
+def upgrade_keys(values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """`values` with renamed keys under their new names (one deprecation line each); the new name wins if both."""
+    out = dict(values)
+    for old, new in RENAMED.items():
+        if old in out:
+            value = out.pop(old)
+            out.setdefault(new, value)
+            LOGGER.warning(f"ikd-yolo: '{old}' in {where} is now called '{new}'; the old name still works for now")
+    return out
+
+
+# -------------------------------------------------------------------------------------------------- resolving ----
 def split_distill_args(args: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split trainer arguments into (distillation keys, Ultralytics keys).
 
@@ -91,7 +178,7 @@ def split_distill_args(args: Mapping[str, Any]) -> tuple[dict[str, Any], dict[st
     `fgd_alpah=` fails here with a useful hint rather than inside Ultralytics' check, which knows only its own keys.
     """
     distill, rest = {}, {}
-    for k, v in args.items():
+    for k, v in upgrade_keys(args, "the arguments").items():
         if k in DISTILL_KEYS:
             distill[k] = v
         elif k in DEFAULT_CFG_KEYS or k == "save_dir":  # save_dir is an internal Ultralytics extra
@@ -103,7 +190,7 @@ def split_distill_args(args: Mapping[str, Any]) -> tuple[dict[str, Any], dict[st
 
 
 def load_preset(name: Any) -> dict[str, Any]:
-    """The keys set by the preset named by `distill` (a name in configs/ or a YAML path), validated against the schema."""
+    """The keys set by the preset named by `distill` (a name in configs/ or a YAML path), checked against the schema."""
     if name is None:
         return {}
     path = Path(str(name))
@@ -116,41 +203,44 @@ def load_preset(name: Any) -> dict[str, Any]:
             )
     elif not path.is_file():
         raise DistillConfigError(f"distill YAML '{path}' not found: pass an existing file or a preset name")
-    data = _read_yaml(path)
+    data = upgrade_keys(_read_yaml(path), f"'{path}'")
     for k in data:
-        if k not in DISTILL_KEYS or k in {"distill", "teacher"}:
-            valid = DISTILL_KEYS - {"distill", "teacher"}
+        if k not in DISTILL_KEYS or k in RUN_KEYS:
+            valid = DISTILL_KEYS - RUN_KEYS
             raise DistillConfigError(f"unknown key '{k}' in distill YAML '{path}'.{closest_key(k, valid)}")
     return data
 
 
-def _check_value(key: str, value: Any) -> Any:
-    """Validate one key against the type of its default and its allowed range; return the normalised value."""
-    default = DEFAULTS[key]
-    if key in {"teacher", "distill"}:
+def check_value(key: str, value: Any) -> Any:
+    """Validate one key against its schema line; return the normalised value (raises DistillConfigError)."""
+    spec = SCHEMA[key]
+    if spec.kind in {"str", "path"}:
         return None if value is None else str(value)
-    if key in CHOICES:
-        if value is False and "off" in CHOICES[key]:  # YAML reads a bare `off` as false
+    if spec.kind == "choice":
+        if value is False and "off" in spec.choices:  # YAML reads a bare `off` as false
             value = "off"
-        if str(value).lower() not in CHOICES[key]:
-            raise DistillConfigError(f"{key}={value!r} is not valid: choose one of {', '.join(CHOICES[key])}")
+        if str(value).lower() not in spec.choices:
+            raise DistillConfigError(f"{key}={value!r} is not valid: choose one of {', '.join(spec.choices)}")
         return str(value).lower()
-    if key in RANGES:
-        ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_number(v) for v in value)
-        if not ok or float(value[0]) > float(value[1]) or float(value[0]) < 0:
-            raise DistillConfigError(f"{key}={value!r} must be a range [min, max] of two numbers with 0 <= min <= max")
+    if spec.kind == "range":
+        ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_finite(v) for v in value)
+        if not ok or float(value[0]) > float(value[1]) or not all(_in_bounds(spec, float(v)) for v in value):
+            lo = f"{_num(spec.lo)} {'<' if spec.lo_open else '<='} " if spec.lo is not None else ""
+            hi = f" {'<' if spec.hi_open else '<='} {_num(spec.hi)}" if spec.hi is not None else ""
+            raise DistillConfigError(f"{key}={value!r} must be a range [min, max] of two numbers with {lo}min <= max{hi}")
         return [float(v) for v in value]
-    if isinstance(default, bool) or not _is_number(value):
-        raise DistillConfigError(f"{key}={value!r} must be a number (default {default})")
-    value = int(value) if isinstance(default, int) and float(value).is_integer() else float(value)
-    if isinstance(default, int) and not isinstance(value, int):
-        raise DistillConfigError(f"{key}={value!r} must be a whole number (default {default})")
-    if key in NON_NEGATIVE and value < 0:
-        raise DistillConfigError(f"{key}={value} must not be negative: use 0 to turn the term off")
-    if key in POSITIVE and value <= 0:
-        raise DistillConfigError(f"{key}={value} must be greater than 0")
-    if key in UNIT_INTERVAL and not 0 <= value <= 1:
-        raise DistillConfigError(f"{key}={value} must lie in [0, 1]")
+    if not _is_number(value):
+        raise DistillConfigError(f"{key}={value!r} must be a number (default {spec.default})")
+    if not math.isfinite(value):
+        raise DistillConfigError(f"{key}={value} must be a finite number (default {spec.default})")
+    if spec.kind == "int":
+        if not float(value).is_integer():
+            raise DistillConfigError(f"{key}={value!r} must be a whole number (default {spec.default})")
+        value = int(value)
+    else:
+        value = float(value)
+    if not _in_bounds(spec, value):
+        raise DistillConfigError(f"{key}={value} must {spec.out_of_bounds(value)}")
     return value
 
 
@@ -158,15 +248,50 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _is_finite(v: Any) -> bool:
+    return _is_number(v) and math.isfinite(v)
+
+
+def _in_bounds(spec: KeySpec, v: float) -> bool:
+    if spec.lo is not None and (v <= spec.lo if spec.lo_open else v < spec.lo):
+        return False
+    return spec.hi is None or (v < spec.hi if spec.hi_open else v <= spec.hi)
+
+
 def resolve_distill_config(explicit: Mapping[str, Any]) -> dict[str, Any]:
     """Merge defaults, the preset named by `distill` and the explicit keys; validate every value.
 
-    Returns a plain dict holding every distillation key (so it can be stored in checkpoints and trainer args).
+    Returns a plain dict holding every distillation key (so it can be stored in checkpoints and trainer args). Saved
+    configs (a checkpoint's) resolve too: renamed keys are upgraded and keys added since take their defaults.
     """
+    explicit = upgrade_keys(explicit, "the arguments")
     name = explicit.get("distill", DEFAULTS["distill"])
     preset = load_preset(name)
     merged = {**DEFAULTS, **preset, **explicit, "distill": name}
-    return {k: _check_value(k, merged[k]) for k in DEFAULTS}
+    return {k: check_value(k, merged[k]) for k in DEFAULTS}
+
+
+def restore_saved_config(saved: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A config saved by an earlier run (a checkpoint's): renamed keys upgraded, keys added since at their defaults.
+
+    The saved values are kept as they are (its preset is not read again: the file may have changed or moved).
+    """
+    saved = upgrade_keys(saved, where)
+    return {k: check_value(k, saved.get(k, DEFAULTS[k])) for k in DEFAULTS}
+
+
+def parse_key_values(words: list[str]) -> dict[str, Any]:
+    """Parse `key=value` words as `yolo` does (values read as YAML: numbers, lists, null); a bare word means True."""
+    args = {}
+    for word in words:
+        if "=" in word:
+            key, value = word.split("=", 1)
+            if not key or not value:
+                raise DistillConfigError(f"'{word}' is not key=value: write e.g. epochs=10")
+            args[key.strip()] = value.strip() if key in {"name", "project"} else parse_cli_value(value.strip())
+        else:
+            args[word] = True
+    return args
 
 
 def parse_cli_value(text: str) -> Any:
@@ -181,3 +306,23 @@ def parse_cli_value(text: str) -> Any:
         except ValueError:
             pass
     return value
+
+
+# --------------------------------------------------------------------------------------------------- sections ----
+Section = TypeVar("Section")
+
+
+def section(cls: type[Section], cfg: Mapping[str, Any]) -> Section:
+    """Fill the frozen settings dataclass `cls` from a validated config: field `f` reads key `cls.PREFIX + f`.
+
+    Examples:
+        >>> from ikd_yolo.augment.attack import AttackSettings
+        >>> section(AttackSettings, resolve_distill_config({})).eps  # adv_eps
+        0.0313725
+    """
+    values = {}
+    for field in dataclasses.fields(cls):
+        key = cls.PREFIX + field.name
+        value = cfg[key]
+        values[field.name] = tuple(value) if isinstance(value, list) else value  # frozen: ranges become tuples
+    return cls(**values)

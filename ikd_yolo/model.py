@@ -40,6 +40,11 @@ def boxes_per_image(batch: Mapping[str, Any]) -> list[torch.Tensor]:
     return [xyxy[index == i] for i in range(batch["img"].shape[0])]
 
 
+def part_name(loss: str, part: str) -> str:
+    """The name of part `part` of loss `loss` in the logs and the calibration: "fgd.fg", or "mse" for a lone part."""
+    return f"{loss}.{part}" if part else loss
+
+
 class FeatureDistiller(nn.Module):
     """Per-level 1x1 channel adapters (student -> teacher width), the base feature loss and the adversarial loss.
 
@@ -67,13 +72,16 @@ class FeatureDistiller(nn.Module):
         """Loss-column names, in the order `terms` returns them."""
         return ([f"{self.kd_name}_loss"] if self.base is not None else []) + (["adv_loss"] if self.adv else [])
 
-    def base_loss(self, student: list[torch.Tensor], teacher: list[torch.Tensor], boxes: list[torch.Tensor]):
-        """Base distillation loss summed over levels."""
-        return sum(loss(adapt(s), t, boxes) for loss, adapt, s, t in zip(self.base, self.adapters, student, teacher))
+    def base_parts(
+        self, student: list[torch.Tensor], teacher: list[torch.Tensor], boxes: list[torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """The base loss's weighted parts summed over levels, named `<kd_loss>[.<part>]` (fgd.fg, ..., mse)."""
+        levels = [loss.parts(adapt(s), t, boxes) for loss, adapt, s, t in zip(self.base, self.adapters, student, teacher)]
+        return {part_name(self.kd_name, k): sum(p[k] for p in levels) for k in levels[0]}
 
-    def adv_loss(self, student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
-        """IKD adversarial feature loss summed over levels, through the same adapters."""
-        return sum(self.adv(adapt(s), t) for adapt, s, t in zip(self.adapters, student, teacher))
+    def adv_parts(self, student: list[torch.Tensor], teacher: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """IKD's adversarial feature loss summed over levels, through the same adapters: {"adv": loss}."""
+        return {"adv": sum(self.adv(adapt(s), t) for adapt, s, t in zip(self.adapters, student, teacher))}
 
 
 class _StudentAttribute:
@@ -162,11 +170,12 @@ class IKDModel(nn.Module):
         det, items = self.student.loss(batch, preds)
         terms = []
         if self.distiller.base is not None:
-            terms.append(self.distiller.base_loss(feats, batch[TEACHER_FEATS], boxes_per_image(batch)))
+            parts = self.distiller.base_parts(feats, batch[TEACHER_FEATS], boxes_per_image(batch))
+            terms.append(sum(parts.values()))
         if self.distiller.adv is not None:
             if ADV_IMG in batch:
                 adv_feats, _ = self.student_features(batch[ADV_IMG])
-                terms.append(self.distiller.adv_loss(adv_feats, batch[ADV_TEACHER_FEATS]))
+                terms.append(self.distiller.adv_parts(adv_feats, batch[ADV_TEACHER_FEATS])["adv"])
             else:  # outside the augmentation phase, or not an attack iteration
                 terms.append(torch.zeros((), device=det.device))
         terms = torch.stack([t.float().reshape(()) for t in terms]) if terms else det.new_zeros(0)

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .augment.frequency import FrequencyAugment, box_is_small, input_scales
+from .augment.frequency import FrequencyAugment
+from .augment.policy import box_is_small, input_scales
 
 SMALL_COLOR, LARGE_COLOR = "#00e5ff", "#ff9800"
 
@@ -153,8 +154,8 @@ def show_augmentation(
     """
     from matplotlib.figure import Figure
 
-    aug = FrequencyAugment(cfg)
-    batch = load_train_batch(data, n, imgsz, seed, aug.small)
+    aug = FrequencyAugment.from_config(cfg)
+    batch = load_train_batch(data, n, imgsz, seed, aug.settings.small)
     augmented = aug(batch, generator=torch.Generator().manual_seed(seed))
     info = augmented.get("freq_info")
     x, y = batch["img"], augmented["img"]
@@ -180,13 +181,13 @@ def show_augmentation(
             ax.set_yticks([])
             if i == 0:
                 ax.set_ylabel(rows[r], fontsize=8)
-        _draw_boxes(axes[0, i], batch, i, aug.small)
-        _draw_boxes(axes[1, i], augmented, i, aug.small)
+        _draw_boxes(axes[0, i], batch, i, aug.settings.small)
+        _draw_boxes(axes[1, i], augmented, i, aug.settings.small)
         if info is not None and info["mode"] == "spectral" and bool(info["selected"][i]):
             for r in (3, 4):
                 _draw_band(axes[r, i], float(info["lo"][i]), float(info["hi"][i]), h, w)
         axes[0, i].set_title(_column_title(info, i, Path(batch["im_file"][i]).name), fontsize=7)
-    fig.suptitle(f"{aug!r}   (box: cyan small, orange large; dashed: band)", fontsize=9)
+    fig.suptitle(f"{aug!r}\nbox: cyan small, orange large; dashed circle: the band", fontsize=8)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)

@@ -12,10 +12,11 @@ import torch
 from torch import nn
 from ultralytics.nn.tasks import DetectionModel, guess_model_task, load_checkpoint
 
+from .errors import UserError
 from .hooks import FeatureRecorder, detect_input_layers
 
 
-class TeacherError(ValueError):
+class TeacherError(UserError):
     """The teacher cannot be used; the message names the problem and the fix on one line."""
 
 

@@ -20,9 +20,9 @@ from ultralytics.nn.distill_model import DistillationModel
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, YAML, colorstr
 from ultralytics.utils.patches import torch_load
 
-from .augment.adversarial import AdversarialAttack
+from .augment.attack import AdversarialAttack
 from .augment.frequency import FrequencyAugment
-from .config import DISTILL_KEYS, resolve_distill_config, split_distill_args
+from .config import DISTILL_KEYS, resolve_distill_config, restore_saved_config, split_distill_args
 from .hooks import detect_input_layers
 from .model import ADV_IMG, ADV_TEACHER_FEATS, TEACHER_FEATS, FeatureDistiller, IKDModel, level_channels
 from .teacher import FrozenTeacher, TeacherError, check_compatible, check_teacher_path, load_teacher
@@ -67,8 +67,8 @@ class IKDTrainer(DetectionTrainer):
         if RANK in {-1, 0}:
             YAML.save(self.save_dir / "args.yaml", vars(self.args))
         self.teacher = FrozenTeacher(load_teacher(distill["teacher"], nc=self.data["nc"], channels=self.data["channels"]))
-        self.freq_augment = FrequencyAugment(distill) if distill["freq_mode"] != "off" else None
-        self.attack = AdversarialAttack(distill) if distill["adv_weight"] > 0 else None
+        self.freq_augment = FrequencyAugment.from_config(distill) if distill["freq_mode"] != "off" else None
+        self.attack = AdversarialAttack.from_config(distill) if distill["adv_weight"] > 0 else None
         self.teacher_criterion = None  # built on the first attack, once the teacher sits on its device
         self._step = 0
 
@@ -82,7 +82,7 @@ class IKDTrainer(DetectionTrainer):
                 f"'{self.args.resume}' holds no ikd-yolo state: resume runs started with ikd-yolo, "
                 "or resume this one with 'yolo train resume'"
             )
-        distill = dict(state["config"])
+        distill = restore_saved_config(state["config"], f"'{self.args.resume}'")
         ignored = [k for k, v in explicit.items() if k != "teacher" and v != distill.get(k)]
         if ignored:
             LOGGER.warning(f"Resume ignores {ignored}, using checkpoint values. Start a new run to change them.")

@@ -1,13 +1,23 @@
-"""Shared fixtures: a tiny synthetic dataset and a briefly trained teacher, made once per test session."""
+"""Shared fixtures: a tiny synthetic dataset, a briefly trained teacher, a killed run, Ultralytics' log lines.
+
+Helpers that are not fixtures live in tests/helpers.py."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # Ultralytics: never try the network from tests
+
+from helpers import KILL_SCRIPT, resume_kwargs, train_kwargs  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -18,23 +28,6 @@ def synthetic_data(tmp_path_factory) -> Path:
     return make_synthetic_dataset(tmp_path_factory.mktemp("synth") / "data", n_train=16, n_val=8, imgsz=64, seed=0)
 
 
-def read_results(run: Path) -> dict[str, list[float]]:
-    """A run's results.csv as {column: one value per epoch}."""
-    from ikd_yolo.experiments import read_results_csv
-
-    rows = read_results_csv(run)
-    return {k: [row[k] for row in rows] for k in rows[0]}
-
-
-def train_kwargs(project: Path, name: str, **extra) -> dict:
-    """Ultralytics arguments for a fast CPU run in tests."""
-    base = dict(
-        epochs=1, imgsz=64, batch=8, workers=0, device="cpu", plots=False, project=str(project), name=name,
-        exist_ok=True, verbose=False, seed=0,
-    )
-    return {**base, **extra}
-
-
 @pytest.fixture(scope="session")
 def teacher_pt(tmp_path_factory, synthetic_data) -> Path:
     """A yolo11s teacher (wider than the yolo11n students, so adapters are exercised) trained for 2 short epochs."""
@@ -43,3 +36,33 @@ def teacher_pt(tmp_path_factory, synthetic_data) -> Path:
     project = tmp_path_factory.mktemp("teacher")
     YOLO("yolo11s.yaml").train(data=str(synthetic_data), **train_kwargs(project, "t", epochs=2, val=False))
     return project / "t" / "weights" / "last.pt"
+
+
+@pytest.fixture
+def ultralytics_log():
+    """Messages Ultralytics' LOGGER emits during the test."""
+    from ultralytics.utils import LOGGER
+
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    LOGGER.addHandler(handler)
+    yield messages
+    LOGGER.removeHandler(handler)
+
+
+# A run SIGKILLed in the middle of epoch 2 (see helpers.KILL_SCRIPT), shared by the resume and checkpoint tests.
+@pytest.fixture(scope="session")
+def killed_run(tmp_path_factory, synthetic_data, teacher_pt) -> dict:
+    """A run SIGKILLed in the middle of epoch 2, and untouched copies of the checkpoints it left behind."""
+    project = tmp_path_factory.mktemp("killed")
+    kwargs = resume_kwargs(project, "run", synthetic_data, teacher_pt)
+    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, json.dumps(kwargs)], capture_output=True, text=True,
+                          timeout=600, cwd=project)
+    # killed by the signal, not by an error: training went on after the mid-epoch save
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    keep = tmp_path_factory.mktemp("killed_ckpts")
+    for name in ("last.pt", "mid_epoch.pt"):
+        shutil.copy(project / "run" / "weights" / name, keep / name)
+    return {"run": project / "run", "last": keep / "last.pt", "mid_epoch": keep / "mid_epoch.pt"}
+

@@ -1,4 +1,4 @@
-"""Tests for ikd_yolo.augment.adversarial: the online momentum DI-FGSM attack on the frozen teacher."""
+"""Tests for ikd_yolo.augment.attack: the online momentum DI-FGSM attack on the frozen teacher."""
 
 from __future__ import annotations
 
@@ -8,18 +8,24 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ikd_yolo.augment.adversarial import AdversarialAttack, _resize_pad_matrix, teacher_class_loss
+from ikd_yolo.augment.attack import AdversarialAttack, _resize_pad_matrix, teacher_class_loss
+from ikd_yolo.config import DistillConfigError, resolve_distill_config
 
 IMGSZ, BATCH = 64, 8
-CFG = {  # configs/default.yaml values
+CFG = {  # the authors' attack (configs/default.yaml values)
     "adv_steps": 5,
     "adv_eps": 8 / 255,
-    "adv_step": 2 / 255,
+    "adv_step_size": 2 / 255,
     "adv_decay": 1.0,
     "adv_di_p": 0.5,
     "adv_every": 1,
     "adv_frac": 1.0,
 }
+
+
+def make_attack(**overrides) -> AdversarialAttack:
+    """The attack of the validated settings CFG + overrides."""
+    return AdversarialAttack.from_config(resolve_distill_config({**CFG, **overrides}))
 
 
 def _freeze(model: torch.nn.Module) -> torch.nn.Module:
@@ -111,7 +117,7 @@ def teacher(request):
 
 def _attack(teacher, batch, seed=0, **overrides):
     """Run the attack with CFG plus overrides and a seeded generator."""
-    attack = AdversarialAttack({**CFG, **overrides})
+    attack = make_attack(**overrides)
     return attack(teacher, teacher.init_criterion(), batch, generator=torch.Generator().manual_seed(seed))
 
 
@@ -212,13 +218,13 @@ def test_rejects_teacher_in_train_mode(trained_teacher, batch):
 
 def test_schedule_and_config():
     """should_attack follows adv_every, n_attacked follows adv_frac, bad values are refused."""
-    attack = AdversarialAttack({**CFG, "adv_every": 3, "adv_frac": 0.3})
+    attack = make_attack(adv_every=3, adv_frac=0.3)
     assert [attack.should_attack(i) for i in range(7)] == [True, False, False, True, False, False, True]
     assert [attack.n_attacked(b) for b in (0, 1, 8, 10)] == [0, 1, 2, 3]
-    assert AdversarialAttack(CFG).n_attacked(8) == 8
+    assert make_attack().n_attacked(8) == 8
     for key, bad in (("adv_every", 0), ("adv_frac", 1.5), ("adv_steps", -1), ("adv_di_p", 2.0)):
-        with pytest.raises(ValueError, match=key):
-            AdversarialAttack({**CFG, key: bad})
+        with pytest.raises(DistillConfigError, match=key):
+            make_attack(**{key: bad})
 
 
 @pytest.mark.parametrize("n, size, offset", [(64, 58, 3), (64, 63, 0), (64, 57, 7), (64, 64, 0), (31, 28, 2)])
@@ -234,7 +240,7 @@ def test_resize_pad_matrix_matches_interpolate(n, size, offset):
 
 def test_input_diversity_moves_boxes_with_image():
     """After resize-and-pad, each transformed box still frames its (white) object."""
-    attack = AdversarialAttack({**CFG, "adv_di_p": 1.0})
+    attack = make_attack(adv_di_p=1.0)
     x = torch.zeros(4, 3, IMGSZ, IMGSZ)
     x[:, :, 16:40, 8:32] = 1.0  # box x 8..32, y 16..40 px
     labels = {

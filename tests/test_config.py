@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ikd_yolo.cli import help_text, main, parse_args
+from ikd_yolo.cli import help_text, main
+from ikd_yolo.config import parse_key_values
 from ikd_yolo.config import (
     DEFAULTS,
     DistillConfigError,
@@ -83,7 +84,7 @@ def test_split_routes_keys_and_rejects_typos():
 
 
 def test_cli_parsing_and_help(capsys):
-    assert parse_args(["epochs=3", "freq_lam=[0.1,0.2]", "teacher=null", "resume", "name=007", "mgd_alpha=1e-5"]) == {
+    assert parse_key_values(["epochs=3", "freq_lam=[0.1,0.2]", "teacher=null", "resume", "name=007", "mgd_alpha=1e-5"]) == {
         "epochs": 3, "freq_lam": [0.1, 0.2], "teacher": None, "resume": True, "name": "007", "mgd_alpha": 1e-5,
     }
     assert main(["train", "help"]) == 0
@@ -98,3 +99,30 @@ def test_cli_missing_teacher_fails_before_training(capsys, tmp_path):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err == f"ikd-yolo train: error: teacher '{tmp_path / 'none.pt'}' not found: pass teacher=path/to/teacher.pt (a trained detection checkpoint)"
+
+
+def test_renamed_key_still_works_with_one_deprecation_line(tmp_path, ultralytics_log):
+    old = tmp_path / "old.yaml"
+    old.write_text("kd_loss: fgd\nadv_step: 0.004\n")
+    for explicit in ({"adv_step": 0.004}, {"distill": str(old)}):
+        ultralytics_log.clear()
+        assert resolve_distill_config(explicit)["adv_step_size"] == 0.004
+        assert [m for m in ultralytics_log if "'adv_step'" in m] == [
+            m for m in ultralytics_log if "is now called 'adv_step_size'" in m] and len(ultralytics_log) == 1
+    assert "adv_step" not in DEFAULTS and resolve_distill_config({"adv_step": 0.1, "adv_step_size": 0.2})[
+        "adv_step_size"] == 0.2  # the new name wins
+
+
+def test_every_schema_line_is_checked_from_its_comment():
+    """Kinds and bounds come from default.yaml: each key refuses a value just outside its bound."""
+    from ikd_yolo.config import SCHEMA
+
+    for key, spec in SCHEMA.items():
+        if spec.kind in {"float", "int", "weight"} and spec.lo is not None:
+            with pytest.raises(DistillConfigError, match=key):
+                resolve_distill_config({key: spec.lo - 1})
+        if spec.kind == "choice":
+            with pytest.raises(DistillConfigError, match=key):
+                resolve_distill_config({key: "no-such-choice"})
+    assert SCHEMA["kd_loss"].choices == ("mse", "cwd", "mgd", "fgd", "none")  # the losses the code implements
+    assert SCHEMA["freq_mix"].choices == ("complex", "amplitude")

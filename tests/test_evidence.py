@@ -10,13 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
-from ikd_yolo import evidence
 from ikd_yolo.cli import main
 from ikd_yolo.config import DistillConfigError
-from ikd_yolo.evidence import (
-    coco_eval, coco_ground_truth, format_table, match_predictions, parse_methods, parse_seeds, run_benchmark, run_one,
-    resolve_settings, summarize, write_outputs,
-)
+from ikd_yolo.evidence import bench, parse_methods, parse_seeds, resolve_settings, run_benchmark, run_one
+from ikd_yolo.evidence.coco import coco_eval, coco_ground_truth, match_predictions
+from ikd_yolo.evidence.report import format_table, summarize, write_outputs
 
 # One 200x160 image with a small (20x20), a medium (50x40) and a large (120x100) box of class 0 and a clipped box of
 # class 2; one image with an empty label file; one image without a label file.
@@ -184,9 +182,9 @@ def fake_training(monkeypatch, tmp_path):
     def fake_validate(weights, data, gt, area_scale, save_dir, **val_args):
         return dict(map50_95=0.1, map50=0.2, AP=0.11, AP50=0.21, AP75=0.1, AP_S=0.0, AP_M=0.1, AP_L=0.2, AR100=0.3)
 
-    monkeypatch.setattr(evidence, "train_student", fake_train)
-    monkeypatch.setattr(evidence, "validate_twice", fake_validate)
-    monkeypatch.setattr(evidence, "cached_teacher", lambda *a, **k: tmp_path / "teacher.pt")
+    monkeypatch.setattr(bench, "train_student", fake_train)
+    monkeypatch.setattr(bench, "validate_twice", fake_validate)
+    monkeypatch.setattr(bench, "cached_teacher", lambda *a, **k: tmp_path / "teacher.pt")
     monkeypatch.setenv("IKD_YOLO_CACHE", str(tmp_path / "cache"))
     return calls
 
@@ -221,7 +219,7 @@ def test_run_one_reuses_json_without_training(monkeypatch, tmp_path, fake_traini
     args = (tmp_path / "data.yaml", tmp_path / "t.pt", {}, 1.0, tmp_path / "runs", tmp_path / "project")
     first = run_one("none", 0, s, *args)
     assert len(fake_training) == 1 and (tmp_path / "runs/none-s0.json").is_file()
-    monkeypatch.setattr(evidence, "train_student", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    monkeypatch.setattr(bench, "train_student", lambda *a, **k: pytest.fail("a finished run was trained again"))
     assert run_one("none", 0, s, *args) == first
 
 

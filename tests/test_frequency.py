@@ -8,25 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 
-from ikd_yolo.augment.frequency import (
-    FrequencyAugment,
-    box_is_small,
-    image_all_small,
-    image_band_choice,
-    input_scales,
-    random_derangement,
-)
+from ikd_yolo.augment.frequency import FrequencyAugment
 from ikd_yolo.augment.paper import crop_boxes
-
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULTS = {k: v for k, v in yaml.safe_load((ROOT / "configs" / "default.yaml").read_text()).items() if "freq" in k}
+from ikd_yolo.augment.policy import box_is_small, image_all_small, image_band_choice, input_scales
+from ikd_yolo.augment.sampling import random_derangement
+from ikd_yolo.config import DEFAULTS, DistillConfigError, resolve_distill_config
 
 
 def settings(**kw) -> dict:
-    """Default freq_* settings with overrides."""
-    return {**DEFAULTS, **{f"freq_{k}": v for k, v in kw.items()}}
+    """The validated default settings with freq_* overrides (`mode="paper"` sets freq_mode)."""
+    return resolve_distill_config({f"freq_{k}": v for k, v in kw.items()})
+
+
+def augment(**kw) -> FrequencyAugment:
+    """The frequency augmentation of `settings(**kw)`."""
+    return FrequencyAugment.from_config(settings(**kw))
 
 
 def xyxy_px_to_xywhn(boxes, h: int, w: int) -> torch.Tensor:
@@ -108,15 +105,15 @@ def mixed_batch(b=8, seed=0, hw=(64, 64)):
 
 def test_off_mode_is_identity():
     batch = mixed_batch()
-    assert FrequencyAugment(settings(mode="off"))(batch) is batch
+    assert augment(mode="off")(batch) is batch
 
 
 @pytest.mark.parametrize("source", ["noise", "shuffle"])
 def test_p0_identity_p1_changes_all(source):
     batch = mixed_batch()
-    out = FrequencyAugment(settings(p=0.0, source=source))(batch, torch.Generator().manual_seed(0))
+    out = augment(p=0.0, source=source)(batch, torch.Generator().manual_seed(0))
     assert torch.equal(out["img"], batch["img"]) and not out["freq_info"]["selected"].any()
-    out = FrequencyAugment(settings(p=1.0, source=source))(batch, torch.Generator().manual_seed(0))
+    out = augment(p=1.0, source=source)(batch, torch.Generator().manual_seed(0))
     diff = (out["img"] - batch["img"]).flatten(1).abs().amax(1)
     assert (diff > 1e-3).all(), diff
 
@@ -125,7 +122,7 @@ def test_p0_identity_p1_changes_all(source):
 def test_unselected_bit_identical(source):
     batch = mixed_batch(b=12)
     before = batch["img"].clone()
-    out = FrequencyAugment(settings(p=0.5, source=source))(batch, torch.Generator().manual_seed(3))
+    out = augment(p=0.5, source=source)(batch, torch.Generator().manual_seed(3))
     sel = out["freq_info"]["selected"]
     assert 0 < sel.sum() < len(sel)
     assert torch.equal(out["img"][~sel], before[~sel])
@@ -135,7 +132,7 @@ def test_unselected_bit_identical(source):
 
 def test_per_sample_bands():
     batch = mixed_batch()
-    info = FrequencyAugment(settings(p=1.0))(batch, torch.Generator().manual_seed(0))["freq_info"]
+    info = augment(p=1.0)(batch, torch.Generator().manual_seed(0))["freq_info"]
     high = torch.tensor([i % 2 == 0 for i in range(8)])
     assert torch.equal(info["high"], high)
     (hl, hh), (ll, lh) = DEFAULTS["freq_band_high"], DEFAULTS["freq_band_low"]
@@ -148,7 +145,7 @@ def test_per_sample_bands():
 @pytest.mark.parametrize("mix", ["complex", "amplitude"])
 def test_noise_change_in_band(mix):
     batch = mixed_batch(hw=(64, 48))
-    out = FrequencyAugment(settings(p=1.0, mix=mix, sigma=0.05))(batch, torch.Generator().manual_seed(1))
+    out = augment(p=1.0, mix=mix, sigma=0.05)(batch, torch.Generator().manual_seed(1))
     info = out["freq_info"]
     d = (out["img"] - batch["img"]).double().numpy()
     assert out["img"].min() > 0 and out["img"].max() < 1  # no clamping in the check
@@ -164,7 +161,7 @@ def test_noise_change_in_band(mix):
 def test_shuffle_moves_band_content():
     batch = mixed_batch(hw=(64, 64), seed=2)
     batch["img"] = 0.45 + (batch["img"] - 0.3) / 0.4 * 0.1  # inside [0.45, 0.55]: no clamping
-    out = FrequencyAugment(settings(p=1.0, source="shuffle"))(batch, torch.Generator().manual_seed(0))
+    out = augment(p=1.0, source="shuffle")(batch, torch.Generator().manual_seed(0))
     info = out["freq_info"]
     perm = info["perm"]
     assert (perm != torch.arange(8)).all()
@@ -183,7 +180,7 @@ def test_shuffle_moves_band_content():
 @pytest.mark.parametrize("mode,source", [("spectral", "noise"), ("spectral", "shuffle"), ("paper", "noise")])
 def test_reproducible(mode, source):
     batch = make_batch([[SMALL], [LARGE], [], [SMALL, LARGE], [SMALL]] * 2)
-    aug = FrequencyAugment(settings(mode=mode, source=source, p=0.5))
+    aug = augment(mode=mode, source=source, p=0.5)
     a, b = (aug(batch, torch.Generator().manual_seed(7)) for _ in range(2))
     c = aug(batch, torch.Generator().manual_seed(8))
     assert torch.equal(a["img"], b["img"]) and torch.equal(a["bboxes"], b["bboxes"])
@@ -192,11 +189,11 @@ def test_reproducible(mode, source):
 
 def test_bad_settings():
     with pytest.raises(KeyError):
-        FrequencyAugment({"freq_mode": "spectral"})
-    with pytest.raises(ValueError):
-        FrequencyAugment(settings(mode="fourier"))
-    with pytest.raises(ValueError):
-        FrequencyAugment(settings(lam=[0.5, 1.5]))
+        FrequencyAugment.from_config({"freq_mode": "spectral"})
+    with pytest.raises(DistillConfigError, match="freq_mode"):
+        augment(mode="fourier")
+    with pytest.raises(DistillConfigError, match="freq_lam"):
+        augment(lam=[0.5, 1.5])
 
 
 # ------------------------------------------------------------------------------------------------------ paper ----
@@ -213,7 +210,7 @@ def test_paper_crop_boxes_and_alignment():
     corner = [0, 0, 40, 40]  # a large box in the corner: dropped when the crop starts right/below of it
     edge = [56, 20, 64, 60]  # large-image extra box along the right edge
     batch = ramp_batch([[LARGE, corner, edge], [SMALL], [corner, SMALL], [LARGE]] * 3)
-    out = FrequencyAugment(settings(mode="paper", p=0.0, crop=[0.8, 0.8]))(batch, torch.Generator().manual_seed(0))
+    out = augment(mode="paper", p=0.0, crop=[0.8, 0.8])(batch, torch.Generator().manual_seed(0))
     info = out["freq_info"]
     assert info["crop"].tolist() == [True, False, True, True] * 3 and not info["noise"].any()
     bx, idx, cls = out["bboxes"], out["batch_idx"], out["cls"]
@@ -241,7 +238,7 @@ def test_paper_crop_boxes_and_alignment():
 
 def test_paper_noise_only_on_all_small():
     batch = make_batch([[SMALL], [LARGE], [], [SMALL, LARGE]] * 4)
-    out = FrequencyAugment(settings(mode="paper", p=1.0, sigma=0.08))(batch, torch.Generator().manual_seed(0))
+    out = augment(mode="paper", p=1.0, sigma=0.08)(batch, torch.Generator().manual_seed(0))
     info = out["freq_info"]
     small = torch.tensor([True, False, True, False] * 4)
     assert torch.equal(info["noise"], small) and torch.equal(info["crop"], ~small)
@@ -250,7 +247,7 @@ def test_paper_noise_only_on_all_small():
     in_noise = small[batch["batch_idx"].long()]
     kept = small[out["batch_idx"].long()]
     assert torch.equal(out["bboxes"][kept], batch["bboxes"][in_noise])  # noise leaves the boxes alone
-    out = FrequencyAugment(settings(mode="paper", p=0.0))(batch, torch.Generator().manual_seed(0))
+    out = augment(mode="paper", p=0.0)(batch, torch.Generator().manual_seed(0))
     assert torch.equal(out["img"][small], batch["img"][small]) and not out["freq_info"]["noise"].any()
 
 
@@ -279,10 +276,18 @@ def tiny_dataset(root: Path) -> Path:
 def test_show_augmentation_writes_png(tmp_path, mode):
     from ikd_yolo.show_aug import show_augmentation
 
+    import cv2
+
     data = tiny_dataset(tmp_path / "ds")
     png = show_augmentation(str(data), settings(mode=mode, p=1.0), tmp_path / "grid.png", n=4, imgsz=64)
-    assert png.exists() and png.stat().st_size > 1000
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    im = cv2.imread(str(png), cv2.IMREAD_GRAYSCALE).astype(np.float32)
+    assert im.shape == (1150, 880)  # 5 rows x 4 images at 2.2 x 2.3 inches, 100 dpi
+    cells = [[im[r * 230:(r + 1) * 230, c * 220:(c + 1) * 220] for c in range(4)] for r in range(5)]
+    # no blank panel; the change spectrum is the row an unaugmented image leaves black (its inner std is then 0)
+    assert all(cell[70:170, 70:170].std() > 10 for row in cells for cell in row)
+    if mode == "spectral":  # the change lies inside the band: the disc round DC for large boxes, outside it for small
+        contrast = [cell[95:135, 90:130].mean() - cell[30:60, 30:60].mean() for cell in cells[4]]
+        assert sorted(np.sign(contrast)) == [-1, -1, 1, 1] and min(map(abs, contrast)) > 40
 
 
 def test_band_fraction_makes_sigma_an_in_band_level():

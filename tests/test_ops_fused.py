@@ -212,7 +212,7 @@ def test_adv_step_matches_reference(fused, device, shape):
     grad[0] = 0  # a zero gradient
     step, eps = (torch.rand(b, generator=g) * 0.02).to(device), (torch.rand(b, generator=g) * 0.05).to(device)
     lo, hi = (torch.rand(b, c, generator=g) * 0.2).to(device), (0.8 + torch.rand(b, c, generator=g) * 0.2).to(device)
-    for args in ((step, eps, 0.9, lo, hi), (2 / 255, 8 / 255, 1.0, 0.0, 1.0), (0.01, 0.0, 0.5, lo[:1], 1.0)):
+    for args in ((step, eps, lo, hi, 0.9), (2 / 255, 8 / 255, 0.0, 1.0, 1.0), (0.01, 0.0, lo[:1], 1.0, 0.5)):
         x_f, m_f = ops.adv_step(xa, xc, grad, m, *args)
         x_r, m_r = ref.adv_step(xa, xc, grad, m, *args)
         torch.testing.assert_close(x_f, x_r, atol=1e-6, rtol=0)

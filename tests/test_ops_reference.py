@@ -166,7 +166,7 @@ def test_adv_step_matches_numpy():
     grad, m = torch.randn(xc.shape, generator=g), torch.randn(xc.shape, generator=g) * 0.01
     step, eps = torch.tensor([1.0, 2.0, 3.0]) / 255, torch.tensor([4.0, 8.0, 16.0]) / 255
     lo, hi = torch.tensor([0.0, 0.1, 0.2]).expand(b, c), torch.tensor([1.0, 0.9, 0.8]).expand(b, c)
-    x2, m2 = ref.adv_step(xa, xc, grad, m, step, eps, 0.9, lo, hi)
+    x2, m2 = ref.adv_step(xa, xc, grad, m, step, eps, lo, hi, 0.9)
     f32 = np.float32
     want_x, want_m = np_adv_step(
         xa.numpy(), xc.numpy(), grad.numpy(), m.numpy(), step.numpy().astype(f32)[:, None, None, None],
@@ -184,7 +184,7 @@ def test_adv_step_stays_in_eps_ball_and_range():
     lo, hi = torch.tensor([0.1, 0.0, 0.2]), torch.tensor([0.9, 1.0, 0.7])  # per channel, broadcast to (B, C)
     lo4, hi4, e4 = lo.view(1, 3, 1, 1), hi.view(1, 3, 1, 1), eps.view(-1, 1, 1, 1)
     for _ in range(6):
-        xa, m = ops.adv_step(xa, xc, torch.randn(xc.shape, generator=g), m, 3 / 255, eps, 1.0, lo, hi)
+        xa, m = ops.adv_step(xa, xc, torch.randn(xc.shape, generator=g), m, 3 / 255, eps, lo, hi, 1.0)
         # x' = clamp(x_clean + d, lo, hi) with |d| <= eps: inside the clipped eps ball and the range
         assert (xa >= (xc - e4).clamp(lo4, hi4) - 1e-6).all() and (xa <= (xc + e4).clamp(lo4, hi4) + 1e-6).all()
         assert (xa >= lo4).all() and (xa <= hi4).all()

@@ -156,7 +156,7 @@ def adv_cases(draw):
 @given(adv_cases())
 def test_adv_step_stays_in_budget_and_range_and_follows_the_momentum(case):
     x, x_adv, grad, m = case["x"], case["x_adv"], case["grad"], case["m"]
-    x_new, m_new = ops.adv_step(x_adv, x, grad, m, case["step"], case["eps"], case["decay"], case["lo"], case["hi"])
+    x_new, m_new = ops.adv_step(x_adv, x, grad, m, case["step"], case["eps"], case["lo"], case["hi"], case["decay"])
     assert x_new.dtype == x_adv.dtype and m_new.dtype == m.dtype
     assert torch.isfinite(x_new).all() and torch.isfinite(m_new).all()
     assert ((x_new - x).abs() <= case["eps_b"] + 1e-6).all()  # inside the L_inf ball
@@ -174,7 +174,7 @@ def test_adv_step_stays_in_budget_and_range_and_follows_the_momentum(case):
 def test_fused_adv_step_equals_reference(case):
     args = case["x_adv"], case["x"], case["grad"], case["m"]
     ops.set_backend("fused")
-    x_new, m_new = ops.adv_step(*args, case["step"], case["eps"], case["decay"], case["lo"], case["hi"])
-    want_x, want_m = ref.adv_step(*args, case["step"], case["eps"], case["decay"], case["lo"], case["hi"])
+    x_new, m_new = ops.adv_step(*args, case["step"], case["eps"], case["lo"], case["hi"], case["decay"])
+    want_x, want_m = ref.adv_step(*args, case["step"], case["eps"], case["lo"], case["hi"], case["decay"])
     torch.testing.assert_close(x_new, want_x, atol=1e-6, rtol=0)
     torch.testing.assert_close(m_new, want_m, atol=1e-6, rtol=1e-5)

@@ -1,6 +1,6 @@
 """The IKD authors' frequency-augmentation rule (`freq_mode: paper`), applied to a training batch.
 
-Liang et al. (ACM MM 2023) choose per image from its boxes at original resolution (see `frequency.py` for the scale
+Liang et al. (ACM MM 2023) choose per image from its boxes at original resolution (see `policy.py` for the scale
 convention and the small-box test):
 
 - every box small, or no box: with probability `freq_p` (authors: 0.3) the image becomes clip(x + N(0, sigma²)),
@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .frequency import _rand, _uniform
+from .sampling import rand, uniform
 
 PER_BOX_KEYS = ("cls", "bboxes", "batch_idx")
 _UNSUPPORTED = ("masks", "keypoints", "segments", "obb")  # per-instance data this crop does not transform
@@ -36,10 +36,10 @@ _UNSUPPORTED = ("masks", "keypoints", "segments", "obb")  # per-instance data th
 
 def crop_windows(n: int, crop: tuple[float, float], generator: torch.Generator | None, device) -> torch.Tensor:
     """Draw n crop windows as normalised xyxy (n, 4): sides ~ U[crop] independently, position uniform."""
-    fh = _uniform(n, crop, generator, device)
-    fw = _uniform(n, crop, generator, device)
-    y0 = _rand(n, generator, device) * (1 - fh)
-    x0 = _rand(n, generator, device) * (1 - fw)
+    fh = uniform(n, crop, generator, device)
+    fw = uniform(n, crop, generator, device)
+    y0 = rand(n, generator, device) * (1 - fh)
+    x0 = rand(n, generator, device) * (1 - fw)
     return torch.stack((x0, y0, x0 + fw, y0 + fh), 1)
 
 
@@ -100,7 +100,7 @@ def paper_augment(
     Args:
         batch (dict): Batch after `preprocess_batch` (`img` float in [0, 1], `cls`, `bboxes`, `batch_idx`).
         all_small (torch.Tensor): Boolean (B,), True where every box is small or there is none
-            (`frequency.image_band_choice`).
+            (`policy.image_band_choice`).
         p (float): Probability an all-small image is noised.
         sigma (float): Noise standard deviation, pixel units.
         crop (tuple[float, float]): Range of the crop height and width fractions.
@@ -116,7 +116,7 @@ def paper_augment(
     x = batch["img"]
     b, dev = x.shape[0], x.device
     all_small = all_small.to(dev)
-    noise = all_small & (_rand(b, generator, dev) < p)
+    noise = all_small & (rand(b, generator, dev) < p)
     cropped = ~all_small
     windows = crop_windows(b, crop, generator, dev)
     full = torch.tensor([0.0, 0.0, 1.0, 1.0], device=dev).expand(b, 4)

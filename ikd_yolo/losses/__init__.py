@@ -15,11 +15,11 @@ Examples:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from torch import nn
-
+from ._common import DistillLoss
 from .adv import AdvFeatureLoss
 from .cwd import CWDLoss
 from .fgd import FGDLoss, GcBlock, fgd_masks
@@ -30,44 +30,30 @@ __all__ = [
     "BASE_LOSSES",
     "AdvFeatureLoss",
     "CWDLoss",
+    "DistillLoss",
     "FGDLoss",
     "GcBlock",
     "MGDLoss",
     "MSELoss",
     "build_base_loss",
+    "config_key",
     "fgd_masks",
 ]
 
-BASE_LOSSES: dict[str, type[nn.Module]] = {"mse": MSELoss, "cwd": CWDLoss, "mgd": MGDLoss, "fgd": FGDLoss}
-
-# name -> (whether the constructor takes `channels`, {constructor argument: config key})
-_CFG_KEYS: dict[str, tuple[bool, dict[str, str]]] = {
-    "mse": (False, {"weight": "mse_weight"}),
-    "cwd": (False, {"weight": "cwd_weight", "tau": "cwd_tau"}),
-    "mgd": (True, {"alpha": "mgd_alpha", "ratio": "mgd_ratio"}),
-    "fgd": (
-        True,
-        {"alpha": "fgd_alpha", "beta": "fgd_beta", "gamma": "fgd_gamma", "lam": "fgd_lambda", "temp": "fgd_temp"},
-    ),
-}
+BASE_LOSSES: dict[str, type[DistillLoss]] = {"mse": MSELoss, "cwd": CWDLoss, "mgd": MGDLoss, "fgd": FGDLoss}
 
 
-def _cfg_value(cfg: Mapping[str, Any] | Any, key: str) -> Any:
-    """Read `key` from a mapping or an attribute namespace (e.g. Ultralytics' IterableSimpleNamespace)."""
-    if isinstance(cfg, Mapping):
-        if key not in cfg:
-            raise KeyError(f"distillation config is missing '{key}'")
-        return cfg[key]
-    if not hasattr(cfg, key):
-        raise KeyError(f"distillation config is missing '{key}'")
-    return getattr(cfg, key)
+def config_key(loss: str, arg: str) -> str:
+    """The config key of constructor argument `arg` of loss `loss`: `<loss>_<arg>`, e.g. fgd_alpha, fgd_lambda."""
+    return f"{loss}_{arg.rstrip('_')}"  # a trailing underscore only dodges a Python keyword (lambda_)
 
 
-def build_base_loss(name: str, channels: int, cfg: Mapping[str, Any]) -> nn.Module:
+def build_base_loss(name: str, channels: int, cfg: Mapping[str, Any]) -> DistillLoss:
     """Build the base distillation loss `name` for one feature level of `channels` channels from config values.
 
-    Only the keys of the chosen loss are read: mse_weight; cwd_weight, cwd_tau; mgd_alpha, mgd_ratio; fgd_alpha,
-    fgd_beta, fgd_gamma, fgd_lambda, fgd_temp. `kd_loss=none` is the caller's to handle (no module is built).
+    Every constructor argument but `channels` reads its key `config_key(name, arg)` (mse_weight; cwd_weight, cwd_tau;
+    mgd_alpha, mgd_ratio; fgd_alpha, fgd_beta, fgd_gamma, fgd_lambda, fgd_temp), so a new argument needs no table.
+    The values are taken as validated (`ikd_yolo.config`). `kd_loss=none` is the caller's to handle.
 
     Args:
         name (str): One of BASE_LOSSES (case-insensitive).
@@ -75,7 +61,7 @@ def build_base_loss(name: str, channels: int, cfg: Mapping[str, Any]) -> nn.Modu
         cfg (Mapping[str, Any]): Config values, a dict or an attribute namespace holding the keys above.
 
     Returns:
-        (nn.Module): The loss module; mgd and fgd carry trainable parameters.
+        (DistillLoss): The loss module; mgd and fgd carry trainable parameters.
 
     Raises:
         ValueError: If `name` is not a known base loss.
@@ -84,6 +70,15 @@ def build_base_loss(name: str, channels: int, cfg: Mapping[str, Any]) -> nn.Modu
     key = str(name).lower()
     if key not in BASE_LOSSES:
         raise ValueError(f"unknown base distillation loss '{name}', valid choices are {', '.join(BASE_LOSSES)}")
-    takes_channels, keys = _CFG_KEYS[key]
-    kwargs = {arg: _cfg_value(cfg, cfg_key) for arg, cfg_key in keys.items()}
-    return BASE_LOSSES[key](channels, **kwargs) if takes_channels else BASE_LOSSES[key](**kwargs)
+    cls = BASE_LOSSES[key]
+    args = inspect.signature(cls).parameters
+    kwargs = {arg: _cfg_value(cfg, config_key(key, arg)) for arg in args if arg != "channels"}
+    return cls(channels, **kwargs) if "channels" in args else cls(**kwargs)
+
+
+def _cfg_value(cfg: Mapping[str, Any] | Any, key: str) -> Any:
+    """Read `key` from a mapping or an attribute namespace (e.g. Ultralytics' IterableSimpleNamespace)."""
+    present = key in cfg if isinstance(cfg, Mapping) else hasattr(cfg, key)
+    if not present:
+        raise KeyError(f"distillation config is missing '{key}'")
+    return cfg[key] if isinstance(cfg, Mapping) else getattr(cfg, key)

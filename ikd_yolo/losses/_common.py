@@ -1,8 +1,24 @@
-"""Small checks shared by the feature-distillation losses."""
+"""What the feature-distillation losses share: the base class with named, weighted parts and the shape check."""
 
 from __future__ import annotations
 
-from torch import Tensor
+from typing import ClassVar
+
+from torch import Tensor, nn
+
+
+class DistillLoss(nn.Module):
+    """A distillation loss made of named parts, each scaled by one weight; the loss is the sum of its parts.
+
+    `WEIGHTS` maps each part to the constructor argument (and attribute) holding its weight; a single-part loss has
+    the one part "". Parts let the trainer log and calibrate every term on its own (`FeatureDistiller.parts`).
+    """
+
+    WEIGHTS: ClassVar[dict[str, str]] = {"": "weight"}
+
+    def parts(self, student: Tensor, teacher: Tensor, boxes: list[Tensor] | None = None) -> dict[str, Tensor]:
+        """The weighted parts {name: scalar fp32 tensor}; a single-part loss returns {"": loss}."""
+        return {"": self(student, teacher, boxes)}
 
 
 def check_pair(student: Tensor, teacher: Tensor, name: str) -> None:
@@ -18,19 +34,3 @@ def check_pair(student: Tensor, teacher: Tensor, name: str) -> None:
             f"{name} expects student and teacher features of the same (N, C, H, W) shape, "
             f"got {tuple(student.shape)} and {tuple(teacher.shape)}"
         )
-
-
-def check_positive(value: float, name: str) -> float:
-    """Return value as float, raising ValueError if it is not > 0."""
-    value = float(value)
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-    return value
-
-
-def check_nonnegative(value: float, name: str) -> float:
-    """Return value as float, raising ValueError if it is negative (or NaN)."""
-    value = float(value)
-    if not value >= 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value

@@ -7,12 +7,12 @@ towards the teacher's with L_adv = alpha_adv * sum((F_s - F_t)^2) / batch_size p
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
-from ._common import check_nonnegative, check_pair
+from ._common import DistillLoss, check_pair
 
 
-class AdvFeatureLoss(nn.Module):
+class AdvFeatureLoss(DistillLoss):
     """Squared feature difference summed over C, H, W and averaged over the batch, for adversarial images.
 
     loss = weight * sum((F_s - F_t)^2) / N, computed in fp32. The authors used weight 1e-5 for 256-channel FPN levels.
@@ -30,7 +30,7 @@ class AdvFeatureLoss(nn.Module):
     def __init__(self, weight: float = 1e-5) -> None:
         """Initialize with the loss weight (>= 0)."""
         super().__init__()
-        self.weight = check_nonnegative(weight, "adv weight")
+        self.weight = float(weight)
 
     def forward(self, student: Tensor, teacher: Tensor, boxes: list[Tensor] | None = None) -> Tensor:
         """Return the weighted per-image sum of squared differences as a scalar fp32 tensor.

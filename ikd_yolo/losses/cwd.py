@@ -8,12 +8,12 @@ and the student's distribution is pulled towards the teacher's with KL(teacher |
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from ._common import check_nonnegative, check_pair, check_positive
+from ._common import DistillLoss, check_pair
 
 
-class CWDLoss(nn.Module):
+class CWDLoss(DistillLoss):
     """KL divergence between per-channel spatial softmax distributions of teacher and student.
 
     For every image n and channel c: p = softmax(F_t[n, c] / tau), q = softmax(F_s[n, c] / tau) over the H*W
@@ -35,8 +35,8 @@ class CWDLoss(nn.Module):
     def __init__(self, weight: float = 1.0, tau: float = 1.0) -> None:
         """Initialize with the loss weight (>= 0) and the temperature (> 0)."""
         super().__init__()
-        self.weight = check_nonnegative(weight, "cwd weight")
-        self.tau = check_positive(tau, "cwd tau")
+        self.weight = float(weight)
+        self.tau = float(tau)
 
     def forward(self, student: Tensor, teacher: Tensor, boxes: list[Tensor] | None = None) -> Tensor:
         """Return the weighted channel-wise KL divergence as a scalar fp32 tensor.

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._common import check_nonnegative, check_pair, check_positive
+from ._common import DistillLoss, check_pair
 
 _CELL_TOL = 1e-4  # rounding tolerance in cell units when mapping box edges onto the grid
 
@@ -138,35 +138,35 @@ class GcBlock(nn.Module):
         return x + self.transform(context).float()
 
 
-class FGDLoss(nn.Module):
+class FGDLoss(DistillLoss):
     """FGD loss for one feature level: focal (foreground + background), attention and global terms.
 
     With N the batch size, M_fg / M_bg from `fgd_masks`, A_S / A_C the spatial / channel attention (module functions
     `spatial_attention`, `channel_attention`, temperature `temp`):
         fg        = alpha * sum(M_fg * A_S^t * A_C^t * (F_s - F_t)^2) / N
         bg        = beta  * sum(M_bg * A_S^t * A_C^t * (F_s - F_t)^2) / N
-        attention = gamma * (sum|A_C^s - A_C^t| + sum|A_S^s - A_S^t|) / N
-        global    = lam   * sum((GC_s(F_s) - GC_t(F_t))^2) / N
+        att       = gamma * (sum|A_C^s - A_C^t| + sum|A_S^s - A_S^t|) / N
+        global    = lambda_ * sum((GC_s(F_s) - GC_t(F_t))^2) / N
     As in FGD, both focal terms are weighted by the TEACHER's attention (the student imitates where the teacher
     looks; the attention term separately teaches the student to look there). Each side has its own `GcBlock`; both
     are trained with the student and are not part of the deployed model. All reductions are in fp32.
 
     Attributes:
-        alpha, beta, gamma, lam (float): Weights of the foreground, background, attention and global terms.
+        alpha, beta, gamma, lambda_ (float): Weights of the foreground, background, attention and global terms.
         temp (float): Attention temperature.
         gc_student (GcBlock): Global context block applied to the student features.
         gc_teacher (GcBlock): Global context block applied to the teacher features.
-        last_parts (dict[str, Tensor]): Detached weighted terms of the last forward (keys as `parts`), for logging.
 
     Examples:
         >>> import torch
         >>> loss = FGDLoss(channels=8)
         >>> s, t = torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4)
         >>> boxes = [torch.tensor([[0.1, 0.1, 0.6, 0.5]]), torch.zeros(0, 4)]
-        >>> total = loss(s, t, boxes)
-        >>> sorted(loss.last_parts)
-        ['attention', 'bg', 'fg', 'global']
+        >>> sorted(loss.parts(s, t, boxes))
+        ['att', 'bg', 'fg', 'global']
     """
+
+    WEIGHTS = {"fg": "alpha", "bg": "beta", "att": "gamma", "global": "lambda_"}
 
     def __init__(
         self,
@@ -174,7 +174,7 @@ class FGDLoss(nn.Module):
         alpha: float = 1e-3,
         beta: float = 5e-4,
         gamma: float = 5e-4,
-        lam: float = 5e-6,
+        lambda_: float = 5e-6,
         temp: float = 0.5,
     ) -> None:
         """Initialize the term weights, the attention temperature and one GcBlock per side."""
@@ -182,17 +182,13 @@ class FGDLoss(nn.Module):
         if int(channels) < 1:
             raise ValueError(f"FGDLoss channels must be >= 1, got {channels}")
         self.channels = int(channels)
-        self.alpha = check_nonnegative(alpha, "fgd alpha")
-        self.beta = check_nonnegative(beta, "fgd beta")
-        self.gamma = check_nonnegative(gamma, "fgd gamma")
-        self.lam = check_nonnegative(lam, "fgd lambda")
-        self.temp = check_positive(temp, "fgd temp")
+        self.alpha, self.beta, self.gamma, self.lambda_ = float(alpha), float(beta), float(gamma), float(lambda_)
+        self.temp = float(temp)
         self.gc_student = GcBlock(self.channels)
         self.gc_teacher = GcBlock(self.channels)
-        self.last_parts: dict[str, Tensor] = {}
 
     def parts(self, student: Tensor, teacher: Tensor, boxes: Sequence[Tensor]) -> dict[str, Tensor]:
-        """Return the four weighted terms {'fg', 'bg', 'attention', 'global'}, scalar fp32 tensors summing to the loss.
+        """Return the four weighted terms {'fg', 'bg', 'att', 'global'}, scalar fp32 tensors summing to the loss.
 
         Args:
             student (Tensor): Student features (N, C, H, W), already aligned to the teacher's channels.
@@ -222,12 +218,12 @@ class FGDLoss(nn.Module):
         return {
             "fg": self.alpha * (per_cell * fg).sum() / denom,
             "bg": self.beta * (per_cell * bg).sum() / denom,
-            "attention": self.gamma * attention / denom,
-            "global": self.lam * global_sq / denom,
+            "att": self.gamma * attention / denom,
+            "global": self.lambda_ * global_sq / denom,
         }
 
     def forward(self, student: Tensor, teacher: Tensor, boxes: Sequence[Tensor] | None = None) -> Tensor:
-        """Return the total FGD loss as a scalar fp32 tensor and keep detached parts in `last_parts`.
+        """Return the total FGD loss (the sum of `parts`) as a scalar fp32 tensor.
 
         Args:
             student (Tensor): Student features (N, C, H, W), already aligned to the teacher's channels.
@@ -235,18 +231,10 @@ class FGDLoss(nn.Module):
             boxes (Sequence[Tensor] | None): One (n_i, 4) tensor per image, xyxy normalised; required.
 
         Returns:
-            (Tensor): Scalar loss, the sum of `parts`.
+            (Tensor): Scalar loss.
         """
-        parts = self.parts(student, teacher, boxes)
-        self.last_parts = {k: v.detach() for k, v in parts.items()}
-        return parts["fg"] + parts["bg"] + parts["attention"] + parts["global"]
-
-    def __getstate__(self) -> dict:
-        """Drop the logged tensors when pickled (checkpoints, deep copies)."""
-        state = self.__dict__.copy()
-        state["last_parts"] = {}
-        return state
+        return sum(self.parts(student, teacher, boxes).values())
 
     def extra_repr(self) -> str:
         """Show the weights and temperature when the module is printed."""
-        return f"alpha={self.alpha}, beta={self.beta}, gamma={self.gamma}, lam={self.lam}, temp={self.temp}"
+        return f"alpha={self.alpha}, beta={self.beta}, gamma={self.gamma}, lambda_={self.lambda_}, temp={self.temp}"

@@ -10,10 +10,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._common import check_nonnegative, check_pair
+from ._common import DistillLoss, check_pair
 
 
-class MGDLoss(nn.Module):
+class MGDLoss(DistillLoss):
     """Squared error between the teacher's features and features generated from the masked student's.
 
     A mask R of shape (N, 1, H, W) keeps each position with probability 1 - ratio (R = 1) and drops it otherwise
@@ -33,17 +33,16 @@ class MGDLoss(nn.Module):
         torch.Size([])
     """
 
+    WEIGHTS = {"": "alpha"}
+
     def __init__(self, channels: int, alpha: float = 2e-5, ratio: float = 0.65) -> None:
         """Initialize the generator for `channels`-channel features, the loss weight and the drop ratio."""
         super().__init__()
         if int(channels) < 1:
             raise ValueError(f"MGDLoss channels must be >= 1, got {channels}")
-        ratio = float(ratio)
-        if not 0.0 <= ratio <= 1.0:
-            raise ValueError(f"mgd ratio must be in [0, 1], got {ratio}")
         self.channels = int(channels)
-        self.alpha = check_nonnegative(alpha, "mgd alpha")
-        self.ratio = ratio
+        self.alpha = float(alpha)
+        self.ratio = float(ratio)
         self.generator = nn.Sequential(
             nn.Conv2d(self.channels, self.channels, kernel_size=3, padding=1),
             nn.ReLU(inplace=True),

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
-from ._common import check_nonnegative, check_pair
+from ._common import DistillLoss, check_pair
 
 
-class MSELoss(nn.Module):
+class MSELoss(DistillLoss):
     """Weighted mean squared difference between student and teacher feature maps.
 
     loss = weight * mean((F_s - F_t)^2), the mean taken over every element (N * C * H * W). Computed in fp32;
@@ -26,7 +26,7 @@ class MSELoss(nn.Module):
     def __init__(self, weight: float = 1.0) -> None:
         """Initialize with the loss weight (>= 0)."""
         super().__init__()
-        self.weight = check_nonnegative(weight, "mse weight")
+        self.weight = float(weight)
 
     def forward(self, student: Tensor, teacher: Tensor, boxes: list[Tensor] | None = None) -> Tensor:
         """Return the weighted MSE as a scalar fp32 tensor.

@@ -16,7 +16,7 @@ import os as _os
 
 from . import _loader
 from ._backend import backend, set_backend
-from .adversarial import adv_step
+from .adv_step import adv_step
 from .spectral import spectral_mix, spectral_mix_noise, spectral_mix_shuffle
 
 if _os.environ.get("IKD_OPS_BACKEND") != "reference":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .reference import MODES, per_channel, per_sample
+from .reference import MIX_MODES, per_channel, per_sample
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -30,8 +30,8 @@ def image(op: str, name: str, t, like: torch.Tensor | None = None) -> torch.Tens
 
 def mode(op: str, value: str) -> str:
     """Check the spectral mixing mode."""
-    if value not in MODES:
-        raise ValueError(f"{op}: mode must be one of {MODES} (got {value!r})")
+    if value not in MIX_MODES:
+        raise ValueError(f"{op}: mode must be one of {MIX_MODES} (got {value!r})")
     return value
 
 

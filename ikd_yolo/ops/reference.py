@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-MODES = ("complex", "amplitude")
+MIX_MODES = ("complex", "amplitude")  # the spectral mixing rules (configs: freq_mix)
 
 
 def per_sample(value, batch: int, device: torch.device) -> torch.Tensor:
@@ -63,7 +63,7 @@ def mix_spectra(x_spec: torch.Tensor, s_spec: torch.Tensor, mask: torch.Tensor, 
         ax = x_spec.abs()
         amp = ax + lam * (s_spec.abs() - ax)
         return torch.where(mask, torch.polar(amp, x_spec.angle()), x_spec)
-    raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    raise ValueError(f"mode must be one of {MIX_MODES}, got {mode!r}")
 
 
 def spectral_mix(x: torch.Tensor, source: torch.Tensor, lo, hi, lam, mode: str = "complex") -> torch.Tensor:
@@ -98,9 +98,9 @@ def adv_step(
     momentum: torch.Tensor,
     step_size,
     eps,
-    decay: float = 1.0,
     lo=0.0,
     hi=1.0,
+    decay: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One momentum (MI/DI-FGSM) step: L1-normalise grad per sample, momentum, sign step, eps-ball and range clip.
 

@@ -1,4 +1,7 @@
-"""Momentum sign-gradient step of the IKD adversarial augmentation: public wrapper, fused kernel or reference."""
+"""Momentum sign-gradient step of the IKD adversarial augmentation: public wrapper, fused kernel or reference.
+
+The arguments come in the order of the op's schema (csrc/ikd_ops.cpp) everywhere: wrapper, reference and kernels.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +17,9 @@ def adv_step(
     momentum: torch.Tensor,
     step_size,
     eps,
-    decay: float = 1.0,
     lo=0.0,
     hi=1.0,
+    decay: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One MI-FGSM update, out of place.
 
@@ -27,8 +30,8 @@ def adv_step(
     Args:
         x_adv, x_clean, grad, momentum (torch.Tensor): (B, C, H, W) float tensors on one device.
         step_size, eps (float | torch.Tensor): floats or (B,) tensors (per-sample step and L_inf radius).
-        decay (float): momentum decay.
         lo, hi (float | torch.Tensor): valid pixel range, floats or tensors broadcastable to (B, C) (per channel).
+        decay (float): momentum decay.
 
     Returns:
         (tuple[torch.Tensor, torch.Tensor]): x_adv_new (dtype of x_adv) and momentum_new (dtype of momentum).
@@ -50,5 +53,5 @@ def adv_step(
     if _backend.use_fused(x_adv.device):
         x_new, m_new = torch.ops.ikd.adv_step(x_adv, x_clean, grad, momentum, step_size, eps, lo, hi, float(decay))
     else:
-        x_new, m_new = reference.adv_step(x_adv, x_clean, grad, momentum, step_size, eps, float(decay), lo, hi)
+        x_new, m_new = reference.adv_step(x_adv, x_clean, grad, momentum, step_size, eps, lo, hi, float(decay))
     return x_new, m_new.to(m_dtype)

@@ -12,7 +12,7 @@ import yaml
 from ultralytics import YOLO
 from ultralytics.nn.tasks import SegmentationModel
 
-from conftest import read_results, train_kwargs
+from helpers import read_results, train_kwargs
 from ikd_yolo import IKDTrainer
 from ikd_yolo.cli import main
 from ikd_yolo.teacher import TeacherError, load_teacher

@@ -1,4 +1,4 @@
-"""Matched training runs shared by `ikd-yolo demo` and the evidence benchmark.
+"""Matched training runs of the evidence benchmark (and so of `ikd-yolo demo`): cached teachers, one student per run.
 
 A run is (method, seed) on fixed data, student, teacher, epochs and image size: only the distillation differs.
 Methods: "none" (plain Ultralytics training), "ultralytics" (Ultralytics' built-in `distill_model=` distillation)
@@ -18,7 +18,7 @@ import ultralytics
 from ultralytics import YOLO
 from ultralytics.utils import LOGGER, colorstr
 
-from .config import preset_names
+from ..config import preset_names
 
 
 def cache_dir() -> Path:
@@ -99,7 +99,7 @@ def train_student(
     elif method == "ultralytics":
         metrics = model.train(distill_model=str(teacher), **common)
     elif method in preset_names():
-        from .trainer import IKDTrainer
+        from ..trainer import IKDTrainer
 
         metrics = model.train(trainer=IKDTrainer, teacher=str(teacher), distill=method, **common)
     else:

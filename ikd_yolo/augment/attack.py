@@ -7,7 +7,7 @@ random start, pixels kept in the image's valid range). Here the attack runs onli
 device, batched; the update rule is the fused `ikd_yolo.ops.adv_step`.
 
 Examples:
-    >>> attack = AdversarialAttack(cfg)  # cfg holds the adv_* keys of configs/default.yaml
+    >>> attack = AdversarialAttack.from_config(cfg)  # cfg: validated IKD settings (ikd_yolo.config)
     >>> teacher.args = trainer.args  # the criterion reads the box/cls/dfl gains from here
     >>> criterion = teacher.init_criterion()
     >>> if attack.should_attack(iteration):
@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn as nn
 
-from ikd_yolo.ops import adv_step
+from ..config import section
+from ..ops import adv_step
 
-__all__ = ["AdversarialAttack", "teacher_class_loss"]
+__all__ = ["AdversarialAttack", "AttackSettings", "teacher_class_loss"]
 
 LABEL_KEYS = ("batch_idx", "cls", "bboxes")  # what a detection criterion reads from the batch
 
@@ -67,6 +69,20 @@ def _cls_term(criterion: Any, preds: dict, batch: Mapping) -> torch.Tensor:
     return loss[criterion.loss_names.index("cls_loss")]
 
 
+@dataclass(frozen=True)
+class AttackSettings:
+    """The adv_* keys the attack reads, validated by `ikd_yolo.config` (field = key without `adv_`)."""
+
+    PREFIX: ClassVar[str] = "adv_"
+    steps: int
+    eps: float
+    step_size: float
+    decay: float
+    di_p: float
+    every: int
+    frac: float
+
+
 class AdversarialAttack:
     """Momentum DI-FGSM on a frozen Ultralytics teacher, batched, untargeted, ascending its classification loss.
 
@@ -88,60 +104,44 @@ class AdversarialAttack:
     The attack runs in fp32 with autocast disabled, whatever the caller's autocast state.
 
     Attributes:
-        steps (int): Attack iterations (adv_steps); 0 returns the images unchanged.
-        eps (float): L_inf budget (adv_eps), in [0, 1] pixel units.
-        step_size (float): Sign-step size (adv_step).
-        decay (float): Momentum decay (adv_decay).
-        di_p (float): Per-image, per-step probability of input diversity (adv_di_p).
-        every (int): Attack every k-th training iteration (adv_every), see `should_attack`.
-        frac (float): Fraction of the batch attacked (adv_frac).
+        settings (AttackSettings): steps (0 returns the images unchanged), eps (L_inf budget in [0, 1] pixel units),
+            step_size, decay (momentum), di_p (per-image, per-step probability of input diversity), every (attack
+            every k-th training iteration, see `should_attack`), frac (fraction of the batch attacked).
 
     Examples:
-        >>> attack = AdversarialAttack({"adv_steps": 5, "adv_eps": 8 / 255, "adv_step": 2 / 255, "adv_decay": 1.0,
-        ...                             "adv_di_p": 0.5, "adv_every": 1, "adv_frac": 1.0})
+        >>> attack = AdversarialAttack.from_config(resolve_distill_config({"adv_steps": 5}))
         >>> x_adv = attack(teacher, teacher.init_criterion(), batch, generator=torch.Generator().manual_seed(0))
     """
 
     DI_MIN_SCALE = 0.9  # input diversity resizes to [0.9 W, W)
 
-    def __init__(self, cfg: Mapping):
-        """Read and check the adv_* keys of `cfg` (a dict or the trainer's args namespace)."""
-        get = cfg.get if isinstance(cfg, Mapping) else lambda k: getattr(cfg, k)
-        self.steps = int(get("adv_steps"))
-        self.eps = float(get("adv_eps"))
-        self.step_size = float(get("adv_step"))
-        self.decay = float(get("adv_decay"))
-        self.di_p = float(get("adv_di_p"))
-        self.every = int(get("adv_every"))
-        self.frac = float(get("adv_frac"))
-        checks = {
-            "adv_steps >= 0": self.steps >= 0,
-            "adv_eps >= 0": self.eps >= 0,
-            "adv_step >= 0": self.step_size >= 0,
-            "adv_decay >= 0": self.decay >= 0,
-            "0 <= adv_di_p <= 1": 0 <= self.di_p <= 1,
-            "adv_every >= 1": self.every >= 1,
-            "0 <= adv_frac <= 1": 0 <= self.frac <= 1,
-        }
-        if bad := [k for k, ok in checks.items() if not ok]:
-            raise ValueError(f"AdversarialAttack: need {', '.join(bad)}; got {self!r}")
+    def __init__(self, settings: AttackSettings):
+        """Keep the validated settings (see `from_config`)."""
+        self.settings = settings
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> AdversarialAttack:
+        """The attack of a validated distillation config (`ikd_yolo.config.resolve_distill_config`)."""
+        return cls(section(AttackSettings, cfg))
 
     def __repr__(self) -> str:
         """Return the attack's settings."""
+        s = self.settings
         return (
-            f"AdversarialAttack(steps={self.steps}, eps={self.eps:.6g}, step={self.step_size:.6g}, "
-            f"decay={self.decay:g}, di_p={self.di_p:g}, every={self.every}, frac={self.frac:g})"
+            f"AdversarialAttack(steps={s.steps}, eps={s.eps:.6g}, step_size={s.step_size:.6g}, "
+            f"decay={s.decay:g}, di_p={s.di_p:g}, every={s.every}, frac={s.frac:g})"
         )
 
     def should_attack(self, iteration: int) -> bool:
         """Return True on the training iterations the attack runs (every `adv_every`-th, counting from 0)."""
-        return iteration % self.every == 0
+        return iteration % self.settings.every == 0
 
     def n_attacked(self, batch_size: int) -> int:
         """Return how many leading images of a batch of `batch_size` are attacked."""
-        if self.frac == 0 or batch_size == 0:
+        frac = self.settings.frac
+        if frac == 0 or batch_size == 0:
             return 0
-        return min(batch_size, max(1, round(self.frac * batch_size)))
+        return min(batch_size, max(1, round(frac * batch_size)))
 
     def __call__(
         self, teacher: nn.Module, criterion: Any, batch: Mapping, generator: torch.Generator | None = None
@@ -172,7 +172,7 @@ class AdversarialAttack:
             raise RuntimeError("AdversarialAttack needs autograd; it cannot run under torch.inference_mode()")
 
         out = img.detach().clone()
-        if self.steps == 0:
+        if self.settings.steps == 0:
             return out
         labels = {key: batch[key].to(img.device) for key in LABEL_KEYS}
         keep = labels["batch_idx"] < k  # the attacked images are the first k: indices need no remapping
@@ -186,25 +186,16 @@ class AdversarialAttack:
         self, teacher: nn.Module, criterion: Any, x: torch.Tensor, labels: dict, generator: torch.Generator | None
     ) -> torch.Tensor:
         """Run the momentum DI-FGSM steps on fp32 clean images `x` (K, C, H, W) with their labels."""
+        s = self.settings
         dtype = next(teacher.parameters()).dtype  # forward in the teacher's precision, keep the attack state in fp32
         lo, hi = x.amin(dim=(2, 3)), x.amax(dim=(2, 3))  # (K, C) per-channel range of each clean image
         x_adv, momentum = x.clone(), torch.zeros_like(x)
-        for _ in range(self.steps):
+        for _ in range(s.steps):
             x_in = x_adv.detach().requires_grad_(True)
             x_div, labels_div = self._diversify(x_in, labels, generator)
             loss = teacher_class_loss(teacher, criterion, x_div.to(dtype), labels_div)
             (grad,) = torch.autograd.grad(loss, x_in)
-            x_adv, momentum = adv_step(
-                x_adv,
-                x,
-                grad,
-                momentum,
-                step_size=self.step_size,
-                eps=self.eps,
-                decay=self.decay,
-                lo=lo,
-                hi=hi,
-            )
+            x_adv, momentum = adv_step(x_adv, x, grad, momentum, s.step_size, s.eps, lo, hi, s.decay)
         return x_adv.detach()
 
     def _diversify(
@@ -214,12 +205,13 @@ class AdversarialAttack:
 
         The same amount of randomness is drawn every call, so a seeded generator gives a reproducible attack.
         """
-        if self.di_p == 0:
+        di_p = self.settings.di_p
+        if di_p == 0:
             return x, labels
         k, _, h, w = x.shape
         rng_device = generator.device if generator is not None else torch.device("cpu")
         u = torch.rand(k, 4, generator=generator, device=rng_device).to(x.device)  # apply, size, offset y, offset x
-        apply = u[:, 0] < self.di_p  # no early exit when none applies: that would sync the device every step
+        apply = u[:, 0] < di_p  # no early exit when none applies: that would sync the device every step
         w_lo = min(math.ceil(self.DI_MIN_SCALE * w), w - 1)
         new_w = torch.where(apply, w_lo + (u[:, 1] * (w - w_lo)).floor().clamp(max=w - w_lo - 1), w)
         new_h = torch.where(apply, (new_w * h / w).round().clamp(1, h), h)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from ultralytics import YOLO
 
-from conftest import read_results, train_kwargs
+from helpers import read_results, train_kwargs
 from ikd_yolo import IKDTrainer
 from ikd_yolo.model import ADV_IMG, ADV_TEACHER_FEATS, TEACHER_FEATS
 
@@ -67,7 +67,7 @@ def test_adv_term_alone_trains_student_not_teacher(teacher_pt):
     from ultralytics.cfg import get_cfg
     from ultralytics.nn.tasks import DetectionModel
 
-    from ikd_yolo.augment.adversarial import AdversarialAttack
+    from ikd_yolo.augment.attack import AdversarialAttack
     from ikd_yolo.config import resolve_distill_config
     from ikd_yolo.hooks import detect_input_layers
     from ikd_yolo.model import FeatureDistiller, IKDModel, level_channels
@@ -94,7 +94,7 @@ def test_adv_term_alone_trains_student_not_teacher(teacher_pt):
         "bboxes": torch.tensor([[0.3, 0.3, 0.2, 0.2], [0.6, 0.5, 0.5, 0.6], [0.5, 0.5, 0.1, 0.1]]),
         "batch_idx": torch.tensor([0.0, 0.0, 1.0]),
     }
-    x_adv = AdversarialAttack(cfg)(teacher.model, teacher.model.init_criterion(), batch)
+    x_adv = AdversarialAttack.from_config(cfg)(teacher.model, teacher.model.init_criterion(), batch)
     batch.update({TEACHER_FEATS: teacher.features(img), ADV_IMG: x_adv, ADV_TEACHER_FEATS: teacher.features(x_adv)})
 
     loss, items = model(batch)

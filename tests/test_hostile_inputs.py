@@ -1,0 +1,124 @@
+"""Hostile inputs: a bad teacher or distill YAML stops with one exact line; odd data and sizes train as Ultralytics does."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from ultralytics import YOLO
+from ultralytics.nn.tasks import ClassificationModel, DetectionModel, SegmentationModel, WorldModel
+
+from helpers import read_results, train_kwargs
+from ikd_yolo import IKDTrainer
+from ikd_yolo.config import DistillConfigError
+from ikd_yolo.teacher import TeacherError, load_teacher
+
+
+# ---- 4. hostile inputs: one exact message each ----------------------------------------------------------------------
+
+
+def _write_teacher(kind: str, path: Path, teacher_pt: Path) -> Path:
+    if kind == "not_a_checkpoint":
+        path.write_text("not a checkpoint")
+    elif kind == "state_dict":
+        torch.save(load_teacher(teacher_pt, nc=8).state_dict(), path)
+    elif kind == "wrong_suffix":
+        shutil.copy(teacher_pt, path)
+    elif kind != "missing":
+        model = {"classify": lambda: ClassificationModel("yolo11n-cls.yaml", nc=8, verbose=False),
+                 "segment": lambda: SegmentationModel("yolo11n-seg.yaml", nc=8, verbose=False),
+                 "world": lambda: WorldModel("yolov8n-worldv2.yaml", nc=8, verbose=False),
+                 "nc": lambda: DetectionModel("yolo11n.yaml", nc=6, verbose=False)}[kind]()
+        torch.save({"model": model}, path)
+    return path
+
+
+@pytest.mark.parametrize("kind, name, message", [
+    ("missing", "none.pt", "teacher '{p}' not found: pass teacher=path/to/teacher.pt (a trained detection checkpoint)"),
+    ("wrong_suffix", "teacher.onnx",
+     "teacher '{p}' must be an Ultralytics .pt checkpoint (or a model .yaml for tests)"),
+    ("not_a_checkpoint", "junk.pt", "teacher '{p}' is not a readable Ultralytics checkpoint (TypeError): "
+                                    "pass the best.pt or last.pt of a detection training run"),
+    ("state_dict", "weights.pt", "teacher '{p}' is not a readable Ultralytics checkpoint (TypeError): "
+                                 "pass the best.pt or last.pt of a detection training run"),
+    ("classify", "cls.pt", "teacher '{p}' is a classify model (ClassificationModel): IKD needs a detection teacher "
+                           "(a model trained with task=detect)"),
+    ("segment", "seg.pt", "teacher '{p}' is a segment model (SegmentationModel): IKD needs a detection teacher "
+                          "(a model trained with task=detect)"),
+    ("nc", "six.pt", "teacher '{p}' predicts 6 classes but the data has nc=8: use a teacher trained on the same "
+                     "dataset (same class list)"),
+    ("world", "world.pt", "teacher '{p}' is a WorldModel, not a YOLO DetectionModel: IKD needs a YOLO detection "
+                          "teacher (e.g. YOLOv8, YOLO11 or YOLO26 trained with task=detect)"),
+])
+def test_hostile_teacher_stops_the_trainer_with_one_exact_line(kind, name, message, tmp_path, synthetic_data,
+                                                               teacher_pt):
+    path = _write_teacher(kind, tmp_path / name, teacher_pt)
+    with pytest.raises(TeacherError) as e:
+        IKDTrainer(overrides={"model": "yolo11n.yaml", "teacher": str(path), "data": str(synthetic_data),
+                              **train_kwargs(tmp_path, "hostile")})
+    assert str(e.value) == message.format(p=path)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("kd_loss: fgd\nadv_wieght: 1.0e-5\n",
+     "unknown key 'adv_wieght' in distill YAML '{p}'. Did you mean 'adv_weight'?"),
+    ("epochs: 3\n", "unknown key 'epochs' in distill YAML '{p}'."),
+    ("adv_steps: five\n", "adv_steps='five' must be a number (default 5)"),
+    ("freq_lam: 0.5\n", "freq_lam=0.5 must be a range [min, max] of two numbers with 0 <= min <= max <= 1"),
+    ("kd_loss: [fgd]\n", "kd_loss=['fgd'] is not valid: choose one of mse, cwd, mgd, fgd, none"),
+    ("fgd_alpha: -1.0e-3\n", "fgd_alpha=-0.001 must not be negative: use 0 to turn the term off"),
+    ("adv_weight: -1\n", "adv_weight=-1.0 must not be negative: use 0 to turn the term off"),
+])
+def test_hostile_distill_yaml_stops_before_any_work(text, message, tmp_path, teacher_pt):
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    with pytest.raises(DistillConfigError) as e:  # raised before Ultralytics even reads the dataset
+        IKDTrainer(overrides={"model": "yolo11n.yaml", "teacher": str(teacher_pt), "data": "absent.yaml",
+                              "distill": str(path)})
+    assert str(e.value) == message.format(p=path)
+
+
+def test_corrupt_image_and_empty_label_file_are_skipped_like_ultralytics(tmp_path, synthetic_data, teacher_pt,
+                                                                       ultralytics_log):
+    root = tmp_path / "data"
+    shutil.copytree(synthetic_data.parent, root, ignore=shutil.ignore_patterns("*.cache"))
+    data = yaml.safe_load((root / "data.yaml").read_text())
+    (root / "data.yaml").write_text(yaml.safe_dump({**data, "path": str(root)}))
+    (root / "images" / "train" / "000003.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (root / "labels" / "train" / "000004.txt").write_text("")  # had boxes: now a background image
+
+    model = YOLO("yolo11n.yaml")
+    model.train(trainer=IKDTrainer, teacher=str(teacher_pt), data=str(root / "data.yaml"), distill="ikd-fgd",
+                adv_steps=1, freq_p=1.0, **train_kwargs(tmp_path, "corrupt"))
+    files = [Path(f).name for f in model.trainer.train_loader.dataset.im_files]
+    labels = dict(zip(files, model.trainer.train_loader.dataset.labels))
+    assert len(files) == 15 and "000003.jpg" not in files and len(labels["000004.jpg"]["cls"]) == 0
+    assert any("000003.jpg: ignoring corrupt image/label" in m for m in ultralytics_log)
+    results = read_results(tmp_path / "corrupt")
+    assert all(torch.isfinite(torch.tensor(v)).all() for v in results.values())
+    assert results["train/fgd_loss"][0] > 0 and results["train/adv_loss"][0] > 0
+
+
+def test_imgsz_not_a_multiple_of_the_stride_is_rounded_up(tmp_path, synthetic_data, teacher_pt, ultralytics_log):
+    model = YOLO("yolo11n.yaml")
+    model.train(trainer=IKDTrainer, teacher=str(teacher_pt), data=str(synthetic_data), distill="ikd-fgd", adv_steps=1,
+                **train_kwargs(tmp_path, "imgsz", imgsz=40))
+    assert model.trainer.args.imgsz == 64
+    assert any("imgsz=[40] must be multiple of max stride 32, updating to [64]" in m for m in ultralytics_log)
+    results = read_results(tmp_path / "imgsz")
+    assert results["train/fgd_loss"][0] > 0 and results["train/adv_loss"][0] > 0
+
+
+def test_batch_of_one_trains(tmp_path, synthetic_data, teacher_pt):
+    model = YOLO("yolo11n.yaml")
+    batches = []
+    model.add_callback("on_train_batch_end", lambda t: batches.append(t.train_loader.batch_size))
+    model.train(trainer=IKDTrainer, teacher=str(teacher_pt), data=str(synthetic_data), distill="ikd-fgd", adv_steps=1,
+                freq_p=1.0, **train_kwargs(tmp_path, "one", batch=1, fraction=0.25))
+    assert batches == [1, 1, 1, 1]  # 4 images (fraction=0.25), one per step
+    results = read_results(tmp_path / "one")
+    assert all(torch.isfinite(torch.tensor(v)).all() for v in results.values())
+    assert results["train/fgd_loss"][0] > 0 and results["train/adv_loss"][0] > 0
