@@ -80,14 +80,12 @@ setup(
     packages=find_packages(include=["ikd_yolo", "ikd_yolo.*"]) + ["ikd_yolo.configs"],
     package_dir={"ikd_yolo.configs": "configs"},
     package_data={"ikd_yolo.configs": ["*.yaml"]},
-    install_requires=[
+    install_requires=[  # ninja only builds the kernels (install it first, see README); nothing here needs pybind11
         "torch>=2.1",
         "torchvision",
         "ultralytics>=8.4.77",
         "numpy",
         "pycocotools",
-        "pybind11",
-        "ninja",
     ],
     extras_require={"test": ["pytest", "hypothesis", "onnx", "cloudpickle>=3.1.1"]},  # cloudpickle: Ultralytics' DDP launcher
     entry_points={"console_scripts": ["ikd-yolo=ikd_yolo.cli:main"]},

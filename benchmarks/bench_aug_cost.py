@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Cost of IKD's batch frequency augmentation as a fraction of one training step, on CPU (issue 3).
+"""Cost of IKD's batch frequency augmentation as a fraction of one training step, on CPU.
 
 Setup: an `IKDTrainer` with the plain `fgd` preset (student yolo11n.yaml, an untrained yolo11s teacher: timing needs
 no trained one), synthetic shapes data at `imgsz`, `nbs = batch`. Its own train loader gives real mosaic batches.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Training-step cost of IKD on CPU (issue 4): IKD with 1 and 5 attack steps vs plain FGD vs Ultralytics' own KD.
+"""Training-step cost of IKD on CPU: IKD with 1 and 5 attack steps vs plain FGD vs Ultralytics' own KD.
 
 Variants, all with the same student (yolo11n.yaml), teacher (an untrained yolo11s, timing needs no trained one), data
 (synthetic shapes), batch and imgsz:

@@ -1,6 +1,6 @@
 """Measure every distillation term at the start of training and suggest loss weights for a teacher/student pair.
 
-The authors' weights (IKD_METHOD.md §3) were tuned for 256-channel FPN maps at 1333x800; YOLO necks have other
+The authors' weights (Liang et al., ACM MM 2023, and the FGD/MGD papers) were tuned for 256-channel FPN maps at 1333x800; YOLO necks have other
 widths and resolutions. The rule used for ikd-yolo's defaults: with an untrained student and a trained teacher, each
 weighted term should start near `target` per image (the detection loss items start at a few units), so no term
 drowns the others. This script prints, per term, its value with unit weight, the value with the current weight,

@@ -22,7 +22,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, ClassVar, Mapping, TypeVar
 
 import yaml
 from ultralytics.utils import DEFAULT_CFG_KEYS, LOGGER
@@ -310,6 +310,7 @@ def parse_cli_value(text: str) -> Any:
 
 # --------------------------------------------------------------------------------------------------- sections ----
 Section = TypeVar("Section")
+Component = TypeVar("Component", bound="Configured")
 
 
 def section(cls: type[Section], cfg: Mapping[str, Any]) -> Section:
@@ -326,3 +327,24 @@ def section(cls: type[Section], cfg: Mapping[str, Any]) -> Section:
         value = cfg[key]
         values[field.name] = tuple(value) if isinstance(value, list) else value  # frozen: ranges become tuples
     return cls(**values)
+
+
+class Configured:
+    """A component built from one settings section: subclasses name it in `SETTINGS` and get `from_config`.
+
+    Examples:
+        >>> attack = AdversarialAttack.from_config(resolve_distill_config({}))
+        >>> attack.settings.eps
+        0.0313725
+    """
+
+    SETTINGS: ClassVar[type]
+
+    def __init__(self, settings: Any) -> None:
+        """Keep the validated settings (see `from_config`)."""
+        self.settings = settings
+
+    @classmethod
+    def from_config(cls: type[Component], cfg: Mapping[str, Any]) -> Component:
+        """The component of a validated distillation config (`resolve_distill_config`)."""
+        return cls(section(cls.SETTINGS, cfg))

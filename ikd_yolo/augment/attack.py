@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn as nn
 
-from ..config import section
+from ..config import Configured
 from ..ops import adv_step
 
 __all__ = ["AdversarialAttack", "AttackSettings", "teacher_class_loss"]
@@ -83,7 +83,7 @@ class AttackSettings:
     frac: float
 
 
-class AdversarialAttack:
+class AdversarialAttack(Configured):
     """Momentum DI-FGSM on a frozen Ultralytics teacher, batched, untargeted, ascending its classification loss.
 
     Each of `adv_steps` steps: (1) with probability `adv_di_p` per image, input diversity: resize by a random integer
@@ -115,14 +115,7 @@ class AdversarialAttack:
 
     DI_MIN_SCALE = 0.9  # input diversity resizes to [0.9 W, W)
 
-    def __init__(self, settings: AttackSettings):
-        """Keep the validated settings (see `from_config`)."""
-        self.settings = settings
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> AdversarialAttack:
-        """The attack of a validated distillation config (`ikd_yolo.config.resolve_distill_config`)."""
-        return cls(section(AttackSettings, cfg))
+    SETTINGS = AttackSettings
 
     def __repr__(self) -> str:
         """Return the attack's settings."""

@@ -15,14 +15,13 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 
 from .. import ops
-from ..config import section
+from ..config import Configured
 from .paper import paper_augment
 from .policy import image_band_choice
 from .sampling import rand, random_derangement, uniform
@@ -60,7 +59,7 @@ def band_fraction(lo: torch.Tensor, hi: torch.Tensor, height: int, width: int) -
 
 
 # -------------------------------------------------------------------------------------------------- augmenter ----
-class FrequencyAugment:
+class FrequencyAugment(Configured):
     """Sample-specific frequency augmentation of an Ultralytics detection batch, all images at once on its device.
 
     Per image it draws whether it is augmented (probability `freq_p`), takes its band from the label policy
@@ -85,14 +84,7 @@ class FrequencyAugment:
         True
     """
 
-    def __init__(self, settings: FrequencySettings):
-        """Keep the validated settings (see `from_config`)."""
-        self.settings = settings
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> FrequencyAugment:
-        """The augmentation of a validated distillation config (`ikd_yolo.config.resolve_distill_config`)."""
-        return cls(section(FrequencySettings, cfg))
+    SETTINGS = FrequencySettings
 
     def __repr__(self) -> str:
         """Summarise the settings."""

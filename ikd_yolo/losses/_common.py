@@ -17,7 +17,13 @@ class DistillLoss(nn.Module):
     WEIGHTS: ClassVar[dict[str, str]] = {"": "weight"}
 
     def parts(self, student: Tensor, teacher: Tensor, boxes: list[Tensor] | None = None) -> dict[str, Tensor]:
-        """The weighted parts {name: scalar fp32 tensor}; a single-part loss returns {"": loss}."""
+        """The weighted parts {name: scalar fp32 tensor}; a single-part loss returns {"": loss}.
+
+        Args:
+            student (Tensor): Student features (N, C, H, W), already aligned to the teacher's channels.
+            teacher (Tensor): Teacher features (N, C, H, W), detached by the caller.
+            boxes (list[Tensor] | None): One (n_i, 4) tensor per image, xyxy normalised to [0, 1] (FGD needs them).
+        """
         return {"": self(student, teacher, boxes)}
 
 

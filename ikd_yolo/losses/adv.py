@@ -33,16 +33,7 @@ class AdvFeatureLoss(DistillLoss):
         self.weight = float(weight)
 
     def forward(self, student: Tensor, teacher: Tensor, boxes: list[Tensor] | None = None) -> Tensor:
-        """Return the weighted per-image sum of squared differences as a scalar fp32 tensor.
-
-        Args:
-            student (Tensor): Student features on the adversarial images (N, C, H, W).
-            teacher (Tensor): Teacher features on the same images (N, C, H, W), detached by the caller.
-            boxes (list[Tensor] | None): Unused; accepted for the common base-loss signature.
-
-        Returns:
-            (Tensor): Scalar loss.
-        """
+        """Return the weighted per-image sum of squared differences as a scalar fp32 tensor (`boxes` is unused: the common base-loss signature)."""
         check_pair(student, teacher, "AdvFeatureLoss")
         return self.weight * (student.float() - teacher.float()).pow(2).sum() / max(student.shape[0], 1)
 

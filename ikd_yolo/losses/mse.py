@@ -29,16 +29,7 @@ class MSELoss(DistillLoss):
         self.weight = float(weight)
 
     def forward(self, student: Tensor, teacher: Tensor, boxes: list[Tensor] | None = None) -> Tensor:
-        """Return the weighted MSE as a scalar fp32 tensor.
-
-        Args:
-            student (Tensor): Student features (N, C, H, W).
-            teacher (Tensor): Teacher features (N, C, H, W), detached by the caller.
-            boxes (list[Tensor] | None): Unused; accepted for the common base-loss signature.
-
-        Returns:
-            (Tensor): Scalar loss.
-        """
+        """Return the weighted MSE as a scalar fp32 tensor (`boxes` is unused: the common base-loss signature)."""
         check_pair(student, teacher, "MSELoss")
         return self.weight * (student.float() - teacher.float()).pow(2).sum() / max(student.numel(), 1)
 
