@@ -39,7 +39,6 @@ if not CONFIGS_DIR.is_dir():  # non-editable install: setup.py ships configs/ as
 CODE_CHOICES: dict[str, tuple[str, ...]] = {"kd_loss": (*BASE_LOSSES, "none"), "freq_mix": MIX_MODES}
 # keys renamed since a release: old name -> new name (old configs, presets and checkpoints keep working)
 RENAMED = {"adv_step": "adv_step_size"}
-RUN_KEYS = frozenset({"teacher", "distill"})  # keys that pick the run's inputs, not settings a preset may hold
 
 
 class DistillConfigError(UserError):
@@ -205,8 +204,11 @@ def load_preset(name: Any) -> dict[str, Any]:
         raise DistillConfigError(f"distill YAML '{path}' not found: pass an existing file or a preset name")
     data = upgrade_keys(_read_yaml(path), f"'{path}'")
     for k in data:
-        if k not in DISTILL_KEYS or k in RUN_KEYS:
-            valid = DISTILL_KEYS - RUN_KEYS
+        if k in DEFAULT_CFG_KEYS and k not in DISTILL_KEYS:
+            raise DistillConfigError(f"'{k}' in distill YAML '{path}' is an Ultralytics train argument, not a "
+                                     f"distillation key: pass it as {k}=... (or in a cfg= YAML)")
+        if k not in DISTILL_KEYS or k == "distill":
+            valid = DISTILL_KEYS - {"distill"}
             raise DistillConfigError(f"unknown key '{k}' in distill YAML '{path}'.{closest_key(k, valid)}")
     return data
 
@@ -266,8 +268,9 @@ def resolve_distill_config(explicit: Mapping[str, Any]) -> dict[str, Any]:
     """
     explicit = upgrade_keys(explicit, "the arguments")
     name = explicit.get("distill", DEFAULTS["distill"])
-    preset = load_preset(name)
-    merged = {**DEFAULTS, **preset, **explicit, "distill": name}
+    preset = load_preset(name)  # a user's YAML may name its teacher; an explicit teacher= wins
+    merged = {**DEFAULTS, **preset, **{k: v for k, v in explicit.items() if v is not None or k != "teacher"},
+              "distill": name}
     return {k: check_value(k, merged[k]) for k in DEFAULTS}
 
 
@@ -281,16 +284,25 @@ def restore_saved_config(saved: Mapping[str, Any], where: str) -> dict[str, Any]
 
 
 def parse_key_values(words: list[str]) -> dict[str, Any]:
-    """Parse `key=value` words as `yolo` does (values read as YAML: numbers, lists, null); a bare word means True."""
+    """Parse `key=value` words as `yolo` does (values read as YAML: numbers, lists, null); a bare word is a flag set
+    to True (`resume`, `val`, ...), and only a flag may be bare."""
+    from ultralytics.utils import DEFAULT_CFG_DICT
+
     args = {}
-    for word in words:
+    for i, word in enumerate(words):
         if "=" in word:
             key, value = word.split("=", 1)
             if not key or not value:
-                raise DistillConfigError(f"'{word}' is not key=value: write e.g. epochs=10")
+                raise DistillConfigError(f"'{word}' is not key=value: write e.g. epochs=10 (no spaces around =)")
             args[key.strip()] = value.strip() if key in {"name", "project"} else parse_cli_value(value.strip())
-        else:
+        elif isinstance(DEFAULT_CFG_DICT.get(word), bool) or word == "resume":
             args[word] = True
+        elif word in DEFAULT_CFG_DICT or word in DISTILL_KEYS:
+            after = f"={words[i + 1]}" if i + 1 < len(words) and "=" not in words[i + 1] else "=..."
+            raise DistillConfigError(f"'{word}' needs a value: write {word}{after} (key=value, no spaces around =)")
+        else:
+            before = f"{words[i - 1]}=" if i and words[i - 1] in DEFAULT_CFG_DICT | DEFAULTS else "key="
+            raise DistillConfigError(f"'{word}' is not key=value: write {before}{word} (no spaces around =)")
     return args
 
 

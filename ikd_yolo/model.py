@@ -40,6 +40,12 @@ def boxes_per_image(batch: Mapping[str, Any]) -> list[torch.Tensor]:
     return [xyxy[index == i] for i in range(batch["img"].shape[0])]
 
 
+def adversarial_term_on(cfg: Mapping[str, Any]) -> bool:
+    """Whether IKD's adversarial term runs: a positive weight and at least one attack step (adv_steps=0 would
+    distil the clean images a second time)."""
+    return cfg["adv_weight"] > 0 and cfg["adv_steps"] > 0
+
+
 def part_name(loss: str, part: str) -> str:
     """The name of part `part` of loss `loss` in the logs and the calibration: "fgd.fg", or "mse" for a lone part."""
     return f"{loss}.{part}" if part else loss
@@ -65,7 +71,7 @@ class FeatureDistiller(nn.Module):
             if self.kd_name != "none"
             else None
         )
-        self.adv = AdvFeatureLoss(cfg["adv_weight"]) if cfg["adv_weight"] > 0 else None
+        self.adv = AdvFeatureLoss(cfg["adv_weight"]) if adversarial_term_on(cfg) else None
 
     @property
     def term_names(self) -> list[str]:

@@ -7,61 +7,58 @@ the EMA, DDP and every saved checkpoint. `FrozenTeacher.train()` keeps it in eva
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping
 
 import torch
 from torch import nn
-from ultralytics.nn.tasks import DetectionModel, guess_model_task, load_checkpoint
+from ultralytics.nn.tasks import DetectionModel
 
-from .errors import UserError
 from .hooks import FeatureRecorder, detect_input_layers
-
-
-class TeacherError(UserError):
-    """The teacher cannot be used; the message names the problem and the fix on one line."""
+from .inputs import TeacherError, checkpoint_model, detection_problem, find_weights, read_checkpoint
 
 
 def check_teacher_path(path: str | Path | None) -> Path:
-    """Fail fast, before any data or model work, when the teacher file is missing."""
+    """Fail fast, before any data or model work, when the teacher file is missing; a bare `.pt` name is also looked
+    for in Ultralytics' weights folder (nothing is downloaded)."""
     if not path:
         raise TeacherError("no teacher given: pass teacher=path/to/teacher.pt (a trained Ultralytics detection model)")
-    path = Path(path)
-    if not path.is_file():
-        raise TeacherError(f"teacher '{path}' not found: pass teacher=path/to/teacher.pt (a trained detection checkpoint)")
-    if path.suffix not in {".pt", ".yaml", ".yml"}:
-        raise TeacherError(f"teacher '{path}' must be an Ultralytics .pt checkpoint (or a model .yaml for tests)")
-    return path
+    if Path(str(path)).suffix in {".yaml", ".yml"}:
+        if not Path(str(path)).is_file():
+            raise TeacherError(f"teacher={path} not found: pass teacher=path/to/teacher.pt (a trained detection checkpoint)")
+        return Path(str(path))
+    if Path(str(path)).suffix != ".pt" and not Path(str(path)).is_dir():
+        raise TeacherError(f"teacher={path} must be an Ultralytics .pt checkpoint (or a model .yaml for tests)")
+    return find_weights(path, "teacher", TeacherError)
 
 
-def load_teacher(path: str | Path, nc: int, channels: int = 3) -> DetectionModel:
-    """Load a detection teacher from a .pt checkpoint (or build one from a .yaml, for tests) and check its classes."""
+def load_teacher(
+    path: str | Path, nc: int, names: Mapping[int, str] | None = None, channels: int = 3, single_cls: bool = False
+) -> DetectionModel:
+    """Load a detection teacher from a .pt checkpoint (or build one from a .yaml, for tests) and check its classes.
+
+    With `names` (the dataset's), the teacher's class names must be the same, in the same order: a teacher trained on
+    other classes would distil them into the student's.
+    """
     path = check_teacher_path(path)
     if path.suffix == ".pt":
-        try:
-            model, _ = load_checkpoint(path)
-        except Exception as e:  # torch/pickle raise many types for a file that is not a checkpoint
-            raise TeacherError(
-                f"teacher '{path}' is not a readable Ultralytics checkpoint ({type(e).__name__}): "
-                "pass the best.pt or last.pt of a detection training run"
-            ) from None
+        model = checkpoint_model(read_checkpoint(path, "teacher", TeacherError))
     else:
         model = DetectionModel(str(path), nc=nc, ch=channels, verbose=False)
-    task = guess_model_task(getattr(model, "yaml", None) or model)  # the architecture, not a stored label
-    if task != "detect":
-        raise TeacherError(
-            f"teacher '{path}' is a {task} model ({type(model).__name__}): IKD needs a detection teacher "
-            "(a model trained with task=detect)"
-        )
-    if type(model) is not DetectionModel:  # RT-DETR, YOLO-World, YOLOE: detectors, but not with a plain Detect head
-        raise TeacherError(
-            f"teacher '{path}' is a {type(model).__name__}, not a YOLO DetectionModel: IKD needs a YOLO detection "
-            "teacher (e.g. YOLOv8, YOLO11 or YOLO26 trained with task=detect)"
-        )
+    if problem := detection_problem(model):
+        need = "a detection teacher (a model trained with task=detect)" if "model (" in problem else (
+            "a YOLO detection teacher (e.g. YOLOv8, YOLO11 or YOLO26 trained with task=detect)")
+        raise TeacherError(f"teacher={path} is {problem}: IKD needs {need}")
     teacher_nc = int(model.model[-1].nc)
     if teacher_nc != nc:
-        raise TeacherError(
-            f"teacher '{path}' predicts {teacher_nc} classes but the data has nc={nc}: "
-            "use a teacher trained on the same dataset (same class list)"
-        )
+        fix = ("drop single_cls=True (it trains one class) or use a single-class teacher" if single_cls else
+               "use a teacher trained on the same dataset (same class list)")
+        raise TeacherError(f"teacher={path} predicts {teacher_nc} classes but the data has nc={nc}: {fix}")
+    if names is not None and path.suffix == ".pt" and not single_cls:
+        theirs, ours = [model.names[i] for i in range(nc)], [names[i] for i in range(nc)]
+        if theirs != ours:
+            first = next(i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b)
+            raise TeacherError(f"teacher={path} has other classes than the data (class {first}: '{theirs[first]}' vs "
+                               f"'{ours[first]}'): use a teacher trained on this dataset (same names, same order)")
     return model
 
 

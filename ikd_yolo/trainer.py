@@ -11,30 +11,37 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import torch
 from torch import nn
 from ultralytics.models.yolo.detect import DetectionTrainer
-from ultralytics.nn.distill_model import DistillationModel
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, YAML, colorstr
 from ultralytics.utils.patches import torch_load
+from ultralytics.utils.torch_utils import unwrap_model
 
 from .augment.attack import AdversarialAttack
 from .augment.frequency import FrequencyAugment
-from .config import DISTILL_KEYS, resolve_distill_config, restore_saved_config, split_distill_args
+from .config import DISTILL_KEYS, split_distill_args
 from .hooks import detect_input_layers
-from .model import ADV_IMG, ADV_TEACHER_FEATS, TEACHER_FEATS, FeatureDistiller, IKDModel, level_channels
-from .teacher import FrozenTeacher, TeacherError, check_compatible, check_teacher_path, load_teacher
+from .inputs import TeacherError, wrapped_student
+from .model import (
+    ADV_IMG, ADV_TEACHER_FEATS, TEACHER_FEATS, FeatureDistiller, IKDModel, adversarial_term_on, level_channels,
+)
+from .preflight import STATE_ATTR, preflight
+from .teacher import FrozenTeacher
 
-STATE_ATTR = "ikd_state"  # attribute of the saved student holding what resume needs (plain dict of tensors)
 
+def resync_nonfinite(ema: nn.Module, live: nn.Module) -> None:
+    """Copy each EMA tensor that is no longer finite from the live model, where that one is finite.
 
-def wrapped_student(weights: Any) -> nn.Module | None:
-    """The detector inside a saved training wrapper (Ultralytics' DistillationModel or an IKDModel), else None."""
-    if isinstance(weights, DistillationModel):
-        return weights.student_model
-    return weights.student if isinstance(weights, IKDModel) else None
+    One NaN reaching the EMA stays there forever (ema = d * ema + (1 - d) * model); Ultralytics repairs its own EMA
+    the same way before saving, but by the live model's keys, which an IKD wrapper names differently.
+    """
+    live_state = live.state_dict()
+    for k, v in ema.state_dict().items():
+        if v.is_floating_point() and not torch.isfinite(v).all() and torch.isfinite(live_state[k]).all():
+            v.copy_(live_state[k])
 
 
 class IKDTrainer(DetectionTrainer):
@@ -52,12 +59,8 @@ class IKDTrainer(DetectionTrainer):
         explicit, overrides = split_distill_args(dict(overrides or {}))
         if overrides.get("distill_model"):
             raise TeacherError("IKDTrainer takes the teacher as teacher=..., not Ultralytics' distill_model=")
-        distill = None if overrides.get("resume") else resolve_distill_config(explicit)
-        if distill is not None:
-            check_teacher_path(distill["teacher"])  # before Ultralytics checks the dataset
+        distill, teacher = preflight(overrides, explicit)  # every check before Ultralytics prints or creates anything
         super().__init__(cfg, overrides, _callbacks)
-        if self.resume:
-            distill = self._saved_distill_config(explicit)
         self.distill = distill
         for k, v in distill.items():
             setattr(self.args, k, v)
@@ -66,30 +69,14 @@ class IKDTrainer(DetectionTrainer):
             self.args.compile = False
         if RANK in {-1, 0}:
             YAML.save(self.save_dir / "args.yaml", vars(self.args))
-        self.teacher = FrozenTeacher(load_teacher(distill["teacher"], nc=self.data["nc"], channels=self.data["channels"]))
+        self.teacher = FrozenTeacher(teacher)
         self.freq_augment = FrequencyAugment.from_config(distill) if distill["freq_mode"] != "off" else None
-        self.attack = AdversarialAttack.from_config(distill) if distill["adv_weight"] > 0 else None
+        self.attack = AdversarialAttack.from_config(distill) if adversarial_term_on(distill) else None
+        if distill["adv_weight"] > 0 and self.attack is None:
+            LOGGER.warning("ikd-yolo: adv_steps=0 makes no adversarial images, so the adversarial term is off "
+                           "(set adv_weight=0 to say so, or adv_steps>=1 to attack)")
         self.teacher_criterion = None  # built on the first attack, once the teacher sits on its device
         self._step = 0
-
-    def _saved_distill_config(self, explicit: dict[str, Any]) -> dict[str, Any]:
-        """On resume the checkpoint's settings win, as Ultralytics does for its own keys; only `teacher` may move."""
-        from ultralytics.nn.tasks import load_checkpoint
-
-        state = getattr(load_checkpoint(self.args.resume)[0], STATE_ATTR, None)
-        if state is None:
-            raise TeacherError(
-                f"'{self.args.resume}' holds no ikd-yolo state: resume runs started with ikd-yolo, "
-                "or resume this one with 'yolo train resume'"
-            )
-        distill = restore_saved_config(state["config"], f"'{self.args.resume}'")
-        ignored = [k for k, v in explicit.items() if k != "teacher" and v != distill.get(k)]
-        if ignored:
-            LOGGER.warning(f"Resume ignores {ignored}, using checkpoint values. Start a new run to change them.")
-        if explicit.get("teacher"):
-            distill["teacher"] = str(explicit["teacher"])
-        check_teacher_path(distill["teacher"])
-        return distill
 
     # ---- model -------------------------------------------------------------------------------------------------
     def get_model(self, cfg=None, weights=None, verbose: bool = True):
@@ -113,7 +100,6 @@ class IKDTrainer(DetectionTrainer):
                 self.model = self.get_model(cfg=weights.yaml, weights=weights, verbose=RANK in {-1, 0})
         ckpt = super().setup_model()
         student = self.model
-        check_compatible(self.teacher.model, student)
         distiller = FeatureDistiller(
             level_channels(student, detect_input_layers(student)),
             level_channels(self.teacher.model, self.teacher.recorder.layers),
@@ -175,7 +161,9 @@ class IKDTrainer(DetectionTrainer):
         The saved model is the student `DetectionModel` and `train_args` holds only Ultralytics keys, so a process
         without ikd_yolo loads, validates and exports `last.pt`/`best.pt`; resume reads `model.ikd_state`.
         """
-        with self._student_as_ema() as wrapper, self._ultralytics_args():
+        live = unwrap_model(self.model)
+        resync_nonfinite(self.ema.ema, live)  # the whole wrapper: the distiller's EMA can be poisoned too
+        with self._student_as_ema() as wrapper, self._ultralytics_args(), self._model_as(live.student):
             student = wrapper.student
             student.args = self.args
             setattr(student, STATE_ATTR, {
@@ -186,6 +174,24 @@ class IKDTrainer(DetectionTrainer):
                 return super().save_model()
             finally:
                 delattr(student, STATE_ATTR)
+
+    @contextmanager
+    def _model_as(self, module: nn.Module) -> Iterator[None]:
+        """Let Ultralytics see `module` as the trained model (its EMA repair reads the live weights by the EMA's keys)."""
+        model, self.model = self.model, module
+        try:
+            yield
+        finally:
+            self.model = model
+
+    def label_loss_items(self, loss_items: dict | None = None, prefix: str = "train"):
+        """Ultralytics' loss columns; validation has no teacher, so its distillation columns would only be zeros."""
+        items = super().label_loss_items(loss_items, prefix)
+        if prefix != "val":
+            return items
+        terms = {f"{prefix}/{name}" for name in unwrap_model(self.model).distiller.term_names}
+        return [k for k in items if k not in terms] if loss_items is None else {
+            k: v for k, v in items.items() if k not in terms}
 
     @contextmanager
     def _ultralytics_args(self) -> Iterator[None]:

@@ -26,7 +26,8 @@ from ikd_yolo.trainer import wrapped_student
 from ikd_yolo.config import resolve_distill_config
 from ikd_yolo.hooks import detect_input_layers
 from ikd_yolo.model import FeatureDistiller, IKDModel, level_channels
-from ikd_yolo.teacher import TeacherError, load_teacher
+from ikd_yolo.inputs import InputError
+from ikd_yolo.teacher import load_teacher
 
 
 def test_checkpoint_written_mid_epoch_is_fp16_and_loads(killed_run):
@@ -92,7 +93,7 @@ def test_student_checkpoint_holding_a_distillation_wrapper_trains_its_student(wr
 def test_resume_from_a_foreign_distillation_checkpoint_says_how_to_resume_it(tmp_path, synthetic_data, teacher_pt):
     path = tmp_path / "last.pt"
     _distillation_model_checkpoint(path, teacher_pt, synthetic_data)
-    with pytest.raises(TeacherError) as e:
+    with pytest.raises(InputError) as e:
         IKDTrainer(overrides={"model": str(path), "resume": str(path), "teacher": str(teacher_pt)})
     assert str(e.value) == (f"'{path}' holds no ikd-yolo state: resume runs started with ikd-yolo, "
                             "or resume this one with 'yolo train resume'")

@@ -6,6 +6,7 @@ import pytest
 
 from ikd_yolo.cli import help_text, main
 from ikd_yolo.config import parse_key_values
+from ikd_yolo.inputs import weights_dir
 from ikd_yolo.config import (
     DEFAULTS,
     DistillConfigError,
@@ -98,7 +99,8 @@ def test_cli_missing_teacher_fails_before_training(capsys, tmp_path):
     code = main(["train", f"teacher={tmp_path / 'none.pt'}", "data=whatever.yaml"])
     assert code == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"ikd-yolo train: error: teacher '{tmp_path / 'none.pt'}' not found: pass teacher=path/to/teacher.pt (a trained detection checkpoint)"
+    assert err == (f"ikd-yolo train: error: teacher={tmp_path / 'none.pt'} not found: pass the path of a local .pt "
+                   f"file (also looked in {weights_dir()})")
 
 
 def test_renamed_key_still_works_with_one_deprecation_line(tmp_path, ultralytics_log):

@@ -258,3 +258,24 @@ def test_profile_weights_never_switch_on_what_a_preset_switches_off():
     assert full["adv_weight"] == s["ikd_args"]["adv_weight"] and full["fgd_alpha"] == s["ikd_args"]["fgd_alpha"]
     assert resolved("fgd")["fgd_alpha"] == s["ikd_args"]["fgd_alpha"]  # weights the preset leaves open still apply
     assert "adv_weight" not in method_args("none", s)
+
+
+def test_student_runs_land_in_the_project_folder_given(tmp_path, monkeypatch):
+    """A relative project= is made absolute: Ultralytics would otherwise nest it under runs/detect/."""
+    from ikd_yolo.evidence import runs
+
+    seen = {}
+
+    class FakeYOLO:
+        def __init__(self, model):
+            self.trainer = None
+
+        def train(self, **kwargs):
+            seen.update(kwargs)
+            raise RuntimeError("stop")
+
+    monkeypatch.setattr(runs, "YOLO", FakeYOLO)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RuntimeError, match="stop"):
+        runs.train_student("none", "data.yaml", "t.pt", "yolo11n.yaml", "runs/ikd-demo", "none-s0", epochs=1)
+    assert seen["project"] == str(tmp_path / "runs" / "ikd-demo")

@@ -14,6 +14,7 @@ from ultralytics.nn.tasks import ClassificationModel, DetectionModel, Segmentati
 from helpers import read_results, train_kwargs
 from ikd_yolo import IKDTrainer
 from ikd_yolo.config import DistillConfigError
+from ikd_yolo.inputs import weights_dir
 from ikd_yolo.teacher import TeacherError, load_teacher
 
 
@@ -37,20 +38,20 @@ def _write_teacher(kind: str, path: Path, teacher_pt: Path) -> Path:
 
 
 @pytest.mark.parametrize("kind, name, message", [
-    ("missing", "none.pt", "teacher '{p}' not found: pass teacher=path/to/teacher.pt (a trained detection checkpoint)"),
+    ("missing", "none.pt", "teacher={p} not found: pass the path of a local .pt file (also looked in {w})"),
     ("wrong_suffix", "teacher.onnx",
-     "teacher '{p}' must be an Ultralytics .pt checkpoint (or a model .yaml for tests)"),
-    ("not_a_checkpoint", "junk.pt", "teacher '{p}' is not a readable Ultralytics checkpoint (TypeError): "
-                                    "pass the best.pt or last.pt of a detection training run"),
-    ("state_dict", "weights.pt", "teacher '{p}' is not a readable Ultralytics checkpoint (TypeError): "
-                                 "pass the best.pt or last.pt of a detection training run"),
-    ("classify", "cls.pt", "teacher '{p}' is a classify model (ClassificationModel): IKD needs a detection teacher "
+     "teacher={p} must be an Ultralytics .pt checkpoint (or a model .yaml for tests)"),
+    ("not_a_checkpoint", "junk.pt", "teacher={p} cannot be read (UnpicklingError): the file is truncated or not a "
+                                    "PyTorch checkpoint"),
+    ("state_dict", "weights.pt", "teacher={p} is not an Ultralytics checkpoint (it holds no model): pass the best.pt "
+                                 "or last.pt of a training run"),
+    ("classify", "cls.pt", "teacher={p} is a classify model (ClassificationModel): IKD needs a detection teacher "
                            "(a model trained with task=detect)"),
-    ("segment", "seg.pt", "teacher '{p}' is a segment model (SegmentationModel): IKD needs a detection teacher "
+    ("segment", "seg.pt", "teacher={p} is a segment model (SegmentationModel): IKD needs a detection teacher "
                           "(a model trained with task=detect)"),
-    ("nc", "six.pt", "teacher '{p}' predicts 6 classes but the data has nc=8: use a teacher trained on the same "
+    ("nc", "six.pt", "teacher={p} predicts 6 classes but the data has nc=8: use a teacher trained on the same "
                      "dataset (same class list)"),
-    ("world", "world.pt", "teacher '{p}' is a WorldModel, not a YOLO DetectionModel: IKD needs a YOLO detection "
+    ("world", "world.pt", "teacher={p} is a WorldModel, not a YOLO DetectionModel: IKD needs a YOLO detection "
                           "teacher (e.g. YOLOv8, YOLO11 or YOLO26 trained with task=detect)"),
 ])
 def test_hostile_teacher_stops_the_trainer_with_one_exact_line(kind, name, message, tmp_path, synthetic_data,
@@ -59,13 +60,15 @@ def test_hostile_teacher_stops_the_trainer_with_one_exact_line(kind, name, messa
     with pytest.raises(TeacherError) as e:
         IKDTrainer(overrides={"model": "yolo11n.yaml", "teacher": str(path), "data": str(synthetic_data),
                               **train_kwargs(tmp_path, "hostile")})
-    assert str(e.value) == message.format(p=path)
+    assert str(e.value) == message.format(p=path, w=weights_dir())
+    assert not (tmp_path / "hostile").exists()  # refused before Ultralytics made the run folder
 
 
 @pytest.mark.parametrize("text, message", [
     ("kd_loss: fgd\nadv_wieght: 1.0e-5\n",
      "unknown key 'adv_wieght' in distill YAML '{p}'. Did you mean 'adv_weight'?"),
-    ("epochs: 3\n", "unknown key 'epochs' in distill YAML '{p}'."),
+    ("epochs: 3\n", "'epochs' in distill YAML '{p}' is an Ultralytics train argument, not a distillation key: pass "
+                    "it as epochs=... (or in a cfg= YAML)"),
     ("adv_steps: five\n", "adv_steps='five' must be a number (default 5)"),
     ("freq_lam: 0.5\n", "freq_lam=0.5 must be a range [min, max] of two numbers with 0 <= min <= max <= 1"),
     ("kd_loss: [fgd]\n", "kd_loss=['fgd'] is not valid: choose one of mse, cwd, mgd, fgd, none"),

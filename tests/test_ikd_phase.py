@@ -132,3 +132,16 @@ def test_paper_mode_trains_and_keeps_labels_aligned(tmp_path, synthetic_data, te
     results = read_results(tmp_path / "paper")
     assert results["train/fgd_loss"][0] > 0 and results["train/adv_loss"][0] > 0
     assert all(torch.isfinite(torch.tensor(v)).all() for v in results.values())
+
+
+def test_zero_attack_steps_turn_the_adversarial_term_off(tmp_path, synthetic_data, teacher_pt, ultralytics_log):
+    """adv_steps=0 makes no adversarial images: the term is off (not the clean batch distilled twice), said once."""
+    from ikd_yolo.config import resolve_distill_config
+    from ikd_yolo.model import FeatureDistiller
+
+    trainer = IKDTrainer(overrides={"model": "yolo11n.yaml", "teacher": str(teacher_pt), "data": str(synthetic_data),
+                                    "distill": "ikd-fgd", "adv_steps": 0, **train_kwargs(tmp_path, "zero")})
+    assert trainer.attack is None
+    assert sum("adv_steps=0 makes no adversarial images" in m for m in ultralytics_log) == 1
+    cfg = resolve_distill_config({"distill": "ikd-fgd", "adv_steps": 0})
+    assert FeatureDistiller([16, 32, 64], [32, 64, 128], cfg).term_names == ["fgd_loss"]

@@ -13,6 +13,7 @@ import yaml
 
 from ikd_yolo.data import CLASS_NAMES, dataset_stats, make_synthetic_dataset, size_bucket
 from ikd_yolo.data import synthetic
+from ikd_yolo.errors import DataError
 
 IMGSZ = 256
 
@@ -179,17 +180,19 @@ def test_idempotent_then_regenerates(tmp_path):
 
 def test_refuses_foreign_folder_and_bad_args(tmp_path):
     (tmp_path / "images").mkdir()
-    with pytest.raises(FileExistsError):
+    with pytest.raises(DataError, match="not made by make_synthetic_dataset: pass another out="):
         make_synthetic_dataset(tmp_path, n_train=2, n_val=1)
-    with pytest.raises(ValueError):
-        make_synthetic_dataset(tmp_path / "x", imgsz=32)
-    with pytest.raises(TypeError):
-        make_synthetic_dataset(tmp_path / "x", n_train=2.5)
+    for kwargs, message in (({"imgsz": 32}, "imgsz=32 must be >= 64"), ({"n_train": 2.5}, "n_train=2.5 must be a whole"),
+                            ({"n_train": 0}, "n_train=0 must be >= 1"), ({"n_val": "abc"}, "n_val='abc' must be a whole"),
+                            ({"clutter": 1.5}, r"clutter=1.5 must be a number in \[0, 1\]")):
+        with pytest.raises(DataError, match=message):
+            make_synthetic_dataset(tmp_path / "x", **kwargs)
+    assert not (tmp_path / "x").exists()
 
 
 def test_boxes_tight_and_complete(monkeypatch):
     """On a black background without blur or noise, every drawn pixel lies in a box and every box edge is drawn."""
-    monkeypatch.setattr(synthetic, "_background", lambda rng, s: np.zeros((s, s, 3), np.float32))
+    monkeypatch.setattr(synthetic, "_background", lambda rng, s, clutter: np.zeros((s, s, 3), np.float32))
     monkeypatch.setattr(synthetic, "_camera", lambda rng, img: img)
     n_boxes = 0
     for i in range(40):

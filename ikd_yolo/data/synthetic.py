@@ -34,6 +34,8 @@ import cv2
 import numpy as np
 import yaml
 
+from ..errors import DataError
+
 __all__ = ["CLASS_NAMES", "LARGE_AREA", "SMALL_AREA", "dataset_stats", "make_synthetic_dataset", "size_bucket"]
 
 CLASS_NAMES = ("disc", "ring", "striped_square", "checkered_triangle", "cross", "star", "dotted_ellipse", "crescent")
@@ -57,7 +59,13 @@ def size_bucket(w: float, h: float) -> str:
 
 
 def make_synthetic_dataset(
-    out: str | Path, n_train: int = 200, n_val: int = 50, imgsz: int = 256, seed: int = 0
+    out: str | Path,
+    n_train: int = 200,
+    n_val: int = 50,
+    imgsz: int = 256,
+    seed: int = 0,
+    clutter: float = 1.0,
+    min_side: int = 0,
 ) -> Path:
     """Write the synthetic dataset under `out` and return the path of its data.yaml.
 
@@ -73,17 +81,28 @@ def make_synthetic_dataset(
         n_val (int): Number of validation images.
         imgsz (int): Side of the square images in pixels (>= 64).
         seed (int): Non-negative random seed.
+        clutter (float): Share of the background distractors (blobs, lines, scribbles) drawn, in [0, 1]: 1 is the
+            full clutter, 0 leaves the gradient and the smooth colour noise only.
+        min_side (int): Smallest box side in pixels (>= 0): raises the lower end of each size bucket's range so
+            that, at a small `imgsz`, no object is drawn smaller than the network can resolve.
 
     Returns:
         (Path): Absolute path of out/data.yaml.
     """
-    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (n_train, n_val, imgsz, seed)):
-        raise TypeError(f"n_train, n_val, imgsz and seed must be integers, got {n_train=} {n_val=} {imgsz=} {seed=}")
-    n_train, n_val, imgsz, seed = int(n_train), int(n_val), int(imgsz), int(seed)
-    if min(n_train, n_val, seed) < 0 or imgsz < 64:
-        raise ValueError(f"need n_train, n_val, seed >= 0 and imgsz >= 64, got {n_train=} {n_val=} {seed=} {imgsz=}")
+    lower = {"n_train": 1, "n_val": 1, "imgsz": 64, "seed": 0, "min_side": 0}
+    values = {"n_train": n_train, "n_val": n_val, "imgsz": imgsz, "seed": seed, "min_side": min_side}
+    for key, v in values.items():
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+            raise DataError(f"{key}={v!r} must be a whole number")
+        if v < lower[key]:
+            raise DataError(f"{key}={v} must be >= {lower[key]}")
+    if isinstance(clutter, bool) or not isinstance(clutter, (int, float)) or not 0 <= clutter <= 1:
+        raise DataError(f"clutter={clutter!r} must be a number in [0, 1]")
+    n_train, n_val, imgsz, seed, min_side = (int(v) for v in values.values())
     out = Path(out).resolve()
     params = {"version": GENERATOR_VERSION, "n_train": n_train, "n_val": n_val, "imgsz": imgsz, "seed": seed}
+    if (clutter, min_side) != (1.0, 0):  # the defaults stay out, so datasets made before these options match
+        params.update(clutter=float(clutter), min_side=min_side)
     meta_file, yaml_file = out / META_FILE, out / "data.yaml"
     try:
         meta = json.loads(meta_file.read_text())
@@ -94,7 +113,7 @@ def make_synthetic_dataset(
         return yaml_file
 
     if meta is None and any((out / d).exists() for d in ("images", "labels")):
-        raise FileExistsError(f"{out} holds images/ or labels/ not made by make_synthetic_dataset, not overwriting")
+        raise DataError(f"{out} holds images/ or labels/ not made by make_synthetic_dataset: pass another out=")
     for d in ("images", "labels"):
         shutil.rmtree(out / d, ignore_errors=True)
     yaml_file.unlink(missing_ok=True)
@@ -105,7 +124,7 @@ def make_synthetic_dataset(
     cv2.setNumThreads(1)  # the images are small: OpenCV's thread pool costs more than it saves
     try:
         for split_id, (split, n) in enumerate((("train", n_train), ("val", n_val))):
-            _write_split(out, split, split_id, n, imgsz, seed)
+            _write_split(out, split, split_id, n, imgsz, seed, float(clutter), min_side)
     finally:
         cv2.setNumThreads(threads)
     _write_yaml(yaml_file, out)
@@ -154,13 +173,15 @@ def dataset_stats(data_yaml: str | Path) -> dict:
     return {**total, "splits": splits}
 
 
-def _write_split(out: Path, split: str, split_id: int, n: int, imgsz: int, seed: int) -> None:
+def _write_split(
+    out: Path, split: str, split_id: int, n: int, imgsz: int, seed: int, clutter: float, min_side: int
+) -> None:
     """Render and write the n images and label files of one split; each image has its own seeded generator."""
     (out / "images" / split).mkdir(parents=True)
     (out / "labels" / split).mkdir(parents=True)
     kinds = _image_kinds(n, np.random.default_rng([seed, split_id, 1]))
     for i, kind in enumerate(kinds):
-        img, labels = _render_image(np.random.default_rng([seed, split_id, 0, i]), imgsz, kind)
+        img, labels = _render_image(np.random.default_rng([seed, split_id, 0, i]), imgsz, kind, clutter, min_side)
         cv2.imwrite(str(out / "images" / split / f"{i:06d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
         (out / "labels" / split / f"{i:06d}.txt").write_text(_format_labels(labels, imgsz))
 
@@ -225,16 +246,18 @@ def _object_plan(rng: np.random.Generator, kind: str) -> list[str]:
     return ["large"] * n_large + ["medium"] * n_medium + ["small"] * n_small
 
 
-def _render_image(rng: np.random.Generator, s: int, kind: str) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+def _render_image(
+    rng: np.random.Generator, s: int, kind: str, clutter: float = 1.0, min_side: int = 0
+) -> tuple[np.ndarray, list[tuple[int, ...]]]:
     """Draw one image of side s; return it (uint8 BGR) and its boxes (cls, x0, y0, x1, y1) in pixels."""
-    img = _background(rng, s)
+    img = _background(rng, s, clutter)
     owner = np.full((s, s), -1, np.int16)  # index of the object that owns each pixel, -1 for background
     full, visible, placed_objects = [], [], []  # full polygon area, visible pixel count, (class, patch) per object
     for bucket in _object_plan(rng, kind):
         for _ in range(15):  # placement attempts
             cls = int(rng.integers(len(CLASS_NAMES)))
             outer, hole = _outline(rng, cls)
-            placed = _place(rng, outer, hole, bucket, s)
+            placed = _place(rng, outer, hole, bucket, s, min_side)
             if placed is None:
                 continue
             (x0, y0, x1, y1), mask, area = placed
@@ -267,8 +290,9 @@ def _camera(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     return img + rng.standard_normal(img.shape, dtype=np.float32) * np.float32(rng.uniform(2, 10))
 
 
-def _background(rng: np.random.Generator, s: int) -> np.ndarray:
-    """Return a cluttered float32 background: gradient, smooth colour noise, textured blobs, lines, scribbles."""
+def _background(rng: np.random.Generator, s: int, clutter: float = 1.0) -> np.ndarray:
+    """Return a cluttered float32 background: gradient, smooth colour noise, and the share `clutter` of the usual
+    textured blobs, lines and scribbles (counts drawn as at full clutter, then scaled, so clutter=1 is unchanged)."""
     a = rng.uniform(0, 2 * np.pi)
     t = np.arange(s, dtype=np.float32)[:, None] * math.sin(a) + np.arange(s, dtype=np.float32) * math.cos(a)
     t -= t.min()
@@ -277,7 +301,7 @@ def _background(rng: np.random.Generator, s: int) -> np.ndarray:
     img = c0 + (c1 - c0) * t[..., None]
     g = int(rng.integers(3, 9))
     img += cv2.resize(rng.normal(0, rng.uniform(10, 35), (g, g, 3)).astype(np.float32), (s, s))
-    for _ in range(rng.integers(1, 4)):  # irregular blobs: thresholded two-scale noise, plain or hatched
+    for _ in range(round(rng.integers(1, 4) * clutter)):  # irregular blobs: thresholded two-scale noise, plain or hatched
         blob = sum(
             cv2.resize(rng.standard_normal((g, g), dtype=np.float32), (s, s), interpolation=cv2.INTER_CUBIC) * w
             for g, w in ((int(rng.integers(3, 6)), 1.0), (int(rng.integers(10, 16)), 0.4))
@@ -291,10 +315,10 @@ def _background(rng: np.random.Generator, s: int) -> np.ndarray:
             u += np.sin((y * math.cos(b) - x * math.sin(b)) / rng.uniform(4, 12)) * 0.4
             colour = np.where((u % 1 < 0.5)[:, None], colour, rng.uniform(0, 255, 3).astype(np.float32))
         img[mask] = colour
-    for _ in range(rng.integers(3, 15)):  # straight lines
+    for _ in range(round(rng.integers(3, 15) * clutter)):  # straight lines
         p, q = rng.integers(-s // 4, s + s // 4, (2, 2))
         cv2.line(img, tuple(map(int, p)), tuple(map(int, q)), rng.uniform(0, 255, 3).tolist(), int(rng.integers(1, 4)))
-    for _ in range(rng.integers(1, 5)):  # random-walk scribbles
+    for _ in range(round(rng.integers(1, 5) * clutter)):  # random-walk scribbles
         steps = rng.normal(0, s / 25, (int(rng.integers(5, 20)), 2)).cumsum(0) + rng.uniform(0, s, 2)
         colour = rng.uniform(0, 255, 3).tolist()
         cv2.polylines(img, [steps.astype(np.int32)], False, colour, int(rng.integers(1, 3)))
@@ -338,7 +362,7 @@ def _outline(rng: np.random.Generator, cls: int) -> tuple[np.ndarray, np.ndarray
 
 
 def _place(
-    rng: np.random.Generator, outer: np.ndarray, hole: np.ndarray | None, bucket: str, s: int
+    rng: np.random.Generator, outer: np.ndarray, hole: np.ndarray | None, bucket: str, s: int, min_side: int = 0
 ) -> tuple[tuple[int, int, int, int], np.ndarray, float] | None:
     """Scale an outline to a box in `bucket`, put it in the image and rasterise its clipped mask.
 
@@ -346,6 +370,7 @@ def _place(
     the object would lie entirely outside the image.
     """
     lo, hi = _SIDE[bucket]
+    lo = min(max(lo, min_side / s), hi)
     side = s * math.exp(rng.uniform(math.log(lo), math.log(hi)))  # geometric mean of the box sides
     w0, h0 = np.ptp(outer, 0)
     k = side / math.sqrt(w0 * h0)

@@ -23,7 +23,7 @@ from ..config import preset_names
 
 def cache_dir() -> Path:
     """Where cached datasets and teachers live (IKD_YOLO_CACHE, else ~/.cache/ikd-yolo)."""
-    path = Path(os.environ.get("IKD_YOLO_CACHE", Path.home() / ".cache" / "ikd-yolo"))
+    path = Path(os.environ.get("IKD_YOLO_CACHE", Path.home() / ".cache" / "ikd-yolo")).resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -92,6 +92,7 @@ def train_student(
     seconds_per_epoch (wall time of the whole call / epochs), save_dir and curve (`epoch_curve` of the run).
     """
     model = YOLO(student)
+    project = Path(project).resolve()  # Ultralytics puts a relative project under runs/<task>/
     common = dict(data=str(data), project=str(project), name=name, exist_ok=True, **{"workers": 0, **train_args})
     start = time.time()
     if method == "none":

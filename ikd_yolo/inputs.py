@@ -1,0 +1,172 @@
+"""The files a run names (student `model=`, `teacher=`, `data=`, a checkpoint to resume), found and checked before
+Ultralytics prints, downloads or creates anything; each problem is one line that says how to fix it.
+
+Nothing is ever downloaded: a `.pt` name is looked up as given, then in Ultralytics' weights folder (where its own
+downloads land), and otherwise refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from .errors import DataError, InputError, StudentError, TeacherError
+
+__all__ = ["DataError", "InputError", "StudentError", "TeacherError", "check_student", "checkpoint_model",
+           "detection_problem", "find_weights", "load_data", "read_checkpoint", "wrapped_student"]
+
+# Detect heads IKD distils (the Detect class and its plain subclasses); other heads are other tasks or families
+DETECT_HEADS = {"Detect", "v10Detect"}
+
+
+def weights_dir() -> Path:
+    """Ultralytics' weights folder, where `yolo` looks for a bare `.pt` name."""
+    from ultralytics.utils import SETTINGS
+
+    return Path(SETTINGS["weights_dir"])
+
+
+def find_weights(path: str | Path, key: str, error: type[InputError] = InputError) -> Path:
+    """The local `.pt` file that `key=path` names: the path itself or the same name in Ultralytics' weights folder."""
+    from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
+
+    p = Path(str(path))
+    if p.is_dir():
+        best = p / "weights" / "best.pt"
+        hint = f"pass {key}={best}" if best.is_file() else "pass the weights/best.pt of a training run"
+        raise error(f"{key}={path} is a folder, not a checkpoint: {hint}")
+    if p.is_file():
+        return p
+    if (weights_dir() / p).is_file():
+        return weights_dir() / p
+    download = " (an Ultralytics download; ikd-yolo never downloads)" if p.name in GITHUB_ASSETS_NAMES else ""
+    yaml_hint = f" or build it untrained with {key}={p.stem}.yaml" if download and key == "model" else ""
+    raise error(f"{key}={path} not found{download}: pass the path of a local .pt file (also looked in "
+                f"{weights_dir()}){yaml_hint}")
+
+
+def read_checkpoint(path: Path, key: str, error: type[InputError] = InputError) -> dict[str, Any]:
+    """The checkpoint dict of an Ultralytics `.pt` file, or one line saying why it cannot be read."""
+    from ultralytics.utils.patches import torch_load
+
+    try:
+        ckpt = torch_load(path, map_location="cpu")
+    except Exception as e:  # torch/pickle raise many types for a truncated or foreign file
+        raise error(f"{key}={path} cannot be read ({type(e).__name__}): the file is truncated or not a PyTorch "
+                    f"checkpoint{_sibling_hint(path)}") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("ema") or ckpt.get("model"), nn.Module):
+        raise error(f"{key}={path} is not an Ultralytics checkpoint (it holds no model): pass the best.pt or "
+                    "last.pt of a training run")
+    return ckpt
+
+
+def checkpoint_model(ckpt: dict[str, Any]) -> nn.Module:
+    """The fp32 model of a checkpoint read by `read_checkpoint` (its EMA when saved), with Ultralytics' `args` and
+    `task` set as `ultralytics.nn.tasks.load_checkpoint` sets them."""
+    from ultralytics.nn.tasks import guess_model_task
+    from ultralytics.utils import DEFAULT_CFG_DICT
+
+    model = (ckpt.get("ema") or ckpt["model"]).float()
+    model.args = {**DEFAULT_CFG_DICT, **(ckpt.get("train_args") or {})}
+    model.task = guess_model_task(model)
+    return model
+
+
+def _sibling_hint(path: Path) -> str:
+    """', use best.pt or epoch5.pt beside it instead' when such checkpoints exist next to `path`."""
+    others = [p for p in (path.parent / "best.pt", *sorted(path.parent.glob("epoch*.pt"), key=_epoch, reverse=True))
+              if p != path and p.is_file()]
+    return f"; use {', or '.join(str(p) for p in others[:2])} instead" if others else ""
+
+
+def _epoch(p: Path) -> int:
+    digits = p.stem.removeprefix("epoch")
+    return int(digits) if digits.isdigit() else -1
+
+
+def detection_problem(model: nn.Module | dict) -> str | None:
+    """None for a YOLO detection model (or its YAML dict), else what it is: 'a segment model (SegmentationModel)'."""
+    from ultralytics.nn.tasks import DetectionModel, guess_model_task
+
+    if isinstance(model, dict):
+        head = str(model["head"][-1][2])
+        task = guess_model_task(model)
+        if head in DETECT_HEADS:
+            return None
+        if task in (None, "detect"):  # RT-DETR's decoder names no task
+            return f"a {head} detector, not a YOLO Detect model"
+        return f"{_article(task)} {task} model ({head} head)"
+    task = guess_model_task(getattr(model, "yaml", None) or model)  # the architecture, not a stored label
+    if task != "detect":
+        return f"{_article(task)} {task} model ({type(model).__name__})"
+    if type(model) is not DetectionModel:  # RT-DETR, YOLO-World, YOLOE: detectors, but not with a plain Detect head
+        return f"a {type(model).__name__}, not a YOLO DetectionModel"
+    return None
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def check_student(model: Any) -> nn.Module | None:
+    """The student `model=` names (built from its YAML, or read from its `.pt`), refused in one line when it is not a
+    YOLO detection model (segment, pose, obb, classify, RT-DETR, World); None for a name that is neither.
+
+    A `.pt` student is looked up (never downloaded); a wrapped one (a distillation run's checkpoint) is checked by the
+    student it holds.
+    """
+    from ultralytics.nn.tasks import DetectionModel, yaml_model_load
+
+    if model is None or isinstance(model, nn.Module):
+        return model
+    name = str(model)
+    if name.endswith((".yaml", ".yml")):
+        try:
+            cfg = yaml_model_load(name)
+        except FileNotFoundError:
+            raise StudentError(f"model={name} not found: pass a model YAML such as yolo11n.yaml or a trained .pt") from None
+        problem, student = detection_problem(cfg), None
+        if problem is None:
+            student = DetectionModel(cfg, verbose=False)
+    elif name.endswith(".pt"):
+        saved = checkpoint_model(read_checkpoint(find_weights(name, "model", StudentError), "model", StudentError))
+        student = wrapped_student(saved) or saved
+        problem = detection_problem(student)
+    else:
+        return None  # Ultralytics' own formats (exported models, hub names) are for its other commands
+    if problem:
+        raise StudentError(f"model={name} is {problem}: ikd-yolo distils YOLO detection students (task=detect); "
+                           "use a detect model such as yolo11n.yaml")
+    return student
+
+
+def wrapped_student(weights: Any) -> nn.Module | None:
+    """The detector inside a saved training wrapper (Ultralytics' DistillationModel or an IKDModel), else None."""
+    from ultralytics.nn.distill_model import DistillationModel
+
+    if isinstance(weights, DistillationModel):
+        return weights.student_model
+    is_ikd_model = isinstance(getattr(weights, "student", None), nn.Module) and hasattr(weights, "distiller")
+    return weights.student if is_ikd_model else None
+
+
+def load_data(data: Any) -> dict[str, Any]:
+    """The dataset dict of `data=` (Ultralytics' `check_det_dataset`), or one line naming the problem."""
+    from ultralytics.data.utils import check_det_dataset
+
+    if not data:
+        raise DataError("no dataset given: pass data=path/to/data.yaml (ikd-yolo synth writes one)")
+    if str(data).endswith((".yaml", ".yml")) and not Path(str(data)).is_file():
+        from ultralytics.utils import ROOT
+
+        if (ROOT / "cfg" / "datasets" / Path(str(data)).name).is_file():  # also Ultralytics' default when none given
+            raise DataError(f"data={data} is an Ultralytics dataset that would be downloaded (ikd-yolo never "
+                            "downloads): pass your own data=path/to/data.yaml (ikd-yolo synth writes one)")
+        raise DataError(f"data={data} not found: pass the path of a dataset YAML (ikd-yolo synth writes one)")
+    try:
+        return check_det_dataset(str(data))
+    except (FileNotFoundError, SyntaxError, KeyError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"data={data} cannot be used: {first}") from None

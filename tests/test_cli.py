@@ -1,0 +1,186 @@
+"""The command set a YOLO user types: one line and exit code 2 for every input we can refuse early (and no run
+folder left behind), Ultralytics' own verbs through `ikd-yolo`, and `version`."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from ultralytics.nn.tasks import DetectionModel
+
+from helpers import train_kwargs
+from ikd_yolo import __version__
+from ikd_yolo.cli import main
+from ikd_yolo.inputs import weights_dir
+
+
+def _words(**kwargs) -> list[str]:
+    return [f"{k}={v}" for k, v in kwargs.items()]
+
+
+def _data_with(tmp_path: Path, synthetic_data: Path, names: dict) -> Path:
+    """A copy of the synthetic data.yaml whose class list is `names`."""
+    cfg = yaml.safe_load(synthetic_data.read_text())
+    cfg.update(names=names, nc=len(names), path=str(synthetic_data.parent))
+    out = tmp_path / "other.yaml"
+    out.write_text(yaml.safe_dump(cfg))
+    return out
+
+
+@pytest.fixture
+def finished_run(tmp_path_factory, synthetic_data, teacher_pt) -> Path:
+    """last.pt of a finished 1-epoch IKD run (final_eval stripped its optimizer and ikd-yolo state)."""
+    project = tmp_path_factory.mktemp("finished")
+    assert main(["train", "model=yolo11n.yaml", f"teacher={teacher_pt}", f"data={synthetic_data}", "distill=fgd",
+                 *_words(**train_kwargs(project, "done"))]) == 0
+    return project / "done" / "weights" / "last.pt"
+
+
+def _cases(tmp: Path, data: Path, teacher: Path, finished: Path) -> list[tuple[list[str], str | tuple[str, ...]]]:
+    """(command words, what the one line on stderr holds: a text, or texts in this order) for every early refusal."""
+    truncated = tmp / "trunc" / "weights" / "last.pt"
+    truncated.parent.mkdir(parents=True)
+    truncated.write_bytes(teacher.read_bytes()[:5000])
+    (truncated.parent / "best.pt").write_bytes(teacher.read_bytes())
+    run_folder = teacher.parent.parent
+    distill_yaml = tmp / "mine.yaml"
+    distill_yaml.write_text("kd_loss: fgd\nepochs: 3\n")
+    renamed = _data_with(tmp, data, {i: f"class{i}" for i in range(8)})
+    t, d = f"teacher={teacher}", f"data={data}"
+    train = ["train", "model=yolo11n.yaml"]
+    return [
+        ([*train, t, d, "fgd_alpha=nan"], "fgd_alpha=nan must be a finite number (default 3e-07)"),
+        ([*train, t, d, "adv_eps=-1"], "adv_eps=-1.0 must not be negative"),
+        ([*train, t, d, "freq_small=-5"], "freq_small=-5 must be greater than 0"),
+        ([*train, t, "data=missing.yaml"], "data=missing.yaml not found: pass the path of a dataset YAML"),
+        ([*train, t], "data=coco8.yaml is an Ultralytics dataset that would be downloaded (ikd-yolo never downloads)"),
+        ([*train, t, d, "device=0"], "device=0 asks for a GPU, but torch"),
+        (["train", "model", "yolo11n.yaml", t, d], "'model' needs a value: write model=yolo11n.yaml"),
+        ([*train, t, d, "single_cls=True"], "predicts 8 classes but the data has nc=1: drop single_cls=True"),
+        ([*train, f"teacher={run_folder}", d], f"teacher={run_folder} is a folder, not a checkpoint: pass "
+                                               f"teacher={run_folder}/weights/best.pt"),
+        ([*train, f"teacher={truncated}", d], (f"teacher={truncated} cannot be read (", "): the file is truncated")),
+        ([*train, "teacher=yolo11s.pt", d], "teacher=yolo11s.pt not found (an Ultralytics download; ikd-yolo never "
+                                            f"downloads): pass the path of a local .pt file (also looked in "
+                                            f"{weights_dir()})"),
+        (["train", "model=yolo11n.pt", t, d], "model=yolo11n.pt not found (an Ultralytics download; ikd-yolo never "
+                                              "downloads)"),
+        (["train", "model=yolo11n-seg.yaml", t, d], "model=yolo11n-seg.yaml is a segment model (Segment head): "
+                                                    "ikd-yolo distils YOLO detection students"),
+        (["train", "model=yolo11n-pose.yaml", t, d], "model=yolo11n-pose.yaml is a pose model"),
+        (["train", "model=yolo11n-obb.yaml", t, d], "model=yolo11n-obb.yaml is an obb model"),
+        (["train", "model=yolo11n-cls.yaml", t, d], "model=yolo11n-cls.yaml is a classify model"),
+        (["train", "model=rtdetr-l.yaml", t, d], "model=rtdetr-l.yaml is a RTDETRDecoder detector, not a YOLO Detect"),
+        (["train", "model=yolov8s-worldv2.yaml", t, d], "model=yolov8s-worldv2.yaml is a WorldDetect detector"),
+        ([*train, t, f"data={renamed}"], "has other classes than the data (class 0: 'disc' vs 'class0')"),
+        ([*train, t, d, f"distill={distill_yaml}"], "'epochs' in distill YAML"),
+        (["train", "resume", f"model={truncated}"], (f"resume={truncated} cannot be read (", "): the file is truncated "
+                                                     f"or not a PyTorch checkpoint; use {truncated.parent}/best.pt "
+                                                     "instead")),
+        (["train", "resume", f"model={finished}"], f"'{finished}' is a finished run, there is nothing to resume: to "
+                                                   f"train further, start a new run from its weights"),
+        (["show-aug"], "show-aug needs a dataset"),
+        (["synth", "n_train=abc"], "n_train='abc' must be a whole number"),
+        (["synth", "imgsz=32"], "imgsz=32 must be >= 64"),
+        (["synth", "n_train=0"], "n_train=0 must be >= 1"),
+        (["synth", "ntrain=5"], "'ntrain' is not an option of synth. Did you mean 'n_train'?"),
+        (["val", "model=yolo11n.pt", d], "model=yolo11n.pt not found (an Ultralytics download"),
+    ]
+
+
+def _in_order(parts: tuple[str, ...], text: str) -> bool:
+    at = 0
+    for part in parts:
+        at = text.find(part, at)
+        if at < 0:
+            return False
+        at += len(part)
+    return True
+
+
+def test_every_early_refusal_is_one_line_and_exit_2(tmp_path, monkeypatch, capfd, synthetic_data, teacher_pt,
+                                                    finished_run):
+    cases = _cases(tmp_path, synthetic_data, teacher_pt, finished_run)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)  # Ultralytics would make runs/ (and synth datasets/) here
+    capfd.readouterr()
+    for words, expected in cases:
+        code = main(words)
+        out, err = capfd.readouterr()
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 2, (words, out[-500:], err[-2000:])
+        parts = (expected,) if isinstance(expected, str) else expected
+        assert len(lines) == 1 and _in_order(parts, lines[0]), (words, lines)
+        assert lines[0].startswith(f"ikd-yolo {words[0]}: error: ")
+        assert "Traceback" not in out and "Ultralytics" not in out, (words, out[-500:])  # nothing before the check
+    assert list(work.iterdir()) == []  # no run folder, no dataset from any refused start
+
+
+def test_teacher_in_a_distill_yaml_is_the_default_teacher(tmp_path, synthetic_data, teacher_pt):
+    from ikd_yolo.config import resolve_distill_config
+
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(f"kd_loss: mse\nteacher: {teacher_pt}\n")
+    assert resolve_distill_config({"distill": str(mine)})["teacher"] == str(teacher_pt)
+    assert resolve_distill_config({"distill": str(mine), "teacher": "other.pt"})["teacher"] == "other.pt"
+
+
+def test_version_and_help(capsys):
+    import ultralytics
+
+    for words in (["version"], ["--version"]):
+        assert main(words) == 0
+        assert capsys.readouterr().out.strip() == f"ikd-yolo {__version__} (ultralytics {ultralytics.__version__})"
+    assert main(["val", "help"]) == 0 and "val" in capsys.readouterr().out
+
+
+def _run_tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("mode, extra", [
+    ("val", ["data={data}", "imgsz=64", "batch=8", "workers=0", "plots=True"]),
+    ("predict", ["source={images}", "imgsz=64", "save=True", "save_txt=True"]),
+    ("export", ["format=torchscript", "imgsz=64"]),
+])
+def test_ultralytics_verbs_behave_like_yolo(mode, extra, tmp_path, synthetic_data, teacher_pt):
+    """`ikd-yolo val|predict|export` on a plain checkpoint writes what `yolo` writes (same files, same names)."""
+    trees = {}
+    for tool in ("yolo", "ikd-yolo"):
+        work = tmp_path / tool
+        work.mkdir()
+        model = work / "best.pt"
+        model.write_bytes(teacher_pt.read_bytes())
+        words = [w.format(data=synthetic_data, images=synthetic_data.parent / "images" / "val") for w in extra]
+        args = [mode, f"model={model}", *words] + ([] if mode == "export" else [f"project={work / 'runs'}", "name=x"])
+        run = subprocess.run([tool, *args], capture_output=True, text=True, timeout=300, cwd=work)
+        assert run.returncode == 0, (tool, run.stderr[-2000:])
+        trees[tool] = _run_tree(work)
+    assert trees["ikd-yolo"] == trees["yolo"] and len(trees["yolo"]) > 1
+
+
+def test_nan_in_one_ema_tensor_is_repaired_and_the_run_finishes(tmp_path, synthetic_data, teacher_pt):
+    """One non-finite EMA value (student or distiller) is resynced from the live model, as plain Ultralytics does."""
+    from ultralytics import YOLO
+
+    from ikd_yolo import IKDTrainer
+
+    def poison(trainer):
+        if trainer.epoch == 0:
+            with torch.no_grad():
+                trainer.ema.ema.student.model[0].conv.weight[0, 0, 0, 0] = float("nan")
+                next(trainer.ema.ema.distiller.parameters()).view(-1)[0] = float("inf")
+
+    model = YOLO("yolo11n.yaml")
+    model.add_callback("on_train_epoch_end", poison)
+    model.train(trainer=IKDTrainer, teacher=str(teacher_pt), distill="mgd", data=str(synthetic_data),
+                **train_kwargs(tmp_path, "nan", epochs=2))
+    for name in ("last.pt", "best.pt"):
+        ckpt = torch.load(tmp_path / "nan" / "weights" / name, weights_only=False)
+        saved = ckpt["ema"] or ckpt["model"]  # a finished run's checkpoints hold the EMA as "model"
+        assert isinstance(saved, DetectionModel)
+        assert all(torch.isfinite(v).all() for v in saved.state_dict().values() if v.is_floating_point())
