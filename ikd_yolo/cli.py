@@ -5,6 +5,7 @@
     ikd-yolo val|predict|export|track|benchmark model=runs/detect/train/weights/best.pt ...   (exactly as `yolo`)
     ikd-yolo synth out=datasets/synthetic n_train=200 n_val=50 imgsz=256 seed=0
     ikd-yolo show-aug data=data.yaml distill=ikd-fgd out=grid.png
+    ikd-yolo attack data=data.yaml teacher=teacher.pt imgsz=640 preview=attack.png   (the cache adv_mode=cached uses)
     ikd-yolo demo
     ikd-yolo bench-distill profile=quick
     ikd-yolo version
@@ -91,6 +92,16 @@ def show_aug(args: dict[str, Any]) -> None:
     print(show_augmentation(cfg=resolve_distill_config(distill), **options))
 
 
+def attack(args: dict[str, Any]) -> None:
+    """`ikd-yolo attack`: attack every training image once with the teacher (the cache adv_mode=cached trains on)."""
+    from .show_attack import run_attack
+
+    for key in ("data", "teacher"):
+        if key not in args:
+            raise DistillConfigError(f"attack needs {key}=: ikd-yolo attack data=data.yaml teacher=teacher.pt imgsz=640")
+    run_attack(**args)
+
+
 def demo(args: dict[str, Any]) -> None:
     """`ikd-yolo demo`: the embedded default run on the synthetic set."""
     from .demo import run_demo
@@ -128,6 +139,7 @@ COMMANDS: dict[str, Callable[[dict[str, Any]], None]] = {
     "train": train,
     "synth": synth,
     "show-aug": show_aug,
+    "attack": attack,
     "demo": demo,
     "bench-distill": bench_distill,
     "version": version,

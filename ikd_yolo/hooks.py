@@ -29,6 +29,26 @@ def detect_input_layers(model: nn.Module) -> list[int]:
     raise ValueError(f"{type(model).__name__} has no Detect head: only detection models can be distilled")
 
 
+def neck_features(model: nn.Module, x: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
+    """The outputs of `layers` from a forward that stops after the last of them: no Detect head, no box decoding.
+
+    The layers run exactly as in Ultralytics' own forward (each reads its inputs from the layers its `f` names), so the
+    maps equal what hooks capture in a full forward; a pass that needs features only (the teacher's, the student's on
+    adversarial images) skips the head's cost.
+    """
+    last = max(layers)
+    keep = set(layers) | set(getattr(model, "save", ()))
+    y: list = []
+    for m in model.model:
+        if m.i > last:
+            break
+        if m.f != -1:
+            x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]
+        x = m(x)
+        y.append(x if m.i in keep else None)
+    return [y[i] for i in layers]
+
+
 class LevelHook:
     """Forward hook that stores a layer's output in slot `level` of a shared list."""
 

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .hooks import FeatureRecorder, detect_input_layers
+from .hooks import FeatureRecorder, detect_input_layers, neck_features
 from .losses import AdvFeatureLoss, build_base_loss
 
 TEACHER_FEATS = "ikd_teacher_feats"  # list of teacher maps on batch["img"]
@@ -161,6 +161,10 @@ class IKDModel(nn.Module):
             preds = self.student.predict(img)
         return feats, preds
 
+    def student_neck_features(self, img: torch.Tensor) -> list[torch.Tensor]:
+        """The student's Detect-head input maps alone (no head): what the adversarial term compares."""
+        return neck_features(self.student, img, self.recorder.layers)
+
     def loss(self, batch: dict, preds: Any = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Detection loss on batch["img"] plus every distillation term, each also reported as its own loss item.
 
@@ -180,7 +184,7 @@ class IKDModel(nn.Module):
             terms.append(sum(parts.values()))
         if self.distiller.adv is not None:
             if ADV_IMG in batch:
-                adv_feats, _ = self.student_features(batch[ADV_IMG])
+                adv_feats = self.student_neck_features(batch[ADV_IMG])
                 terms.append(self.distiller.adv_parts(adv_feats, batch[ADV_TEACHER_FEATS])["adv"])
             else:  # outside the augmentation phase, or not an attack iteration
                 terms.append(torch.zeros((), device=det.device))

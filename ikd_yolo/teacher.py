@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from ultralytics.nn.tasks import DetectionModel
 
-from .hooks import FeatureRecorder, detect_input_layers
+from .hooks import FeatureRecorder, detect_input_layers, neck_features
 from .inputs import TeacherError, checkpoint_model, detection_problem, find_weights, read_checkpoint
 
 
@@ -97,7 +97,5 @@ class FrozenTeacher(nn.Module):
 
     @torch.no_grad()
     def features(self, img: torch.Tensor) -> list[torch.Tensor]:
-        """Teacher maps at the Detect-head inputs for a batch of images in [0, 1]."""
-        with self.recorder.capture(self.model) as feats:
-            self.model(img)
-        return feats
+        """Teacher maps at the Detect-head inputs for a batch of images in [0, 1] (the head itself does not run)."""
+        return neck_features(self.model, img, self.recorder.layers)

@@ -16,9 +16,9 @@ from typing import Iterator
 import torch
 from torch import nn
 from ultralytics.models.yolo.detect import DetectionTrainer
-from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, YAML, colorstr
+from ultralytics.utils import DEFAULT_CFG, LOCAL_RANK, LOGGER, RANK, YAML, colorstr
 from ultralytics.utils.patches import torch_load
-from ultralytics.utils.torch_utils import unwrap_model
+from ultralytics.utils.torch_utils import torch_distributed_zero_first, unwrap_model
 
 from .augment.attack import AdversarialAttack
 from .augment.frequency import FrequencyAugment
@@ -76,6 +76,7 @@ class IKDTrainer(DetectionTrainer):
             LOGGER.warning("ikd-yolo: adv_steps=0 makes no adversarial images, so the adversarial term is off "
                            "(set adv_weight=0 to say so, or adv_steps>=1 to attack)")
         self.teacher_criterion = None  # built on the first attack, once the teacher sits on its device
+        self.adv_stream = None  # adv_mode=cached: the cached adversarial images, opened in _setup_train
         self._step = 0
 
     # ---- model -------------------------------------------------------------------------------------------------
@@ -123,16 +124,35 @@ class IKDTrainer(DetectionTrainer):
         batch = super().preprocess_batch(batch)
         if self.augmentation_phase and self.freq_augment is not None:
             batch = self.freq_augment(batch)
-        batch[TEACHER_FEATS] = self.teacher.features(batch["img"])
-        if self.augmentation_phase and self.attack is not None and self.attack.should_attack(self._step):
+        attacking = self.augmentation_phase and self.attack is not None and self.attack.should_attack(self._step)
+        x_adv = None
+        if attacking and self.adv_stream is None:  # online: the attack's first forward gives the clean maps too
             if self.teacher_criterion is None:
                 self.teacher_criterion = self.teacher.model.init_criterion()
-            x_adv = self.attack(self.teacher.model, self.teacher_criterion, batch)
-            if x_adv is not None:  # None when adv_frac leaves no image to attack
-                batch[ADV_IMG] = x_adv
-                batch[ADV_TEACHER_FEATS] = self.teacher.features(x_adv)
+            x_adv, batch[TEACHER_FEATS] = self.attack.with_features(
+                self.teacher.model, self.teacher_criterion, batch, self.teacher.recorder.layers)
+        else:
+            batch[TEACHER_FEATS] = self.teacher.features(batch["img"])
+            k = self.attack.n_attacked(batch["img"].shape[0]) if attacking else 0
+            x_adv = self.adv_stream.next(k, self.device) if k else None
+        if x_adv is not None:  # None when adv_frac leaves no image to attack
+            batch[ADV_IMG] = x_adv.to(batch["img"].dtype)
+            batch[ADV_TEACHER_FEATS] = self.teacher.features(batch[ADV_IMG])
         self._step += 1
         return batch
+
+    def _setup_train(self):
+        """Ultralytics' set-up, then (adv_mode=cached) the adversarial cache, built on rank 0 if any image misses."""
+        super()._setup_train()
+        if self.attack is not None and self.attack.settings.mode == "cached":
+            from .augment.adv_cache import AdversarialStream, prepare_cache
+
+            with torch_distributed_zero_first(LOCAL_RANK):
+                cache, stats = prepare_cache(self.teacher.model, self.data, self.args.imgsz, self.attack.settings,
+                                             self.device, self.batch_size, self.args.seed, progress=RANK in {-1, 0})
+            LOGGER.info(f"{colorstr('ikd-yolo:')} adversarial cache {cache.folder}: {stats['total']} images "
+                        f"({stats['images']} attacked now, {stats['seconds']:.0f}s)")
+            self.adv_stream = AdversarialStream(cache, self.args.fliplr, self.args.workers, self.args.seed)
 
     # ---- validation and checkpoints ------------------------------------------------------------------------
     @contextmanager

@@ -10,7 +10,7 @@ import torch
 from ultralytics.nn.tasks import DetectionModel
 
 from ikd_yolo.config import resolve_distill_config
-from ikd_yolo.hooks import FeatureRecorder, detect_input_layers
+from ikd_yolo.hooks import FeatureRecorder, detect_input_layers, neck_features
 from ikd_yolo.model import TEACHER_FEATS, FeatureDistiller, IKDModel, level_channels
 
 IMGSZ = 64
@@ -43,6 +43,23 @@ def test_recorder_returns_three_maps_per_family(cfg, layers, width):
         out = model(x)
     head_out = model.model[-1]([f.clone() for f in again])
     assert torch.equal(head_out[0], out[0])
+
+
+@pytest.mark.parametrize("cfg", ["yolov8n.yaml", "yolo11n.yaml", "yolo26n.yaml", "yolov10n.yaml"])
+def test_head_free_forward_gives_the_maps_a_full_forward_feeds_the_head(cfg):
+    model = build(cfg).eval()
+    layers = detect_input_layers(model)
+    x = torch.rand(2, 3, IMGSZ, IMGSZ)
+    with torch.no_grad(), FeatureRecorder(layers).capture(model) as full:
+        model(x)
+        head_free = neck_features(model, x, layers)
+    assert all(torch.equal(a, b) for a, b in zip(head_free, full)) and len(head_free) == 3
+    ran = []
+    handle = model.model[-1].register_forward_hook(lambda *a: ran.append(1))
+    with torch.no_grad():
+        neck_features(model, x, layers)
+    handle.remove()
+    assert ran == []  # the head did not run
 
 
 def test_hooks_live_only_inside_capture_and_pickle():

@@ -11,16 +11,21 @@ from ikd_yolo.model import ADV_IMG, ADV_TEACHER_FEATS, TEACHER_FEATS
 
 
 class Spy:
-    """Stands in for one of the trainer's augmenters: calls it, and records the epoch and what went in and out."""
+    """Stands in for one of the trainer's augmenters: runs its `method`, and records the epoch, what went in and out."""
 
-    def __init__(self, trainer, target):
-        self.trainer, self.target, self.calls = trainer, target, []
+    def __init__(self, trainer, target, method: str = "__call__"):
+        self.trainer, self.target, self.method, self.calls = trainer, target, method, []
 
     def __getattr__(self, name):  # should_attack, n_attacked, ... of the wrapped object
+        if name == self.method:
+            return self._logged
         return getattr(self.target, name)
 
     def __call__(self, *args, **kwargs):
-        out = self.target(*args, **kwargs)
+        return self._logged(*args, **kwargs)
+
+    def _logged(self, *args, **kwargs):
+        out = getattr(self.target, self.method)(*args, **kwargs)
         self.calls.append({"epoch": self.trainer.epoch, "args": args, "out": out})
         return out
 
@@ -31,7 +36,7 @@ def spy_on_augmentations(model: YOLO) -> dict:
 
     def wrap(trainer):
         record["freq"] = trainer.freq_augment = Spy(trainer, trainer.freq_augment)
-        record["attack"] = trainer.attack = Spy(trainer, trainer.attack)
+        record["attack"] = trainer.attack = Spy(trainer, trainer.attack, "with_features")
 
     model.add_callback("on_train_start", wrap)
     model.add_callback("on_train_batch_start", lambda t: record["phase"].append((t.epoch, t.augmentation_phase)))
@@ -53,8 +58,9 @@ def test_ikd_phase_switches_augmentations_off(tmp_path, synthetic_data, teacher_
         assert info["mode"] == "spectral" and info["selected"].shape == (8,)
     for call in record["attack"].calls:
         x = call["args"][2]["img"]
-        x_adv = call["out"]
+        x_adv, clean_maps = call["out"]
         assert x_adv.shape == x.shape and 0 < (x_adv - x).abs().max() <= 8 / 255 + 1e-6
+        assert [f.shape[0] for f in clean_maps] == [8, 8, 8]  # the teacher's maps of the batch, from the same pass
 
     results = read_results(tmp_path / "phase")
     assert results["epoch"] == [1.0, 2.0, 3.0]

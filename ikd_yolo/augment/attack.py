@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 
 from ..config import Configured
+from ..hooks import FeatureRecorder, neck_features
 from ..ops import adv_step
 
 __all__ = ["AdversarialAttack", "AttackSettings", "teacher_class_loss"]
@@ -74,6 +75,7 @@ class AttackSettings:
     """The adv_* keys the attack reads, validated by `ikd_yolo.config` (field = key without `adv_`)."""
 
     PREFIX: ClassVar[str] = "adv_"
+    mode: str
     steps: int
     eps: float
     step_size: float
@@ -86,17 +88,18 @@ class AttackSettings:
 class AdversarialAttack(Configured):
     """Momentum DI-FGSM on a frozen Ultralytics teacher, batched, untargeted, ascending its classification loss.
 
-    Each of `adv_steps` steps: (1) with probability `adv_di_p` per image, input diversity: resize by a random integer
-    width in [ceil(0.9 W), W) (height in proportion, bilinear, align_corners=False) and zero-pad back to (H, W) at a
-    random offset; the image's boxes are moved with it so the loss still targets the objects. Each image draws its own
-    size and offset; the resize-and-pad is two batched matmuls with per-image interpolation matrices, so the backward
-    pass is deterministic on every device. (2) Gradient of the teacher class loss w.r.t. the pre-diversity image, by
+    Each of `adv_steps` steps: (1) from the second step on, with probability `adv_di_p` per image, input diversity:
+    resize by a random integer width in [ceil(0.9 W), W) (height in proportion, bilinear, align_corners=False) and
+    zero-pad back to (H, W) at a random offset; the image's boxes are moved with it so the loss still targets the
+    objects. Each image draws its own size and offset; the resize-and-pad is two batched matmuls with per-image
+    interpolation matrices, so the backward pass is deterministic on every device. (2) Gradient of the teacher class loss w.r.t. the pre-diversity image, by
     autograd on the input alone. (3) `ikd_yolo.ops.adv_step`: L1-normalise the gradient per image, momentum, sign step,
     project to the eps ball around the clean image and clamp each channel to the clean image's own [min, max] of that
-    channel (the authors' clipping).
+    channel (the authors' clipping). The first step attacks the clean images without input diversity, so that its
+    forward also gives the teacher's clean feature maps (`with_features`): one teacher pass serves both.
 
     Only the first `n_attacked(B)` images of the batch (round(adv_frac * B), at least one if adv_frac > 0) are
-    attacked; Ultralytics shuffles its batches, so that is a random subset, and the rest is returned bit-identical.
+    attacked and returned; Ultralytics shuffles its batches, so that is a random subset.
     The per-image gradient does not depend on the other images (the teacher is in eval mode and the criterion's batch
     normaliser is removed by the L1 normalisation), so attacking a part of the batch is just cheaper, not different.
 
@@ -139,7 +142,7 @@ class AdversarialAttack(Configured):
     def __call__(
         self, teacher: nn.Module, criterion: Any, batch: Mapping, generator: torch.Generator | None = None
     ) -> torch.Tensor | None:
-        """Return adversarial copies of batch["img"] against `teacher`, or None when no image is to be attacked.
+        """Return adversarial copies of the first `n_attacked(B)` images of batch["img"], or None when there are none.
 
         Args:
             teacher (nn.Module): Frozen Ultralytics DetectionModel in eval mode, `args` set for its criterion.
@@ -150,46 +153,79 @@ class AdversarialAttack(Configured):
                 torch's global CPU generator.
 
         Returns:
-            (torch.Tensor | None): Detached (B, C, H, W) images of batch["img"]'s dtype and device, the first
-                `n_attacked(B)` perturbed; None if `n_attacked(B)` is 0 (adv_frac 0 or an empty batch).
+            (torch.Tensor | None): Detached (K, C, H, W) images, K = `n_attacked(B)`, of batch["img"]'s dtype and
+                device; None if K is 0 (adv_frac 0 or an empty batch).
+        """
+        return self.with_features(teacher, criterion, batch, None, generator)[0]
+
+    def with_features(
+        self,
+        teacher: nn.Module,
+        criterion: Any,
+        batch: Mapping,
+        layers: list[int] | None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor | None, list[torch.Tensor] | None]:
+        """The attack of `__call__` and, with `layers`, the teacher's maps of those layers on the whole clean batch.
+
+        The clean maps come from the attack's own first forward (the attacked images) and one gradient-free,
+        head-free forward of the others: one teacher pass where a feature pass and the first attack step would run.
+        Autocast is off in the attack, so these maps are fp32.
         """
         img = batch["img"]
         if not img.is_floating_point():
             raise TypeError(f"AdversarialAttack needs float images in [0, 1], got {img.dtype}")
         k = self.n_attacked(img.shape[0])
-        if k == 0:
-            return None
         if bad := [name or "<root>" for name, m in teacher.named_modules() if m.training]:
             raise RuntimeError(f"AdversarialAttack: teacher must be in eval mode (BN statistics), training: {bad[:3]}")
         if torch.is_inference_mode_enabled():
             raise RuntimeError("AdversarialAttack needs autograd; it cannot run under torch.inference_mode()")
-
-        out = img.detach().clone()
-        if self.settings.steps == 0:
-            return out
+        if k == 0 or self.settings.steps == 0:
+            feats = None if layers is None else _no_grad_features(teacher, img, layers)
+            return (None if k == 0 else img[:k].detach().clone()), feats
         labels = {key: batch[key].to(img.device) for key in LABEL_KEYS}
         keep = labels["batch_idx"] < k  # the attacked images are the first k: indices need no remapping
         labels = {key: v[keep] for key, v in labels.items()}
         with torch.autocast(img.device.type, enabled=False), torch.enable_grad():
-            x_adv = self._attack(teacher, criterion, out[:k].float(), labels, generator)
-        out[:k] = x_adv.to(out.dtype)
-        return out
+            x_adv, attacked_feats = self._attack(teacher, criterion, img[:k].detach().float(), labels, generator,
+                                                 layers)
+        if layers is None:
+            return x_adv.to(img.dtype), None
+        rest = _no_grad_features(teacher, img[k:], layers) if k < img.shape[0] else None
+        feats = attacked_feats if rest is None else [torch.cat((a, r.to(a.dtype))) for a, r in zip(attacked_feats, rest)]
+        return x_adv.to(img.dtype), feats
 
     def _attack(
-        self, teacher: nn.Module, criterion: Any, x: torch.Tensor, labels: dict, generator: torch.Generator | None
-    ) -> torch.Tensor:
-        """Run the momentum DI-FGSM steps on fp32 clean images `x` (K, C, H, W) with their labels."""
+        self,
+        teacher: nn.Module,
+        criterion: Any,
+        x: torch.Tensor,
+        labels: dict,
+        generator: torch.Generator | None,
+        layers: list[int] | None,
+    ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        """Run the momentum DI-FGSM steps on fp32 clean images `x` (K, C, H, W) with their labels.
+
+        The first step attacks the clean images as they are (no input diversity): its forward is the one that also
+        yields the clean maps of `layers`. The later steps are diversified with probability di_p per image.
+        """
         s = self.settings
         dtype = next(teacher.parameters()).dtype  # forward in the teacher's precision, keep the attack state in fp32
         lo, hi = x.amin(dim=(2, 3)), x.amax(dim=(2, 3))  # (K, C) per-channel range of each clean image
         x_adv, momentum = x.clone(), torch.zeros_like(x)
-        for _ in range(s.steps):
+        feats = None
+        for step in range(s.steps):
             x_in = x_adv.detach().requires_grad_(True)
-            x_div, labels_div = self._diversify(x_in, labels, generator)
-            loss = teacher_class_loss(teacher, criterion, x_div.to(dtype), labels_div)
+            if step == 0:
+                with FeatureRecorder(layers or []).capture(teacher) as captured:
+                    loss = teacher_class_loss(teacher, criterion, x_in.to(dtype), labels)
+                feats = [f.detach() for f in captured] if layers else None
+            else:
+                x_div, labels_div = self._diversify(x_in, labels, generator)
+                loss = teacher_class_loss(teacher, criterion, x_div.to(dtype), labels_div)
             (grad,) = torch.autograd.grad(loss, x_in)
             x_adv, momentum = adv_step(x_adv, x, grad, momentum, s.step_size, s.eps, lo, hi, s.decay)
-        return x_adv.detach()
+        return x_adv.detach(), feats
 
     def _diversify(
         self, x: torch.Tensor, labels: dict, generator: torch.Generator | None
@@ -221,6 +257,12 @@ class AdversarialAttack(Configured):
         bx, by, bw, bh = labels["bboxes"].unbind(-1)
         bboxes = torch.stack((bx * sx + tx, by * sy + ty, bw * sx, bh * sy), -1).to(labels["bboxes"].dtype)
         return x_div, {**labels, "bboxes": bboxes}
+
+
+@torch.no_grad()
+def _no_grad_features(teacher: nn.Module, img: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
+    """The teacher's maps of `layers` for `img`, head-free and without autograd."""
+    return neck_features(teacher, img, layers)
 
 
 def _resize_pad_matrix(n: int, size: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:

@@ -32,7 +32,8 @@ from ..config import DISTILL_KEYS, DistillConfigError, load_preset, preset_names
 from .coco import area_ranges, coco_ground_truth, validate_twice
 from .machine import environment
 from .report import PREFIX, jsonable, summarize, write_outputs
-from .runs import cache_dir, cached_teacher, config_hash, train_student
+from ..cache import cache_dir
+from .runs import cached_teacher, config_hash, train_student
 
 ALL_METHODS = ("none", "ultralytics", "fgd", "mgd", "ikd-fgd", "ikd-mgd", "ikd-fgd-freq", "ikd-fgd-adv")
 ALIASES = {"no-kd": "none", "freq-only": "ikd-fgd-freq", "adv-only": "ikd-fgd-adv"}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -18,14 +17,8 @@ import ultralytics
 from ultralytics import YOLO
 from ultralytics.utils import LOGGER, colorstr
 
+from ..cache import cache_dir
 from ..config import preset_names
-
-
-def cache_dir() -> Path:
-    """Where cached datasets and teachers live (IKD_YOLO_CACHE, else ~/.cache/ikd-yolo)."""
-    path = Path(os.environ.get("IKD_YOLO_CACHE", Path.home() / ".cache" / "ikd-yolo")).resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def config_hash(settings: dict[str, Any]) -> str:
