@@ -60,7 +60,9 @@ def extension_modules() -> tuple[list, dict]:
         # *_kernel.cu: ATen-free kernels (nvcc, once per architecture); *_cuda.cpp: their ATen glue (host compiler)
         sources += sorted(str(p) for p in (csrc / "cuda").glob("*.cu"))
         sources += sorted(str(p) for p in (csrc / "cuda").glob("*.cpp"))
-        kwargs["extra_compile_args"]["nvcc"] = ["-O3", "--expt-relaxed-constexpr"]
+        # --fmad=false: no multiply-add contraction, so the device rounds every operation as written, as a host build
+        # of the same device code (csrc/device) and the reference's separate torch ops do
+        kwargs["extra_compile_args"]["nvcc"] = ["-O3", "--expt-relaxed-constexpr", "--fmad=false"]
         kwargs["define_macros"] = [("IKD_WITH_CUDA", None)]
         ext = cpp_extension.CUDAExtension("ikd_yolo._C", sources, **kwargs)
     else:
