@@ -121,10 +121,11 @@ def test_self_check_reports_a_launch_error(checked_cpu, fake_kernel, ultralytics
     assert "more detail" not in warnings[0]
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not (torch.cuda.is_available() and _loader.cuda_compiled()), reason="no CUDA device"))])
 @pytest.mark.parametrize("op", list(WRONG))
-def test_self_check_passes_the_real_kernels(op, checked_cpu, ultralytics_log):
-    assert _self_check.check(op, torch.device("cpu")) is None
-    assert _self_check.trusted(op, torch.device("cpu")) and not ultralytics_log
+def test_self_check_passes_the_real_kernels(op, device):
+    assert _self_check.check(op, torch.device(device)) is None
 
 
 def test_self_check_off_keeps_the_fused_kernel(checked_cpu, fake_kernel, ultralytics_log, monkeypatch):
