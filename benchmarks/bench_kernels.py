@@ -10,7 +10,8 @@ Bandwidth is also given as a share of a measured device copy (and, on CUDA, of t
 Examples:
     python benchmarks/bench_kernels.py --quick
     python benchmarks/bench_kernels.py --shapes 16x3x640x640 --devices cpu --threads 2
-Writes benchmarks/results/kernels_<device>.json.
+    python benchmarks/bench_kernels.py --devices cuda --out /tmp/gpu_check
+Writes <out>/kernels_<device>.json (default out: benchmarks/results), merged with the rows already there.
 """
 
 from __future__ import annotations
@@ -166,6 +167,7 @@ def main():
     parser.add_argument("--bands", nargs="+", default=["policy", "full"], help="policy (per-sample high/low), full")
     parser.add_argument("--repeats", type=int, help="timed repeats per variant (default 9, quick 5)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads for both paths")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"folder of kernels_<device>.json (default {RESULTS})")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)  # the same for reference and fused
@@ -174,7 +176,7 @@ def main():
     devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     shapes = args.shapes or (QUICK_SHAPES if args.quick else FULL_SHAPES)
     repeats = args.repeats or (5 if args.quick else 9)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     for device in devices:
         env = T.environment(device)
         name = env["gpu"] if device == "cuda" else env["cpu"]
@@ -190,12 +192,11 @@ def main():
             r["pct_of_nominal_bw"] = 100 * r["fused_gbps"] / peak if peak else None
         meta = {"device": device, "device_name": name, "threads": env["torch_threads"], "copy_gbps": copy_gbps,
                 "nominal_gbps": peak, "repeats": repeats, "quick": args.quick, "environment": env}
-        print(f"-> {save(device, meta, records)}")
+        print(f"-> {save(args.out / f'kernels_{device}.json', meta, records)}")
 
 
-def save(device: str, meta: dict, records: list[dict]) -> Path:
-    """Merge into benchmarks/results/kernels_<device>.json: a new run replaces the rows of the same configuration."""
-    out = RESULTS / f"kernels_{device}.json"
+def save(out: Path, meta: dict, records: list[dict]) -> Path:
+    """Merge into `out` (kernels_<device>.json): a new run replaces the rows of the same configuration."""
     for r in records:
         r.update(threads=meta["threads"], device_name=meta["device_name"], loadavg_1min=meta["environment"]["load_avg_1m"])
     old = json.loads(out.read_text()).get("results", []) if out.exists() else []

@@ -8,9 +8,6 @@
 
 namespace ikd {
 
-// Where a spectral pass takes its source spectrum from.
-enum class SourceKind : int { Spectrum = 0, Shuffle = 1, Noise = 2 };
-
 inline MixMode parse_mode(const char* op, c10::string_view mode) {
   TORCH_CHECK(mode == "complex" || mode == "amplitude", op, ": mode must be 'complex' or 'amplitude' (got '", mode,
               "')");

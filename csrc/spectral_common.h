@@ -1,21 +1,20 @@
 // Math shared by the CPU and CUDA spectral mixing kernels (host and device): the band radius, the counter-based
-// Gaussian RNG for the noise spectrum and the per-bin mixing rules. Keep it identical on both sides: the CPU and
-// CUDA kernels must agree with each other and with ikd_yolo/ops/reference.py.
+// Gaussian RNG and the noise bins it draws, and the per-bin mixing rules. Keep it identical on both sides: the CPU
+// and CUDA kernels must agree with each other and with ikd_yolo/ops/reference.py.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 
-#if defined(__CUDACC__)
-#define IKD_HD __host__ __device__ __forceinline__
-#else
-#define IKD_HD inline __attribute__((always_inline))
-#endif
+#include "device/host_device.h"
 
 namespace ikd {
 
 enum class MixMode : int { Complex = 0, Amplitude = 1 };
+
+// Where a spectral pass takes its source spectrum from.
+enum class SourceKind : int { Spectrum = 0, Shuffle = 1, Noise = 2 };
 
 // ---------------------------------------------------------------------------------------------------------------
 // Band radius. Bit-exact with the reference: fy = k * (1.0 / H) in float64 exactly as torch.fft.fftfreq computes
@@ -123,6 +122,34 @@ IKD_HD void gauss_pair(uint32_t k0, uint32_t k1, uint32_t j, float& z0, float& z
   sincos_2pi(u2, sn, cs);
   z0 = r * cs;
   z1 = r * sn;
+}
+
+// The noise spectrum of (H, W) images drawn with one seed: bin (plane, fy, j) is a pure function of them.
+struct NoiseGrid {
+  uint64_t seed;
+  int64_t H, nyq;                    // nyq: the Nyquist column W / 2 for even W, else -1
+  double scale_complex, scale_real;  // noise std per bin / sigma: sqrt(H W / 2), sqrt(H W)
+};
+
+inline NoiseGrid noise_grid(uint64_t seed, int64_t H, int64_t W) {
+  const double hw = static_cast<double>(H) * static_cast<double>(W);
+  return {seed, H, W % 2 == 0 ? W / 2 : -1, std::sqrt(0.5 * hw), std::sqrt(hw)};
+}
+
+// The noise bin (nr, ni) at (plane, fy, j). Plain complex bins take the pair of row plane * H + fy; on the
+// self-conjugate columns (DC, Nyquist) Hermitian pairs along fy share one draw (conjugated), and the self-conjugate
+// bins themselves are real with the full variance sigma^2 H W.
+template <typename T>
+IKD_HD void noise_bin(const NoiseGrid& g, int64_t plane, int64_t fy, int64_t j, double sigma, T& nr, T& ni) {
+  const bool special = j == 0 || j == g.nyq;
+  const int64_t fyc = special ? folded_index(fy, g.H) : fy;
+  const bool real = special && (fy == 0 || 2 * fy == g.H);
+  const uint64_t key = row_key(g.seed, static_cast<uint64_t>(plane * g.H + fyc));
+  float z0, z1;
+  gauss_pair(static_cast<uint32_t>(key), static_cast<uint32_t>(key >> 32), static_cast<uint32_t>(j), z0, z1);
+  const T scale = static_cast<T>(sigma * (real ? g.scale_real : g.scale_complex));
+  nr = scale * static_cast<T>(z0);
+  ni = real ? T(0) : (fy == fyc ? scale : -scale) * static_cast<T>(z1);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
-// The spectral ops, written once over a device-specific pass: rfft2 (torch: pocketfft/MKL or cuFFT), ONE pass of
-// `Pass` over the spectrum, irfft2 (torch), clamp in place. csrc/cpu and csrc/cuda instantiate them with their pass
-// and register them per dispatch key.
+// The spectral ops, written once over a device-specific pass: rfft2 (torch: pocketfft/MKL or cuFFT), ONE pass over
+// the spectrum, irfft2 (torch), clamp in place. csrc/cpu and csrc/cuda register them per dispatch key with their
+// pass (register_spectral_ops); csrc/emulated runs them with the host emulation of the CUDA pass.
 #pragma once
 
 #include <ATen/ATen.h>
+#include <torch/library.h>
 
 #include "ops_host.h"
 
@@ -23,9 +24,10 @@ struct PassArgs {
 };
 using PassFn = at::Tensor (*)(const PassArgs&);
 
-template <PassFn pass>
-at::Tensor spectral_mix_op(const at::Tensor& x, const at::Tensor& source, const at::Tensor& lo, const at::Tensor& hi,
-                           const at::Tensor& lam, c10::string_view mode) {
+// `pass`: a PassFn or any callable at::Tensor(const PassArgs&).
+template <typename PassT>
+at::Tensor spectral_mix_op(const PassT& pass, const at::Tensor& x, const at::Tensor& source, const at::Tensor& lo,
+                           const at::Tensor& hi, const at::Tensor& lam, c10::string_view mode) {
   const auto in = spectral_inputs("spectral_mix", x, lo, hi, lam, mode);
   check_image("spectral_mix", "source", source, x);
   const at::Tensor src = at::fft_rfft2(source.to(in.x.scalar_type()).contiguous());
@@ -33,9 +35,10 @@ at::Tensor spectral_mix_op(const at::Tensor& x, const at::Tensor& source, const 
   return invert_clamp(pass(args), x);
 }
 
-template <PassFn pass>
-at::Tensor spectral_mix_shuffle_op(const at::Tensor& x, const at::Tensor& perm, const at::Tensor& lo,
-                                   const at::Tensor& hi, const at::Tensor& lam, c10::string_view mode) {
+template <typename PassT>
+at::Tensor spectral_mix_shuffle_op(const PassT& pass, const at::Tensor& x, const at::Tensor& perm,
+                                   const at::Tensor& lo, const at::Tensor& hi, const at::Tensor& lam,
+                                   c10::string_view mode) {
   const auto in = spectral_inputs("spectral_mix_shuffle", x, lo, hi, lam, mode);
   TORCH_CHECK(perm.dim() == 1 && perm.size(0) == x.size(0) && !at::isFloatingType(perm.scalar_type()) &&
                   !at::isComplexType(perm.scalar_type()),
@@ -51,9 +54,10 @@ at::Tensor spectral_mix_shuffle_op(const at::Tensor& x, const at::Tensor& perm, 
   return invert_clamp(pass(args), x);
 }
 
-template <PassFn pass>
-at::Tensor spectral_mix_noise_op(const at::Tensor& x, const at::Tensor& sigma, const at::Tensor& lo,
-                                 const at::Tensor& hi, const at::Tensor& lam, c10::string_view mode, int64_t seed) {
+template <typename PassT>
+at::Tensor spectral_mix_noise_op(const PassT& pass, const at::Tensor& x, const at::Tensor& sigma,
+                                 const at::Tensor& lo, const at::Tensor& hi, const at::Tensor& lam,
+                                 c10::string_view mode, int64_t seed) {
   const auto in = spectral_inputs("spectral_mix_noise", x, lo, hi, lam, mode);
   const at::Tensor sig = param("spectral_mix_noise", "sigma", sigma, x, x.size(0));
   const PassArgs args{at::fft_rfft2(in.x), nullptr, nullptr, &sig, &in, x.size(3), SourceKind::Noise,
@@ -63,8 +67,9 @@ at::Tensor spectral_mix_noise_op(const at::Tensor& x, const at::Tensor& sigma, c
 
 // The noise spectrum the noise op draws (X = 0, full band, lam 1), complex64 (B, C, H, W // 2 + 1): lets the tests
 // check its statistics and Hermitian structure directly.
-template <PassFn pass>
-at::Tensor noise_spectrum_op(const at::Tensor& sigma, int64_t channels, int64_t height, int64_t width, int64_t seed) {
+template <typename PassT>
+at::Tensor noise_spectrum_op(const PassT& pass, const at::Tensor& sigma, int64_t channels, int64_t height,
+                             int64_t width, int64_t seed) {
   TORCH_CHECK(sigma.dim() == 1 && sigma.size(0) > 0 && channels > 0 && height > 0 && width > 0,
               "noise_spectrum: sigma must be a non-empty (B,) tensor and channels, height, width positive");
   const int64_t b = sigma.size(0);
@@ -75,6 +80,24 @@ at::Tensor noise_spectrum_op(const at::Tensor& sigma, int64_t channels, int64_t 
   const at::Tensor sig = param("noise_spectrum", "sigma", sigma, x, b);
   const at::Tensor spec = at::zeros({b, channels, height, width / 2 + 1}, opts.dtype(at::kComplexFloat));
   return pass({spec, nullptr, nullptr, &sig, &in, width, SourceKind::Noise, static_cast<uint64_t>(seed)});
+}
+
+// The four spectral ops of one dispatch key, over its pass.
+template <PassFn pass>
+void register_spectral_ops(torch::Library& m) {
+  using T = const at::Tensor&;
+  m.impl("spectral_mix", [](T x, T source, T lo, T hi, T lam, c10::string_view mode) {
+    return spectral_mix_op(pass, x, source, lo, hi, lam, mode);
+  });
+  m.impl("spectral_mix_shuffle", [](T x, T perm, T lo, T hi, T lam, c10::string_view mode) {
+    return spectral_mix_shuffle_op(pass, x, perm, lo, hi, lam, mode);
+  });
+  m.impl("spectral_mix_noise", [](T x, T sigma, T lo, T hi, T lam, c10::string_view mode, int64_t seed) {
+    return spectral_mix_noise_op(pass, x, sigma, lo, hi, lam, mode, seed);
+  });
+  m.impl("noise_spectrum", [](T sigma, int64_t channels, int64_t height, int64_t width, int64_t seed) {
+    return noise_spectrum_op(pass, sigma, channels, height, width, seed);
+  });
 }
 
 }  // namespace ikd

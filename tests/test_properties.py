@@ -125,6 +125,26 @@ def test_fused_spectral_mix_equals_reference(case):
     torch.testing.assert_close(fused[1], ref.spectral_mix_shuffle(x, perm, lo_t, hi_t, lam_t, mode), atol=1e-5, rtol=0)
 
 
+@needs_fused
+@PROPERTY
+@given(spectral_cases(), st.sampled_from([1, 7, 132]), st.booleans())
+def test_emulated_cuda_spectral_ops_equal_reference(case, sms, wide_index):
+    """The CUDA kernel's pass, emulated on the host (tests/test_emulated_cuda.py) for a device of `sms` SMs."""
+    x, mode = case["x"], case["mode"]
+    b = x.shape[0]
+    lo, hi, lam = (ref.per_sample(case[k], b, x.device) for k in ("lo", "hi", "lam"))
+    g = torch.Generator().manual_seed(case["seed"])
+    source, perm = torch.rand(x.shape, generator=g), torch.randint(0, b, (b,), generator=g)
+    launch = (sms, wide_index)
+    torch.testing.assert_close(torch.ops.ikd._emulated_spectral_mix(x, source, lo, hi, lam, mode, *launch),
+                               ref.spectral_mix(x, source, lo, hi, lam, mode), atol=1e-6, rtol=0)
+    torch.testing.assert_close(torch.ops.ikd._emulated_spectral_mix_shuffle(x, perm, lo, hi, lam, mode, *launch),
+                               ref.spectral_mix_shuffle(x, perm, lo, hi, lam, mode), atol=1e-6, rtol=0)
+    sigma = torch.rand(b, generator=g, dtype=torch.float64) * 0.3
+    torch.testing.assert_close(torch.ops.ikd._emulated_spectral_mix_noise(x, sigma, lo, hi, lam, mode, 7, *launch),
+                               torch.ops.ikd.spectral_mix_noise(x, sigma, lo, hi, lam, mode, 7), atol=1e-6, rtol=0)
+
+
 # ---- adversarial step -----------------------------------------------------------------------------------------------
 
 
@@ -176,5 +196,21 @@ def test_fused_adv_step_equals_reference(case):
     ops.set_backend("fused")
     x_new, m_new = ops.adv_step(*args, case["step"], case["eps"], case["lo"], case["hi"], case["decay"])
     want_x, want_m = ref.adv_step(*args, case["step"], case["eps"], case["lo"], case["hi"], case["decay"])
+    torch.testing.assert_close(x_new, want_x, atol=1e-6, rtol=0)
+    torch.testing.assert_close(m_new, want_m, atol=1e-6, rtol=1e-5)
+
+
+@needs_fused
+@PROPERTY
+@given(adv_cases(), st.sampled_from([1, 7, 132]))
+def test_emulated_cuda_adv_step_equals_reference(case, sms):
+    """The CUDA kernels of adv_step, emulated on the host (tests/test_emulated_cuda.py) for a device of `sms` SMs."""
+    x = case["x"]
+    b, c = x.shape[:2]
+    params = (ref.per_sample(case["step"], b, x.device), ref.per_sample(case["eps"], b, x.device),
+              ref.per_channel(case["lo"], b, c, x.device), ref.per_channel(case["hi"], b, c, x.device))
+    args = case["x_adv"], x, case["grad"], case["m"]
+    x_new, m_new = torch.ops.ikd._emulated_adv_step(*args, *params, case["decay"], sms)
+    want_x, want_m = ref.adv_step(*args, *params, case["decay"])
     torch.testing.assert_close(x_new, want_x, atol=1e-6, rtol=0)
     torch.testing.assert_close(m_new, want_m, atol=1e-6, rtol=1e-5)

@@ -1,6 +1,7 @@
 // CPU kernel of adv_step: the per-sample L1 norm of the gradient (one vectorised torch reduction), then ONE
 // elementwise pass (at::parallel_for) that normalises the gradient, updates the momentum, takes the sign step and
-// projects onto the eps ball and the per-channel range. Float loops are compiled per ISA (see target_clones.h).
+// projects onto the eps ball and the per-channel range, element by element as the CUDA kernel does
+// (csrc/device/adv_step.h). Float loops are compiled per ISA (see target_clones.h).
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -12,40 +13,33 @@
 #include <type_traits>
 
 #include "../adv_step_host.h"
+#include "../device/adv_step.h"
 #include "target_clones.h"
 
 namespace ikd {
 namespace {
 
-// Per-element constants of one (sample, channel) plane.
-template <typename acc_t>
-struct PlaneParams {
-  acc_t norm, decay, step, eps, lo, hi;
-};
+using device::PlaneStep;
 
 template <typename T, typename acc_t>
 IKD_HD void adv_update(T* __restrict x_out, T* __restrict m_out, const T* __restrict x_adv, const T* __restrict x_clean,
-                       const T* __restrict grad, const T* __restrict mom, int64_t n, PlaneParams<acc_t> p) {
-  const bool has_grad = p.norm > acc_t(0);
-  const acc_t denom = has_grad ? p.norm : acc_t(1);
+                       const T* __restrict grad, const T* __restrict mom, int64_t n, PlaneStep<acc_t> p) {
   for (int64_t i = 0; i < n; ++i) {
-    const acc_t g = has_grad ? static_cast<acc_t>(grad[i]) / denom : acc_t(0);
-    const acc_t m = p.decay * static_cast<acc_t>(mom[i]) + g;
-    const acc_t sign = m > acc_t(0) ? acc_t(1) : (m < acc_t(0) ? acc_t(-1) : acc_t(0));
-    const acc_t xc = static_cast<acc_t>(x_clean[i]);
-    const acc_t d = std::min(std::max(static_cast<acc_t>(x_adv[i]) + p.step * sign - xc, -p.eps), p.eps);
-    x_out[i] = static_cast<T>(std::min(std::max(xc + d, p.lo), p.hi));
+    acc_t x, m;
+    device::adv_element(p, static_cast<acc_t>(x_adv[i]), static_cast<acc_t>(x_clean[i]), static_cast<acc_t>(grad[i]),
+                        static_cast<acc_t>(mom[i]), x, m);
+    x_out[i] = static_cast<T>(x);
     m_out[i] = static_cast<T>(m);
   }
 }
 
 IKD_CPU_CLONES void adv_update_f32(float* x_out, float* m_out, const float* x_adv, const float* x_clean,
-                                   const float* grad, const float* mom, int64_t n, PlaneParams<float> p) {
+                                   const float* grad, const float* mom, int64_t n, PlaneStep<float> p) {
   adv_update(x_out, m_out, x_adv, x_clean, grad, mom, n, p);
 }
 
 template <typename T, typename acc_t>
-void adv_update_any(T* xo, T* mo, const T* xa, const T* xc, const T* g, const T* m, int64_t n, PlaneParams<acc_t> p) {
+void adv_update_any(T* xo, T* mo, const T* xa, const T* xc, const T* g, const T* m, int64_t n, PlaneStep<acc_t> p) {
   if constexpr (std::is_same_v<T, float>) {
     adv_update_f32(xo, mo, xa, xc, g, m, n, p);
   } else {
@@ -73,9 +67,7 @@ std::tuple<at::Tensor, at::Tensor> adv_step_cpu(const at::Tensor& x_adv, const a
     at::parallel_for(0, xa.numel(), 32768, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end;) {  // walk the (sample, channel) planes this chunk overlaps
         const int64_t plane = i / hw, bi = plane / c, stop = std::min(end, (plane + 1) * hw);
-        const PlaneParams<acc_t> p{norm_p[bi], static_cast<acc_t>(decay), static_cast<acc_t>(step_p[bi]),
-                                   static_cast<acc_t>(eps_p[bi]), static_cast<acc_t>(lo_p[plane]),
-                                   static_cast<acc_t>(hi_p[plane])};
+        const auto p = device::plane_step(norm_p[bi], decay, step_p[bi], eps_p[bi], lo_p[plane], hi_p[plane]);
         adv_update_any(x_out.data_ptr<scalar_t>() + i, m_out.data_ptr<scalar_t>() + i,
                        xa.const_data_ptr<scalar_t>() + i, xc.const_data_ptr<scalar_t>() + i,
                        g.const_data_ptr<scalar_t>() + i, m.const_data_ptr<scalar_t>() + i, stop - i, p);

@@ -111,7 +111,7 @@ struct Pass {
   int64_t B, C, H, W, Wr;
   MixMode mode;
   SourceKind kind;
-  uint64_t seed;
+  NoiseGrid noise;
 };
 
 // First column j in [0, wr) with radius(fy, j) >= v (radius is non-decreasing in j).
@@ -124,19 +124,11 @@ inline int64_t first_col_at_least(const std::vector<double>& fx_sq, double fy_sq
   return a;
 }
 
-// A noise bin on a self-conjugate column (DC, Nyquist): Hermitian pairs along fy share one draw (conjugated), and
-// the self-conjugate bins themselves are real with the full variance sigma^2 H W.
+// A noise bin on a self-conjugate column (DC, Nyquist), see noise_bin.
 template <typename T>
 void noise_special_bin(T* y, int64_t plane, int64_t fy, int64_t j, const Pass<T>& p, T lam, double sigma) {
-  const int64_t fyc = folded_index(fy, p.H);
-  const bool real = fy == 0 || 2 * fy == p.H;
-  const uint64_t key = row_key(p.seed, static_cast<uint64_t>(plane * p.H + fyc));
-  float z0, z1;
-  gauss_pair(static_cast<uint32_t>(key), static_cast<uint32_t>(key >> 32), static_cast<uint32_t>(j), z0, z1);
-  const double hw = static_cast<double>(p.H) * static_cast<double>(p.W);
-  const T scale = static_cast<T>(sigma * (real ? std::sqrt(hw) : std::sqrt(0.5 * hw)));
-  const T nr = scale * static_cast<T>(z0);
-  const T ni = real ? T(0) : (fy == fyc ? scale : -scale) * static_cast<T>(z1);
+  T nr, ni;
+  noise_bin(p.noise, plane, fy, j, sigma, nr, ni);
   T &yr = y[2 * j], &yi = y[2 * j + 1];
   if (p.mode == MixMode::Complex) {
     yr = yr + lam * nr;
@@ -171,9 +163,8 @@ BandCols band_cols(const Pass<T>& p) {
 template <typename T>
 void run_rows(const Pass<T>& p) {
   const BandCols cols = band_cols(p);
-  const int64_t nyq = (p.W % 2 == 0) ? p.W / 2 : -1;   // the second self-conjugate column, if any
+  const int64_t nyq = p.noise.nyq;                     // the second self-conjugate column, if any
   const int64_t interior_end = nyq > 0 ? nyq : p.Wr;  // columns [1, interior_end) are plain complex bins
-  const double hw = static_cast<double>(p.H) * static_cast<double>(p.W);
   at::parallel_for(0, p.B * p.C * p.H, std::max<int64_t>(1, 16384 / p.Wr), [&](int64_t r0, int64_t r1) {
     for (int64_t row = r0; row < r1; ++row) {
       const int64_t plane = row / p.H, fy = row % p.H, b = plane / p.C;
@@ -186,10 +177,10 @@ void run_rows(const Pass<T>& p) {
         continue;
       }
       const double sigma = p.sigma[b];
-      const uint64_t key = row_key(p.seed, static_cast<uint64_t>(row));
+      const uint64_t key = row_key(p.noise.seed, static_cast<uint64_t>(row));
       const int64_t ja = std::max<int64_t>(j0, 1), jb = std::min(j1, interior_end);
       if (ja < jb) {
-        noise_row_any(y, ja, jb, lam, static_cast<T>(sigma * std::sqrt(0.5 * hw)), p.mode,
+        noise_row_any(y, ja, jb, lam, static_cast<T>(sigma * p.noise.scale_complex), p.mode,
                       static_cast<uint32_t>(key), static_cast<uint32_t>(key >> 32));
       }
       if (j0 == 0) noise_special_bin(y, plane, fy, 0, p, lam, sigma);
@@ -236,7 +227,8 @@ at::Tensor spectral_pass_cpu(const PassArgs& a) {
                            a.in->hi.const_data_ptr<double>(),
                            a.in->lam.const_data_ptr<double>(),
                            a.sigma ? a.sigma->const_data_ptr<double>() : nullptr,
-                           y.size(0), y.size(1), y.size(2), a.width, y.size(3), a.in->mode, a.kind, a.seed};
+                           y.size(0), y.size(1), y.size(2), a.width, y.size(3), a.in->mode, a.kind,
+                           noise_grid(a.seed, y.size(2), a.width)};
     if (a.kind == SourceKind::Shuffle) {
       run_shuffle(p);
     } else {
@@ -248,11 +240,6 @@ at::Tensor spectral_pass_cpu(const PassArgs& a) {
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(ikd, CPU, m) {
-  m.impl("spectral_mix", &spectral_mix_op<spectral_pass_cpu>);
-  m.impl("spectral_mix_shuffle", &spectral_mix_shuffle_op<spectral_pass_cpu>);
-  m.impl("spectral_mix_noise", &spectral_mix_noise_op<spectral_pass_cpu>);
-  m.impl("noise_spectrum", &noise_spectrum_op<spectral_pass_cpu>);
-}
+TORCH_LIBRARY_IMPL(ikd, CPU, m) { register_spectral_ops<spectral_pass_cpu>(m); }
 
 }  // namespace ikd

@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from . import _loader
+from . import _loader, _self_check
 
 BACKENDS = ("auto", "fused", "reference")
 _choice = {"name": os.environ.get("IKD_OPS_BACKEND", "auto")}
@@ -41,6 +41,7 @@ def backend(device: torch.device | str = "cpu") -> str:
     return "reference"
 
 
-def use_fused(device: torch.device) -> bool:
-    """True if the fused kernel should run for tensors on `device`."""
-    return backend(device) != "reference"
+def use_fused(op: str, device: torch.device) -> bool:
+    """True if the fused kernel of `op` should run for tensors on `device` (on a GPU: once it passed its first-use
+    check against the reference, see _self_check)."""
+    return backend(device) != "reference" and _self_check.trusted(op, device)

@@ -50,7 +50,7 @@ def adv_step(
     lo, hi = (_checks.channel_param(op, n, v, x_adv) for n, v in (("lo", lo), ("hi", hi)))
     if not isinstance(decay, (int, float)):
         raise TypeError(f"{op}: decay must be a float (got {type(decay).__name__})")
-    if _backend.use_fused(x_adv.device):
+    if _backend.use_fused(op, x_adv.device):
         x_new, m_new = torch.ops.ikd.adv_step(x_adv, x_clean, grad, momentum, step_size, eps, lo, hi, float(decay))
     else:
         x_new, m_new = reference.adv_step(x_adv, x_clean, grad, momentum, step_size, eps, lo, hi, float(decay))

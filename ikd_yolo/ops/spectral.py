@@ -35,7 +35,7 @@ def spectral_mix(x: torch.Tensor, source: torch.Tensor, lo, hi, lam, mode: str =
     source = _checks.image(op, "source", source, like=x).to(x.dtype)
     lo, hi, lam = (_checks.sample_param(op, n, v, x) for n, v in (("lo", lo), ("hi", hi), ("lam", lam)))
     mode = _checks.mode(op, mode)
-    if _backend.use_fused(x.device):
+    if _backend.use_fused(op, x.device):
         return torch.ops.ikd.spectral_mix(x, source, lo, hi, lam, mode)
     return reference.spectral_mix(x, source, lo, hi, lam, mode)
 
@@ -60,7 +60,7 @@ def spectral_mix_noise(x: torch.Tensor, sigma, lo, hi, lam, mode: str = "complex
         _checks.sample_param(op, n, v, x) for n, v in (("sigma", sigma), ("lo", lo), ("hi", hi), ("lam", lam))
     )
     mode = _checks.mode(op, mode)
-    if _backend.use_fused(x.device):
+    if _backend.use_fused(op, x.device):
         device = generator.device if generator is not None else "cpu"
         seed = int(torch.randint(0, 2**62, (), generator=generator, device=device))
         return torch.ops.ikd.spectral_mix_noise(x, sigma, lo, hi, lam, mode, seed)
@@ -81,6 +81,6 @@ def spectral_mix_shuffle(x: torch.Tensor, perm: torch.Tensor, lo, hi, lam, mode:
     perm = _checks.permutation(op, perm, x)
     lo, hi, lam = (_checks.sample_param(op, n, v, x) for n, v in (("lo", lo), ("hi", hi), ("lam", lam)))
     mode = _checks.mode(op, mode)
-    if _backend.use_fused(x.device):
+    if _backend.use_fused(op, x.device):
         return torch.ops.ikd.spectral_mix_shuffle(x, perm, lo, hi, lam, mode)
     return reference.spectral_mix_shuffle(x, perm, lo, hi, lam, mode)
