@@ -48,7 +48,7 @@ def bench_data(imgsz: int, n_train: int, n_val: int = 8) -> Path:
 
 
 def bench_teacher(nc: int, cfg: str = "yolo11s.yaml") -> Path:
-    """An UNTRAINED teacher checkpoint (random weights, `nc` classes) in Ultralytics' format, made once.
+    """An UNTRAINED teacher checkpoint (random weights, the synthetic set's classes) in Ultralytics' format, made once.
 
     Timing does not need a good teacher: its cost depends on its architecture and the input size only. The file loads
     with `ultralytics.nn.tasks.load_checkpoint`: ikd-yolo's `teacher=` and Ultralytics' `distill_model=` both take it.
@@ -56,12 +56,14 @@ def bench_teacher(nc: int, cfg: str = "yolo11s.yaml") -> Path:
     from ultralytics import __version__
     from ultralytics.nn.tasks import DetectionModel
 
-    path = CACHE / f"teacher_{Path(cfg).stem}_nc{nc}.pt"
+    from ikd_yolo.data import CLASS_NAMES
+
+    path = CACHE / f"teacher_{Path(cfg).stem}_nc{nc}_named.pt"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(0)
         model = DetectionModel(cfg, nc=nc, verbose=False)
-        model.names = {i: str(i) for i in range(nc)}
+        model.names = dict(enumerate(CLASS_NAMES[:nc]))  # ikd-yolo checks the teacher's classes against the data
         ckpt = {"model": deepcopy(model).half(), "train_args": {}, "version": __version__, "date": None}
         torch.save(ckpt, path)
     return path

@@ -8,6 +8,7 @@ Variants, all with the same student (yolo11n.yaml), teacher (an untrained yolo11
     ultralytics  DetectionTrainer with distill_model=teacher.pt (Ultralytics' DistillationModel, score-weighted L2)
     fgd          IKDTrainer distill=fgd (FGD at P3-P5, no IKD augmentation)
     ikd-adv1     IKDTrainer distill=ikd-fgd adv_steps=1 adv_every=1 (frequency augmentation + 1-step attack + FGD)
+    ikd-cached   ikd-adv1 with adv_mode=cached (adversarial images from the cache, built during set-up, untimed)
     ikd-adv5     IKDTrainer distill=ikd-fgd adv_steps=5 adv_every=1 (the authors' 5 attack steps)
 
 Two ways to time a step (see benchmarks/_timing.py):
@@ -49,6 +50,7 @@ def variants(teacher: Path) -> dict[str, tuple[str, dict]]:
         "ultralytics": ("ultralytics", {"distill_model": t}),
         "fgd": ("ikd", {"teacher": t, "distill": "fgd"}),
         "ikd-adv1": ("ikd", {"teacher": t, "distill": "ikd-fgd", "adv_steps": 1, "adv_every": 1}),
+        "ikd-cached": ("ikd", {"teacher": t, "distill": "ikd-fgd", "adv_steps": 1, "adv_every": 1, "adv_mode": "cached"}),
         "ikd-adv5": ("ikd", {"teacher": t, "distill": "ikd-fgd", "adv_steps": 5, "adv_every": 1}),
     }
 
@@ -62,7 +64,8 @@ def trainer_class(kind: str) -> type:
     return IKDTrainer if kind == "ikd" else DetectionTrainer
 
 
-def time_steps(chosen: dict, common: dict, rounds: int, warmup: int, n_batches: int) -> tuple[dict, dict]:
+def time_steps(chosen: dict, common: dict, rounds: int, warmup: int, n_batches: int, sync=None,
+               profile: bool = False) -> tuple[dict, dict]:
     """Set every variant up once, then time single training steps interleaved; return seconds and setup facts."""
     trainers, batches, facts = {}, {}, {}
     with T.quiet():
@@ -81,7 +84,26 @@ def time_steps(chosen: dict, common: dict, rounds: int, warmup: int, n_batches: 
             counters[name] += 1
         return run
 
-    return T.interleaved({name: step(name) for name in chosen}, rounds=rounds, warmup=warmup), facts
+    times = T.interleaved({name: step(name) for name in chosen}, rounds=rounds, warmup=warmup, sync=sync)
+    if profile:
+        for name in chosen:
+            facts[name]["top_ops"] = top_ops(step(name))
+    return times, facts
+
+
+def top_ops(run, n: int = 12) -> list[dict]:
+    """The `n` ops of one call of `run` with the most self time (torch.profiler), in ms."""
+    from torch.profiler import ProfilerActivity, profile
+
+    import torch
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    with profile(activities=activities) as prof:
+        run()
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total + getattr(e, "self_device_time_total", 0),
+                    reverse=True)
+    return [{"op": e.key, "calls": e.count, "self_cpu_ms": round(e.self_cpu_time_total / 1e3, 2),
+             "self_device_ms": round(getattr(e, "self_device_time_total", 0) / 1e3, 2)} for e in events[:n]]
 
 
 class _StopRun(Exception):
@@ -137,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", default=",".join(variants(Path("t.pt"))), help="comma-separated subset")
     p.add_argument("--backend", choices=("auto", "fused", "reference"), default="auto", help="ikd_yolo.ops backend")
     p.add_argument("--quick", action="store_true", help="a smaller case: imgsz 96, batch 4, 5 rounds, 1 warm-up step")
+    p.add_argument("--device", default="cpu", help="cpu, or a CUDA device such as 0 (then AMP is on, as in training)")
+    p.add_argument("--profile", action="store_true", help="also profile one step of each variant (top ops by time)")
     p.add_argument("--out", type=Path, default=T.RESULTS / "step_cost_cpu.json")
     a = p.parse_args(argv)
     defaults = dict(imgsz=96, batch=4, rounds=5, warmup=1, steps_per_run=3) if a.quick else dict(
@@ -154,11 +178,16 @@ def main(argv: list[str] | None = None) -> int:
     teacher = T.bench_teacher(nc=8)
     table = variants(teacher)
     chosen = {k: table[k] for k in a.variants.split(",")}
-    common = dict(model="yolo11n.yaml", data=str(data), imgsz=a.imgsz, batch=a.batch, nbs=a.batch, epochs=1)
+    cuda = a.device != "cpu"
+    common = dict(model="yolo11n.yaml", data=str(data), imgsz=a.imgsz, batch=a.batch, nbs=a.batch, epochs=1,
+                  device=a.device, amp=cuda)
 
     t0 = time.perf_counter()
     if a.method == "steps":
-        times, facts = time_steps(chosen, common, a.rounds, a.warmup, n_batches)
+        import torch
+
+        times, facts = time_steps(chosen, common, a.rounds, a.warmup, n_batches,
+                                  sync=torch.cuda.synchronize if cuda else None, profile=a.profile)
     else:
         times, facts = time_loop(chosen, common, a.rounds, a.warmup, a.steps_per_run)
     wall = time.perf_counter() - t0
@@ -172,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results = {name: {**T.summary(times[name]), "vs_none": ratio(name, "none"), "vs_fgd": ratio(name, "fgd"),
                       "setup": facts.get(name, {}), "overrides": chosen[name][1]} for name in chosen}
-    env = T.environment()
+    env = T.environment(a.device)
     report = {
         "benchmark": "step_cost",
         "command": ("python benchmarks/bench_step_cost.py " + " ".join(sys.argv[1:] if argv is None else argv)).strip(),
@@ -180,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": {"imgsz": a.imgsz, "batch": a.batch, "rounds": a.rounds, "warmup": a.warmup,
                    "steps_per_run": a.steps_per_run if a.method == "loop" else None, "student": "yolo11n.yaml",
                    "teacher": "yolo11s.yaml (untrained)", "data": f"synthetic shapes, {n_train} train images",
-                   "nbs": a.batch, "optimizer": "auto", "amp": False},
+                   "nbs": a.batch, "optimizer": "auto", "amp": cuda, "device": a.device},
         "environment": env,
         "wall_s": round(wall, 1),
         "results": results,
