@@ -37,6 +37,7 @@ if not CONFIGS_DIR.is_dir():  # non-editable install: setup.py ships configs/ as
 
 # (choice) keys whose names are the implementations the code has, so they are defined there, once
 CODE_CHOICES: dict[str, tuple[str, ...]] = {"kd_loss": (*BASE_LOSSES, "none"), "freq_mix": MIX_MODES}
+AUTO = "auto"  # a weight value: measured at the start of training (weights=auto)
 # keys renamed since a release: old name -> new name (old configs, presets and checkpoints keep working)
 RENAMED = {"adv_step": "adv_step_size"}
 
@@ -214,7 +215,9 @@ def load_preset(name: Any) -> dict[str, Any]:
 
 
 def check_value(key: str, value: Any) -> Any:
-    """Validate one key against its schema line; return the normalised value (raises DistillConfigError)."""
+    """Validate one key against its schema line; return the normalised value (raises DistillConfigError).
+
+    A weight may also be "auto" (measured at the start of training, see `resolve_distill_config`)."""
     spec = SCHEMA[key]
     if spec.kind in {"str", "path"}:
         return None if value is None else str(value)
@@ -231,6 +234,8 @@ def check_value(key: str, value: Any) -> Any:
             hi = f" {'<' if spec.hi_open else '<='} {_num(spec.hi)}" if spec.hi is not None else ""
             raise DistillConfigError(f"{key}={value!r} must be a range [min, max] of two numbers with {lo}min <= max{hi}")
         return [float(v) for v in value]
+    if spec.kind == "weight" and value == AUTO:
+        return AUTO
     if not _is_number(value):
         raise DistillConfigError(f"{key}={value!r} must be a number (default {spec.default})")
     if not math.isfinite(value):
@@ -263,15 +268,28 @@ def _in_bounds(spec: KeySpec, v: float) -> bool:
 def resolve_distill_config(explicit: Mapping[str, Any]) -> dict[str, Any]:
     """Merge defaults, the preset named by `distill` and the explicit keys; validate every value.
 
-    Returns a plain dict holding every distillation key (so it can be stored in checkpoints and trainer args). Saved
-    configs (a checkpoint's) resolve too: renamed keys are upgraded and keys added since take their defaults.
+    Returns a plain dict holding every distillation key (so it can be stored in checkpoints and trainer args). With
+    weights=auto, each weight that neither the preset nor `explicit` sets is "auto": the trainer measures it
+    (`ikd_yolo.auto_weights`) and stores the number in its place, so a resumed run never measures again.
     """
     explicit = upgrade_keys(explicit, "the arguments")
     name = explicit.get("distill", DEFAULTS["distill"])
     preset = load_preset(name)  # a user's YAML may name its teacher; an explicit teacher= wins
-    merged = {**DEFAULTS, **preset, **{k: v for k, v in explicit.items() if v is not None or k != "teacher"},
-              "distill": name}
+    given = {**preset, **{k: v for k, v in explicit.items() if v is not None or k != "teacher"}}
+    merged = {**DEFAULTS, **given, "distill": name}
+    if check_value("weights", merged["weights"]) == AUTO:
+        merged.update({k: AUTO for k in WEIGHT_KEYS if k not in given})
     return {k: check_value(k, merged[k]) for k in DEFAULTS}
+
+
+def auto_keys(cfg: Mapping[str, Any]) -> list[str]:
+    """The weight keys of a resolved config still to be measured."""
+    return [k for k in WEIGHT_KEYS if cfg[k] == AUTO]
+
+
+def unit_for_auto(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """`cfg` with every weight still "auto" at 1.0: a loss built from it reports its terms at unit weight."""
+    return {**cfg, **dict.fromkeys(auto_keys(cfg), 1.0)}
 
 
 def restore_saved_config(saved: Mapping[str, Any], where: str) -> dict[str, Any]:

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from .hooks import FeatureRecorder, detect_input_layers, neck_features
-from .losses import AdvFeatureLoss, build_base_loss
+from .config import AUTO, unit_for_auto
+from .losses import AdvFeatureLoss, build_base_loss, config_key
 
 TEACHER_FEATS = "ikd_teacher_feats"  # list of teacher maps on batch["img"]
 ADV_IMG = "ikd_adv_img"  # adversarial copy of batch["img"] (only on attack iterations)
@@ -40,10 +41,15 @@ def boxes_per_image(batch: Mapping[str, Any]) -> list[torch.Tensor]:
     return [xyxy[index == i] for i in range(batch["img"].shape[0])]
 
 
+def weight_on(value: float | str) -> bool:
+    """Whether a term with this weight runs: a positive weight, or one still to be measured ("auto")."""
+    return value == AUTO or value > 0
+
+
 def adversarial_term_on(cfg: Mapping[str, Any]) -> bool:
-    """Whether IKD's adversarial term runs: a positive weight and at least one attack step (adv_steps=0 would
+    """Whether IKD's adversarial term runs: its weight is on and there is at least one attack step (adv_steps=0 would
     distil the clean images a second time)."""
-    return cfg["adv_weight"] > 0 and cfg["adv_steps"] > 0
+    return weight_on(cfg["adv_weight"]) and cfg["adv_steps"] > 0
 
 
 def part_name(loss: str, part: str) -> str:
@@ -57,11 +63,14 @@ class FeatureDistiller(nn.Module):
     Args:
         student_channels: Channels of the student's P3..P5 maps.
         teacher_channels: Channels of the teacher's P3..P5 maps.
-        cfg: Resolved distillation settings (see configs/default.yaml).
+        cfg: Resolved distillation settings (see configs/default.yaml); a weight still "auto" starts at 1.0 until
+            `set_weights` gives it its measured value.
     """
 
     def __init__(self, student_channels: list[int], teacher_channels: list[int], cfg: Mapping[str, Any]) -> None:
         super().__init__()
+        on_adv = adversarial_term_on(cfg)
+        cfg = unit_for_auto(cfg)
         self.adapters = nn.ModuleList(
             nn.Conv2d(s, t, 1) if s != t else nn.Identity() for s, t in zip(student_channels, teacher_channels)
         )
@@ -71,7 +80,7 @@ class FeatureDistiller(nn.Module):
             if self.kd_name != "none"
             else None
         )
-        self.adv = AdvFeatureLoss(cfg["adv_weight"]) if adversarial_term_on(cfg) else None
+        self.adv = AdvFeatureLoss(cfg["adv_weight"]) if on_adv else None
 
     @property
     def term_names(self) -> list[str]:
@@ -84,6 +93,28 @@ class FeatureDistiller(nn.Module):
         """The base loss's weighted parts summed over levels, named `<kd_loss>[.<part>]` (fgd.fg, ..., mse)."""
         levels = [loss.parts(adapt(s), t, boxes) for loss, adapt, s, t in zip(self.base, self.adapters, student, teacher)]
         return {part_name(self.kd_name, k): sum(p[k] for p in levels) for k in levels[0]}
+
+    def weight_keys(self) -> dict[str, str]:
+        """{part name: the config key of its weight} for every term this distiller computes ("fgd.fg": "fgd_alpha")."""
+        keys = {}
+        if self.base is not None:
+            keys.update({part_name(self.kd_name, part): config_key(self.kd_name, arg)
+                         for part, arg in type(self.base[0]).WEIGHTS.items()})
+        if self.adv is not None:
+            keys["adv"] = "adv_weight"
+        return keys
+
+    def set_weights(self, weights: Mapping[str, float]) -> None:
+        """Give the terms new weights, by config key (what `weight_keys` names), on every level."""
+        for part, key in self.weight_keys().items():
+            if key not in weights:
+                continue
+            if part == "adv":
+                self.adv.weight = float(weights[key])
+            else:
+                arg = type(self.base[0]).WEIGHTS[part.partition(".")[2]]
+                for loss in self.base:
+                    setattr(loss, arg, float(weights[key]))
 
     def adv_parts(self, student: list[torch.Tensor], teacher: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         """IKD's adversarial feature loss summed over levels, through the same adapters: {"adv": loss}."""

@@ -82,6 +82,7 @@ def ddp_record(trainer, event: str):
         "distiller": digest(dict(inner.distiller.named_parameters())),
         "student": digest(dict(inner.student.named_parameters())),
         "losses": {k: float(v) for k, v in (trainer.tloss or {}).items()},
+        "measured": trainer.auto_weight_report is not None,
     }
     path.write_text(json.dumps(out))
 
@@ -112,10 +113,19 @@ def test_ddp_launch_rebuilds_trainer_from_args_and_reduces_distillation_grads(tm
 
     run = tmp_path / "ddp"
     ranks = [json.loads((run / f"rank{r}.json").read_text()) for r in (0, 1)]
+    auto = [k for k, v in trainer.distill.items() if v == "auto"]
+    assert "mgd_alpha" in auto and "adv_weight" in auto
+    # weights=auto: measured once, on rank 0, and rank 1 trains with rank 0's numbers
+    assert [rank["start"]["measured"] for rank in ranks] == [True, False]
+    assert all(isinstance(ranks[0]["start"]["distill"][k], float) and ranks[0]["start"]["distill"][k] > 0
+               for k in ("mgd_alpha", "adv_weight"))
     for rank in ranks:
         for event in ("start", "epoch_end"):
             r = rank[event]
-            assert r["distill"] == trainer.distill  # rebuilt from args alone: mgd_ratio=0.5, adv_steps=1 arrive
+            assert r["distill"] == ranks[0]["start"]["distill"]
+            # rebuilt from args alone: mgd_ratio=0.5, adv_steps=1 arrive
+            assert {k: v for k, v in r["distill"].items() if k not in auto} == {
+                k: v for k, v in trainer.distill.items() if k not in auto}
             assert r["args_keys"] == sorted(DISTILL_KEYS)
             assert r["ddp"] and r["find_unused_parameters"] is True and r["inner"] == "IKDModel"
             assert r["param_prefixes"] == ["module.distiller", "module.student"]  # adapters inside DDP

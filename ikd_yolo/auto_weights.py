@@ -1,0 +1,99 @@
+"""Loss weights that fit the run they are in (`weights=auto`): measured on a few training batches before any step.
+
+Published distillation weights span orders of magnitude because the terms sum over positions and channels: a pair of
+models or an image size other than the one they were tuned for makes a term drown the detection loss or vanish. So
+before the first optimizer step the trainer runs `AUTO_BATCHES` real training batches (the augmentations, the teacher,
+the adversarial images, the untrained adapters) through the distiller at unit weight, without gradients, and sets
+
+    weight = kd_share * (mean detection-loss item) / (mean value of the term at unit weight)
+
+so that every term starts at `kd_share` detection-loss items per image (the detection loss has three items: box, cls
+and dfl). Weights the preset or the user set are kept. The measured numbers replace "auto" in the run's settings, so
+args.yaml, every checkpoint, a resume and every DDP rank use them without measuring again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+
+from .model import ADV_IMG, ADV_TEACHER_FEATS, TEACHER_FEATS, IKDModel, boxes_per_image
+
+AUTO_BATCHES = 4  # training batches the measurement runs (the attack, if on, runs on each)
+DETECTION_ITEMS = ("box_loss", "cls_loss", "dfl_loss")
+
+
+@torch.no_grad()
+def measure_terms(model: IKDModel, batches: Iterable[dict[str, Any]]) -> tuple[dict[str, float], float, int]:
+    """(mean of each distillation part at the distiller's current weights, mean detection-loss item, batches used).
+
+    A weight still "auto" was built as 1.0 (`FeatureDistiller`), so its part's mean is the unit-weight value.
+
+    Each batch must carry what training gives the model: the images, labels and teacher maps (and adversarial images
+    with their teacher maps when the adversarial term is on).
+    """
+    sums: dict[str, float] = {}
+    det, n = 0.0, 0
+    for batch in batches:
+        feats, preds = model.student_features(batch["img"])
+        _, items = model.student.loss(batch, preds)
+        det += sum(float(items[k]) for k in DETECTION_ITEMS) / len(DETECTION_ITEMS)
+        parts = {}
+        if model.distiller.base is not None:
+            parts.update(model.distiller.base_parts(feats, batch[TEACHER_FEATS], boxes_per_image(batch)))
+        if model.distiller.adv is not None and ADV_IMG in batch:
+            parts.update(model.distiller.adv_parts(model.student_neck_features(batch[ADV_IMG]),
+                                                   batch[ADV_TEACHER_FEATS]))
+        for k, v in parts.items():
+            sums[k] = sums.get(k, 0.0) + float(v)
+        n += 1
+    if n == 0:
+        raise ValueError("auto weights: the training set gave no batch to measure on")
+    return {k: v / n for k, v in sums.items()}, det / n, n
+
+
+def choose_weights(
+    unit_values: Mapping[str, float], weight_keys: Mapping[str, str], detection_item: float, share: float
+) -> dict[str, float]:
+    """{config key: weight} so that each part starts at `share` detection-loss items.
+
+    A part that measures 0 at unit weight (a term with nothing to compare yet) keeps weight 0 rather than infinity.
+    """
+    target = share * detection_item
+    return {weight_keys[part]: (target / value if value > 0 else 0.0) for part, value in unit_values.items()}
+
+
+class preserved_state:
+    """Context manager: the student's BatchNorm statistics and every random generator as they were on entry.
+
+    The measurement runs the student in training mode, as training does, but must leave no trace: the first real
+    step then starts from the same weights, statistics and random draws as a run without it.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+
+    def __enter__(self) -> None:
+        import random
+
+        import numpy as np
+
+        self.buffers = {k: v.clone() for k, v in self.model.state_dict().items() if not v.is_floating_point()
+                        or "running" in k}
+        self.rng = (torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                    np.random.get_state(), random.getstate())
+
+    def __exit__(self, *exc: Any) -> None:
+        import random
+
+        import numpy as np
+
+        self.model.load_state_dict(self.buffers, strict=False)
+        cpu, cuda, numpy_state, python_state = self.rng
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
