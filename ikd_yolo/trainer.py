@@ -157,7 +157,7 @@ class IKDTrainer(DetectionTrainer):
 
             with torch_distributed_zero_first(LOCAL_RANK):
                 cache, stats = prepare_cache(self.teacher.model, self.data, self.args.imgsz, self.attack.settings,
-                                             self.device, self.batch_size, self.args.seed, progress=RANK in {-1, 0})
+                                             self.device, self.batch_size, progress=RANK in {-1, 0})
             LOGGER.info(f"{colorstr('ikd-yolo:')} adversarial cache {cache.folder}: {stats['total']} images "
                         f"({stats['images']} attacked now, {stats['seconds']:.0f}s)")
             self.adv_stream = AdversarialStream(cache, self.args.fliplr, self.args.workers, self.args.seed)

@@ -4,6 +4,8 @@ fabricated results, and resumability (a finished run is never trained again). No
 from __future__ import annotations
 
 import json
+import math
+import os
 from pathlib import Path
 
 import cv2
@@ -12,7 +14,7 @@ import pytest
 
 from ikd_yolo.cli import main
 from ikd_yolo.config import DistillConfigError
-from ikd_yolo.evidence import bench, parse_methods, parse_seeds, resolve_settings, run_benchmark, run_one
+from ikd_yolo.evidence import bench, method_args, parse_methods, parse_seeds, resolve_settings, run_benchmark, run_one
 from ikd_yolo.evidence.coco import coco_eval, coco_ground_truth, match_predictions
 from ikd_yolo.evidence.report import format_table, summarize, write_outputs
 
@@ -128,11 +130,28 @@ def test_mean_std_and_deltas_by_hand():
     assert st["fgd"]["AP"]["std"] == pytest.approx(np.sqrt(2) * 0.01)  # two values 0.16, 0.18
     assert st["ikd-fgd"]["AP"]["std"] is None and st["ikd-fgd"]["AP"]["n"] == 1
     assert st["none"]["AP_L"] == {"mean": None, "std": None, "n": 0, "values": []}
-    d = s["deltas"]
-    assert d["ultralytics"]["none"]["AP"] == pytest.approx(0.03)
-    assert d["fgd"]["none"]["map50_95"] == pytest.approx(0.21 - 0.13)
-    assert d["fgd"]["ultralytics"]["AP"] == pytest.approx(0.17 - 0.15)
-    assert d["none"]["none"]["AP"] == 0 and d["fgd"]["none"]["AP_L"] is None
+    d = s["paired"]
+    assert d["ultralytics"]["none"]["AP"]["per_seed"] == pytest.approx({0: 0.03, 1: 0.03, 2: 0.03})
+    assert d["fgd"]["none"]["map50_95"]["n"] == 2 and d["fgd"]["none"]["map50_95"]["mean"] == pytest.approx(0.09)
+    assert d["fgd"]["ultralytics"]["AP"]["per_seed"] == pytest.approx({0: 0.03, 1: 0.03})  # paired by seed
+    assert d["ikd-fgd"]["fgd"]["AP"]["verdict"] == "n/a"  # one common seed: no interval
+    assert "none" not in d["none"] and "fgd" in d["none"]
+
+
+def test_paired_interval_by_hand():
+    from ikd_yolo.evidence.stats import paired_difference, t_quantile_975
+
+    # deltas 1, 2, 4: mean 7/3, sample std sqrt(7/3), half width t(2) * std / sqrt(3) with t(2) = 4.303
+    spread = paired_difference({0: 1.0, 1: 2.0, 2: 4.0, 3: 9.0}, {0: 0.0, 1: 0.0, 2: 0.0})
+    half = 4.303 * math.sqrt(7 / 3) / math.sqrt(3)
+    assert spread["n"] == 3 and spread["mean"] == pytest.approx(7 / 3)
+    assert spread["ci95"] == pytest.approx([7 / 3 - half, 7 / 3 + half]) and spread["verdict"] == "ties"
+    win = paired_difference({0: 1.0, 1: 1.2, 2: 0.8}, {0: 0.0, 1: 0.0, 2: 0.0})
+    assert win["ci95"] == pytest.approx([1 - 4.303 * 0.2 / math.sqrt(3), 1 + 4.303 * 0.2 / math.sqrt(3)])
+    assert win["verdict"] == "wins"
+    assert paired_difference({0: 0.0, 1: 0.0, 2: 0.0}, {0: 1.0, 1: 1.2, 2: 0.8})["verdict"] == "loses"
+    assert t_quantile_975(4) == 2.776 and t_quantile_975(35) == pytest.approx(2.030, abs=1e-3)
+    assert t_quantile_975(1000) == pytest.approx(1.962, abs=1e-3)
 
 
 def test_ranking_check_reports_the_swapped_pair():
@@ -153,9 +172,13 @@ def test_table_json_and_plots(tmp_path):
     summary = summarize(FAKE, ["none", "ultralytics", "fgd", "ikd-fgd"])
     table = format_table(summary)
     rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if line.startswith("| ")}
-    assert "| none | 3 | 13.00 ± 2.00 | 33.00 ± 2.00 | 12.00 ± 2.00 |" in rows["none"]
-    assert "+3.00 | +3.00 | +0.00 | +0.00 | 14.0 ± 2.0 |" in rows["ultralytics"]  # deltas vs none, vs UL, s/epoch
-    assert "| ikd-fgd | 1 | 30.00 | 50.00 | 16.00 |" in rows["ikd-fgd"]  # one seed: no ± part
+    main_rows = [line for line in table.splitlines() if line.startswith("| ")][:5]
+    assert "| none | 3 | 13.00 ± 2.00 | 33.00 ± 2.00 | 12.00 ± 2.00 |" in main_rows[1]
+    assert main_rows[2].endswith("| 14.0 ± 2.0 |")  # s/epoch of ultralytics
+    assert "| ikd-fgd | 1 | 30.00 | 50.00 | 16.00 |" in main_rows[4]  # one seed: no ± part
+    # paired rows: ultralytics - none is +3 AP on every seed: an interval of width 0 above 0
+    assert "| ultralytics | +3.00 [+3.00, +3.00] wins | +3.00 [+3.00, +3.00] wins |" in rows["ultralytics"]
+    assert rows["ikd-fgd"].startswith("| ikd-fgd | +19.00 (1 seed) |")  # 0.30 - 0.11 on the one common seed
     assert "DIFFERS" in table and "fgd vs ikd-fgd" in table
     paths = write_outputs(summary, tmp_path / "out")
     saved = json.loads(paths["json"].read_text())
@@ -163,7 +186,8 @@ def test_table_json_and_plots(tmp_path):
     assert len(saved["runs"]) == len(FAKE)
     for k in ("bars", "curves"):
         assert paths[k].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert paths["md"].read_text().count("\n| ") == 5  # header + 4 methods (the separator row starts with |-)
+    # scores: header + 4 methods; paired: header + 4 methods (separator rows start with |-)
+    assert paths["md"].read_text().count("\n| ") == 10
 
 
 # ------------------------------------------------------------------------------------------------- resumability
@@ -172,14 +196,14 @@ def fake_training(monkeypatch, tmp_path):
     """Replace training, validation and the teacher by fakes that count their calls."""
     calls = []
 
-    def fake_train(method, data, teacher, student, project, name, **args):
+    def fake_train(method, data, teacher, student, project, name, threads=None, **args):
         calls.append((method, args["seed"], args))
         save_dir = Path(project) / name
         return {"method": method, "map50_95": 0.1, "map50": 0.2, "weights": str(save_dir / "weights/best.pt"),
                 "seconds_per_epoch": 3.0, "save_dir": str(save_dir),
                 "curve": [{"epoch": 1, "map50_95": 0.1, "map50": 0.2, "time": 2.0}]}
 
-    def fake_validate(weights, data, gt, area_scale, save_dir, **val_args):
+    def fake_validate(weights, data, gt, area_scale, save_dir, threads=None, **val_args):
         return dict(map50_95=0.1, map50=0.2, AP=0.11, AP50=0.21, AP75=0.1, AP_S=0.0, AP_M=0.1, AP_L=0.2, AR100=0.3)
 
     monkeypatch.setattr(bench, "train_student", fake_train)
@@ -191,7 +215,7 @@ def fake_training(monkeypatch, tmp_path):
 
 def test_rerun_skips_finished_runs(fake_training, tmp_path):
     kwargs = dict(profile="quick", name="t", out=tmp_path / "results", project=tmp_path / "runs", n_train=4, n_val=3,
-                  data_imgsz=64, methods="none,ikd-fgd", seeds=2, epochs=1)
+                  data_imgsz=64, methods="none,ikd-fgd", seeds=2, epochs=1, jobs=1)  # in process: the fakes apply
     first = run_benchmark(**kwargs)
     assert sorted((m, s) for m, s, _ in fake_training) == [("ikd-fgd", 0), ("ikd-fgd", 1), ("none", 0), ("none", 1)]
     ikd_args = next(a for m, _, a in fake_training if m == "ikd-fgd")
@@ -235,8 +259,21 @@ def test_argument_parsing_and_errors():
     with pytest.raises(DistillConfigError, match="epohcs"):
         resolve_settings("quick", epohcs=3)
     s = resolve_settings("gpu", methods=["none", "mgd"], adv_steps=1, lr0=0.02)
-    assert s["ikd_args"] == {"adv_steps": 1}
-    assert s["train_args"] == {"optimizer": "AdamW", "lr0": 0.02, "warmup_epochs": 1}  # the profile recipe, lr0 over
+    assert s["ikd_args"] == {"adv_steps": 1, "adv_mode": "cached"}  # the profile's, adv_steps over
+    assert s["train_args"] == {"optimizer": "AdamW", "lr0": 0.02, "warmup_epochs": 1, "val": False}  # lr0 over
+    assert resolve_settings("quick")["jobs"] == (os.cpu_count() or 1) and resolve_settings("gpu")["jobs"] == 6
+    with pytest.raises(DistillConfigError, match="jobs=0 must be a whole number >= 1"):
+        resolve_settings("quick", jobs=0)
+    # a preset with settings of its own: trained and reported beside the preset
+    assert parse_methods("ikd-fgd,ikd-fgd[adv_mode=cached],ikd-fgd[freq_p=0.25,adv_eps=0.02]") == [
+        "ikd-fgd", "ikd-fgd[adv_mode=cached]", "ikd-fgd[freq_p=0.25;adv_eps=0.02]"]
+    quick = resolve_settings("quick")
+    assert method_args("ikd-fgd[adv_steps=1;freq_p=0.25]", quick)["adv_steps"] == 1  # over the profile's 2
+    assert method_args("ikd-fgd[freq_p=0.25]", quick)["freq_p"] == 0.25
+    for bad, message in (("fgd[fgd_alpah=1]", "not a distillation key"), ("none[freq_p=0.1]", "only presets"),
+                         ("ikd-fgd[freq_p=2]", "freq_p=2.0 must lie in")):
+        with pytest.raises(DistillConfigError, match=message):
+            parse_methods(bad)
     assert main(["bench-distill", "profile=nope"]) == 2
 
 
@@ -244,8 +281,7 @@ def test_profile_weights_never_switch_on_what_a_preset_switches_off():
     from ikd_yolo.config import resolve_distill_config, split_distill_args
     from ikd_yolo.evidence import method_args
 
-    s = resolve_settings("quick")
-    assert s["ikd_args"]["adv_weight"] > 0  # the profile tunes the adversarial weight for its 128 px
+    s = resolve_settings("quick", adv_weight=4e-7, fgd_alpha=8e-7)  # weights given to every ikd-yolo method
 
     def resolved(method):
         distill, _ = split_distill_args(method_args(method, s))
@@ -258,6 +294,7 @@ def test_profile_weights_never_switch_on_what_a_preset_switches_off():
     assert full["adv_weight"] == s["ikd_args"]["adv_weight"] and full["fgd_alpha"] == s["ikd_args"]["fgd_alpha"]
     assert resolved("fgd")["fgd_alpha"] == s["ikd_args"]["fgd_alpha"]  # weights the preset leaves open still apply
     assert "adv_weight" not in method_args("none", s)
+    assert resolved("ikd-fgd")["fgd_beta"] == "auto"  # what no one set is measured in training (weights=auto)
 
 
 def test_student_runs_land_in_the_project_folder_given(tmp_path, monkeypatch):

@@ -177,7 +177,10 @@ def prepare_cache(
     seed: int = 0,
     progress: bool = True,
 ) -> tuple[AdversarialCache, dict[str, float]]:
-    """The cache of this teacher, training split, size and attack, built (or completed) first; with build stats."""
+    """The cache of this teacher, training split, size and attack, built (or completed) first; with build stats.
+
+    `seed` drives the attack's input diversity, not the training: runs of every seed share one cache by default.
+    """
     from ..cache import cache_dir
 
     dataset = attack_dataset(data, imgsz, batch)

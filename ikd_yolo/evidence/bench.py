@@ -27,51 +27,46 @@ from typing import Any
 import numpy as np
 from ultralytics.utils import LOGGER
 
+from ..cache import cache_dir
 from ..config import DISTILL_KEYS, DistillConfigError, load_preset, preset_names
-
 from .coco import area_ranges, coco_ground_truth, validate_twice
 from .machine import environment
+from .parallel import Jobs, cpu_threads, set_threads
 from .report import PREFIX, jsonable, summarize, write_outputs
-from ..cache import cache_dir
 from .runs import cached_teacher, config_hash, train_student
 
 ALL_METHODS = ("none", "ultralytics", "fgd", "mgd", "ikd-fgd", "ikd-mgd", "ikd-fgd-freq", "ikd-fgd-adv")
 ALIASES = {"no-kd": "none", "freq-only": "ikd-fgd-freq", "adv-only": "ikd-fgd-adv"}
-# Profile keys: the synthetic set (n_train, n_val, data_imgsz; ignored when data= is given), the teacher trained when
-# teacher= is not given (teacher_model, teacher_epochs), the students, and `train_args`: the Ultralytics recipe shared
-# by the teacher and every student. `ikd_args` go to the ikd-yolo methods only.
-# quick: sized from runs measured on the 2 shared CPU cores (load average 3.5-6 from other users; Ultralytics trains
-# with 1 torch thread there), 240 train / 60 val images, imgsz 128, batch 16, train + per-epoch val, s/epoch:
-#   teacher yolo11s 8.8 | none 4.2-6.1 | ultralytics 11 | fgd 9.5 | ikd-fgd (adv_steps 2, adv_every 2) 19 in its
-#   IKD phase (first 8 of 12 epochs), 11 after; adv_steps 5, adv_every 1 costs 40-64 in the phase.
-#   => teacher 40 epochs ~6 min, one seed of the 4 methods ~9 min, 3 seeds ~27 min: ~34 min in all, 45 at 1.3x load.
-# AdamW lr0=0.005 without warmup: in 12 epochs from scratch it reached mAP50-95 0.0036 vs 0.0006 with Ultralytics'
-# default (auto optimizer, warmup of at least 100 iterations = 7 of the 12 epochs here). Absolute scores stay tiny.
-# gpu: ESTIMATED, not measured (no GPU was lent to size it): for one H100, ~2 s/epoch for yolo11n at 320 px on 1000
-# images (data loading bound, 8 workers), IKD ~2x, ~20 s setup + val per run: 24 runs + teacher ~20-25 min. Check
-# `wall_seconds` in summary.json after the first run and adjust epochs.
+# Profile keys: the synthetic set (n_train, n_val, data_imgsz, clutter, min_side; ignored when data= is given), the
+# teacher trained when teacher= is not given (teacher_model, teacher_epochs, teacher_args), the students, `train_args`
+# (the Ultralytics recipe of the teacher and every student), `ikd_args` (for the ikd-yolo methods only) and `jobs`
+# (runs at once; None: one per CPU core on CPU).
 PROFILES: dict[str, dict[str, Any]] = {
+    # 2 CPU cores: data drawn at the 96 px the models train at, no background clutter, no box side under 8 px; a
+    # yolo11s teacher trained 40 epochs (once, cached), yolo11n students 25 epochs; AdamW 0.004 from scratch. Sized so
+    # that teacher and students learn (see README, Evidence) and the per-seed spread is small; final validation only.
     "quick": dict(
-        n_train=240, n_val=60, data_imgsz=256, teacher_model="yolo11s.yaml", teacher_epochs=40,
-        student="yolo11n.yaml", epochs=12, imgsz=128, batch=16, seeds=3, device="cpu", workers=0,
-        methods=("none", "ultralytics", "fgd", "ikd-fgd"),
-        train_args=dict(optimizer="AdamW", lr0=0.005, warmup_epochs=0),
-        # a cheaper attack, and loss weights measured at this profile's 128 px with benchmarks/calibrate_weights.py
-        # (the defaults are measured at 640 px; terms summed over positions are smaller at 128 px)
-        ikd_args=dict(adv_steps=2, adv_every=2, mse_weight=0.004, cwd_weight=0.3, mgd_alpha=4e-7, fgd_alpha=8e-7,
-                      fgd_beta=3e-6, fgd_gamma=5e-4, fgd_lambda=4e-7, adv_weight=4e-7),
+        n_train=800, n_val=300, data_imgsz=96, clutter=0.0, min_side=8, teacher_model="yolo11s.yaml",
+        teacher_epochs=40, teacher_args={}, student="yolo11n.yaml", epochs=25, imgsz=96, batch=8, seeds=3,
+        device="cpu", workers=0, jobs=None, methods=("none", "ultralytics", "fgd", "ikd-fgd"),
+        train_args=dict(optimizer="AdamW", lr0=0.004, warmup_epochs=1, val=False),
+        ikd_args=dict(adv_steps=2, adv_every=2),
     ),
+    # one H100/H200 in <= 8 minutes: ESTIMATED until run there (no GPU has been lent to size it). 6 runs at once on
+    # the device, 600 train images at 160 px, students 20 epochs, the teacher 40.
     "gpu": dict(
-        n_train=1000, n_val=200, data_imgsz=320, teacher_model="yolo11s.yaml", teacher_epochs=40,
-        student="yolo11n.yaml", epochs=15, imgsz=320, batch=32, seeds=3, device="0", workers=8,
-        methods=ALL_METHODS, train_args=dict(optimizer="AdamW", lr0=0.005, warmup_epochs=1),
-        ikd_args=dict(adv_steps=3),
+        n_train=600, n_val=300, data_imgsz=160, clutter=0.0, min_side=8, teacher_model="yolo11s.yaml",
+        teacher_epochs=40, teacher_args={}, student="yolo11n.yaml", epochs=20, imgsz=160, batch=32, seeds=3,
+        device="0", workers=4, jobs=6, methods=("none", "ultralytics", "fgd", "ikd-fgd"),
+        train_args=dict(optimizer="AdamW", lr0=0.004, warmup_epochs=1, val=False),
+        ikd_args=dict(adv_steps=2, adv_mode="cached"),
     ),
     # the user's own data (data= required) with Ultralytics' default recipe and IKD's default attack; pass your trained
     # teacher= (otherwise a yolo11m is trained from scratch on that data: nothing is downloaded)
     "full": dict(
-        teacher_model="yolo11m.yaml", teacher_epochs=100, student="yolo11n.yaml", epochs=100, imgsz=640, batch=16,
-        seeds=3, device=None, workers=8, methods=ALL_METHODS, train_args={}, ikd_args={},
+        teacher_model="yolo11m.yaml", teacher_epochs=100, teacher_args={}, student="yolo11n.yaml", epochs=100,
+        imgsz=640, batch=16, seeds=3, device=None, workers=8, jobs=1, methods=ALL_METHODS, train_args={},
+        ikd_args={},
     ),
 }
 UNHASHED = {"device", "workers", "verbose", "plots"}  # train arguments that do not change what a run measures
@@ -103,20 +98,24 @@ def run_benchmark(
     name = str(name or profile)
     out_dir, run_root = Path(out) / name, Path(project) / name
     data, area_scale = prepare_data(s)
-    teacher = Path(s["teacher"]) if s.get("teacher") else cached_teacher(
-        data, s["teacher_model"], s["teacher_epochs"], s["imgsz"], s["batch"], s["device"], 0,
-        workers=s["workers"], **s["train_args"],
+    threads_all = cpu_threads(1)
+    set_threads(threads_all)
+    teacher = Path(s["teacher"]) if s.get("teacher") else cached_teacher(  # first, alone, on every core
+        data, s["teacher_model"], s["teacher_epochs"], s["imgsz"], s["batch"], s["device"], 0, threads=threads_all,
+        workers=s["workers"], **s["train_args"], **s["teacher_args"],
     )
     gt = coco_ground_truth(data)
     val_args = dict(imgsz=s["imgsz"], batch=s["batch"], device=s["device"], workers=s["workers"])
     teacher_scores = _cached_json(
         out_dir / "runs" / "teacher.json", config_hash(dict(teacher=str(teacher), data=str(data), **val_args)),
-        lambda: validate_twice(teacher, data, gt, area_scale, run_root / "teacher-val", **val_args),
+        lambda: validate_twice(teacher, data, gt, area_scale, run_root / "teacher-val", threads_all, **val_args),
     )
-    runs = []
-    for method in s["methods"]:
-        for seed in s["seeds"]:
-            runs.append(run_one(method, seed, s, data, teacher, gt, area_scale, out_dir / "runs", run_root))
+    build_attack_caches(s, data, teacher)  # once per teacher, before runs of every seed and method read them
+    order = [(method, seed) for method in s["methods"] for seed in s["seeds"]]
+    with Jobs(s["jobs"]) as jobs:
+        futures = [jobs.submit(run_one, m, seed, s, data, teacher, gt, area_scale, out_dir / "runs", run_root,
+                               threads=cpu_threads(min(s["jobs"], len(order)))) for m, seed in order]
+        runs = [f.result() for f in futures]
     summary = summarize(runs, s["methods"])
     summary.update(
         profile=profile, name=name, settings=jsonable(s), data=str(data), teacher=str(teacher),
@@ -128,6 +127,38 @@ def run_benchmark(
     return summary
 
 
+def build_attack_caches(s: dict[str, Any], data: Path, teacher: Path) -> None:
+    """The adversarial cache of every method that trains with adv_mode=cached, built here once (parallel runs would
+    each attack the same images)."""
+    from ..augment.adv_cache import prepare_cache
+    from ..augment.attack import AttackSettings
+    from ..config import resolve_distill_config, section, split_distill_args
+    from ..inputs import load_data
+    from ..model import adversarial_term_on
+    from ..teacher import FrozenTeacher, load_teacher
+
+    settings = set()
+    for m in s["methods"]:
+        base = split_variant(m)[0]
+        if base in preset_names():
+            cfg = resolve_distill_config({**split_distill_args(method_args(m, s))[0], "distill": base})
+            if cfg["adv_mode"] == "cached" and adversarial_term_on(cfg):
+                settings.add(section(AttackSettings, cfg))
+    if not settings:
+        return
+    from ultralytics.cfg import get_cfg
+    from ultralytics.utils.torch_utils import select_device
+
+    data_dict = load_data(data)
+    model = FrozenTeacher(load_teacher(teacher, nc=data_dict["nc"], names=data_dict["names"])).model
+    device = select_device(s["device"], verbose=False)
+    set_threads(cpu_threads(1))
+    model.to(device)
+    model.args = get_cfg()
+    for attack in settings:
+        prepare_cache(model, data_dict, s["imgsz"], attack, device, s["batch"])
+
+
 def resolve_settings(profile: str, **overrides: Any) -> dict[str, Any]:
     """Profile defaults with `overrides` on top; methods and seeds normalised to lists; unknown keys refused."""
     if profile not in PROFILES:
@@ -136,6 +167,7 @@ def resolve_settings(profile: str, **overrides: Any) -> dict[str, Any]:
 
     s = {"data": None, "teacher": None, **PROFILES[profile]}
     extra, ikd = dict(s.pop("train_args")), dict(s.pop("ikd_args"))
+    s["teacher_args"] = dict(s["teacher_args"])
     for k, v in overrides.items():
         if k in s:
             s[k] = v
@@ -150,20 +182,58 @@ def resolve_settings(profile: str, **overrides: Any) -> dict[str, Any]:
     s["methods"], s["seeds"] = parse_methods(s["methods"]), parse_seeds(s["seeds"])
     if s["device"] is None:
         s["device"] = "0" if _has_cuda() else "cpu"
+    if s["jobs"] is None:
+        s["jobs"] = (os.cpu_count() or 1) if s["device"] == "cpu" else 1
+    if isinstance(s["jobs"], bool) or not isinstance(s["jobs"], int) or s["jobs"] < 1:
+        raise DistillConfigError(f"jobs={s['jobs']!r} must be a whole number >= 1 (runs trained at once)")
     s["ikd_args"], s["train_args"] = ikd, extra
     return s
 
 
 def parse_methods(methods: Any) -> list[str]:
-    """Method names from a list or a comma-separated string, aliases resolved (freq-only, adv-only, no-kd)."""
+    """Method labels from a list or a comma-separated string, aliases resolved (freq-only, adv-only, no-kd).
+
+    A preset may carry its own settings in brackets, e.g. `ikd-fgd[adv_mode=cached]` or `ikd-fgd[freq_p=0.25;
+    adv_eps=0.02]` (`;` between keys): a variant trained and reported beside its preset."""
     words = methods.split(",") if isinstance(methods, str) else list(methods)
-    names = [ALIASES.get(str(m).strip(), str(m).strip()) for m in words if str(m).strip()]
+    words = _join_brackets([str(w).strip() for w in words])
+    labels = [ALIASES.get(w, w) for w in words if w]
+    for label in labels:
+        split_variant(label)  # refuses unknown methods and keys
+    return list(dict.fromkeys(labels))
+
+
+def _join_brackets(words: list[str]) -> list[str]:
+    """Undo a comma split inside brackets: ['a[x=1', 'y=2]'] -> ['a[x=1;y=2]']."""
+    out: list[str] = []
+    for w in words:
+        if out and out[-1].count("[") > out[-1].count("]"):
+            out[-1] = f"{out[-1]};{w}"
+        else:
+            out.append(w)
+    return out
+
+
+def split_variant(label: str) -> tuple[str, dict[str, Any]]:
+    """('ikd-fgd', {'adv_mode': 'cached'}) for 'ikd-fgd[adv_mode=cached]'; a plain method has no settings."""
+    from ..config import check_value, parse_cli_value
+
+    base, _, rest = label.partition("[")
     valid = {"none", "ultralytics", *preset_names()}
-    for m in names:
-        if m not in valid:
-            choices = ", ".join(["none", "ultralytics", *preset_names(), *ALIASES])
-            raise DistillConfigError(f"method '{m}' is not known: use one of {choices}")
-    return list(dict.fromkeys(names))
+    if base not in valid:
+        choices = ", ".join(["none", "ultralytics", *preset_names(), *ALIASES])
+        raise DistillConfigError(f"method '{label}' is not known: use one of {choices}")
+    if not rest:
+        return base, {}
+    if base not in preset_names() or not rest.endswith("]"):
+        raise DistillConfigError(f"method '{label}': only presets take [key=value;...] settings, e.g. ikd-fgd[freq_p=0.25]")
+    settings = {}
+    for item in filter(None, rest[:-1].split(";")):
+        key, _, value = item.partition("=")
+        if key not in DISTILL_KEYS - {"teacher", "distill"}:
+            raise DistillConfigError(f"method '{label}': '{key}' is not a distillation key")
+        settings[key] = check_value(key, parse_cli_value(value))
+    return base, settings
 
 
 def parse_seeds(seeds: Any) -> list[int]:
@@ -179,46 +249,51 @@ def parse_seeds(seeds: Any) -> list[int]:
 def prepare_data(s: dict[str, Any]) -> tuple[Path, float]:
     """The data.yaml to use (the profile's synthetic set, generated once, unless data= is given) and its area scale.
 
-    The synthetic set's size buckets are relative to a 256 px image, so COCO's area limits are scaled by
-    (data_imgsz / 256)² to keep AP_S/M/L on the generator's buckets; user data keeps COCO's absolute limits.
+    The synthetic set's size buckets are relative to the image side (COCO's 32² / 96² px at 256 px), so COCO's area
+    limits are scaled by (data_imgsz / 256)² to keep AP_S/M/L on the generator's buckets; user data keeps COCO's.
     """
     if s["data"]:
         return Path(s["data"]).resolve(), 1.0
     from ..data import make_synthetic_dataset
 
-    n_train, n_val, size = s["n_train"], s["n_val"], s["data_imgsz"]
-    folder = cache_dir() / "bench-data" / f"synthetic-{n_train}-{n_val}-{size}px"
-    return make_synthetic_dataset(folder, n_train=n_train, n_val=n_val, imgsz=size, seed=0), (size / 256) ** 2
+    n_train, n_val, size, clutter, min_side = (s[k] for k in ("n_train", "n_val", "data_imgsz", "clutter", "min_side"))
+    folder = cache_dir() / "bench-data" / f"synthetic-{n_train}-{n_val}-{size}px-c{clutter:g}-m{min_side}"
+    data = make_synthetic_dataset(folder, n_train=n_train, n_val=n_val, imgsz=size, seed=0, clutter=clutter,
+                                  min_side=min_side)
+    return data, (size / 256) ** 2
 
 
 def method_args(method: str, s: dict[str, Any]) -> dict[str, Any]:
-    """Exactly what `train_student` receives for `method`.
+    """Exactly what `train_student` receives for `method` (a preset label may carry [key=value] settings).
 
-    Distillation keys go to ikd-yolo presets only, and never over a key the preset sets itself: a profile's weights
+    Distillation keys go to ikd-yolo presets only, and never over a key the preset sets itself: a profile's settings
     tune the methods, but must not switch on a part a preset switches off (adv_weight > 0 would turn `fgd` into
-    FGD + adversarial, and `ikd-fgd-freq` into the full IKD).
+    FGD + adversarial, and `ikd-fgd-freq` into the full IKD). A label's own settings win over both.
     """
     args = dict(epochs=s["epochs"], imgsz=s["imgsz"], batch=s["batch"], device=s["device"], workers=s["workers"],
                 plots=False, verbose=False, **s["train_args"])
-    if method not in preset_names():
+    base, variant = split_variant(method)
+    if base not in preset_names():
         return args
-    own = load_preset(method)
-    return {**args, **{k: v for k, v in s["ikd_args"].items() if k not in own}}
+    own = load_preset(base)
+    return {**args, **{k: v for k, v in s["ikd_args"].items() if k not in own}, **variant}
 
 
 def run_one(method: str, seed: int, s: dict, data: Path, teacher: Path, gt: dict, area_scale: float,
-            result_dir: Path, run_root: Path) -> dict[str, Any]:
+            result_dir: Path, run_root: Path, threads: int | None = None) -> dict[str, Any]:
     """One (method, seed) run: reuse its JSON when it finished with the same settings, else train and score it."""
     args = {**method_args(method, s), "seed": seed}
     key = {k: v for k, v in args.items() if k not in UNHASHED}
-    key.update(method=method, data=str(data), teacher=str(teacher), student=s["student"], area_scale=area_scale)
+    key.update(method=method, data=str(data), teacher=str(teacher) if method != "none" else None, student=s["student"],
+               area_scale=area_scale)
     label = f"{method}-s{seed}"
 
     def train_and_score() -> dict[str, Any]:
         LOGGER.info(f"{PREFIX} training {label} ({s['epochs']} epochs)")
-        r = train_student(method, data, teacher, s["student"], run_root, label, **args)
+        r = train_student(split_variant(method)[0], data, teacher, s["student"], run_root, label, threads=threads,
+                          **args)
         curve = r["curve"]
-        scores = validate_twice(r["weights"], data, gt, area_scale, Path(r["save_dir"]) / "coco-val",
+        scores = validate_twice(r["weights"], data, gt, area_scale, Path(r["save_dir"]) / "coco-val", threads,
                                 imgsz=s["imgsz"], batch=s["batch"], device=s["device"], workers=s["workers"])
         train_s = curve[-1]["time"] / len(curve) if curve else r["seconds_per_epoch"]
         return dict(method=method, seed=seed, scores={**scores, "seconds_per_epoch": train_s},

@@ -104,13 +104,19 @@ class JsonOnlyValidator(DetectionValidator):
 
 
 def validate_twice(
-    weights: str | Path, data: str | Path, gt: dict, area_scale: float, save_dir: Path, **val_args: Any
+    weights: str | Path, data: str | Path, gt: dict, area_scale: float, save_dir: Path, threads: int | None = None,
+    **val_args: Any,
 ) -> dict[str, float | None]:
-    """Ultralytics val of `weights` with save_json=True, then COCOeval of the same predictions; both score sets."""
+    """Ultralytics val of `weights` with save_json=True, then COCOeval of the same predictions; both score sets.
+
+    `threads`: torch threads for the validation (Ultralytics would use its own count)."""
     from ultralytics import YOLO
 
+    from .runs import keep_threads
+
     args = {"workers": 0, "batch": 16, **val_args}
-    metrics = YOLO(str(weights)).val(
+    model = keep_threads(YOLO(str(weights)), threads)
+    metrics = model.val(
         validator=JsonOnlyValidator, data=str(data), save_json=True, plots=False, verbose=False,
         project=str(save_dir.parent), name=save_dir.name, exist_ok=True, **args,
     )

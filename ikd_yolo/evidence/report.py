@@ -1,4 +1,5 @@
-"""bench-distill summaries: mean ± std over seeds, deltas, evaluator agreement, the Markdown table and the plots."""
+"""bench-distill summaries: mean ± std over seeds, paired differences with 95% intervals and their verdicts, evaluator
+agreement, the Markdown tables and the plots."""
 
 from __future__ import annotations
 
@@ -10,14 +11,19 @@ from typing import Any
 import numpy as np
 from ultralytics.utils import LOGGER, colorstr
 
+from .stats import paired_difference
+
 PREFIX = colorstr("bench-distill:")
 
 SCORES = ("map50_95", "map50", "AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L", "seconds_per_epoch")
 TABLE_SCORES = ("map50_95", "map50", "AP", "AP50", "AP_S", "AP_M", "AP_L")
+REFERENCES = ("none", "ultralytics", "fgd")  # each method is compared with these, seed by seed
+PAIRED_SCORES = ("map50_95", "AP", "AP_S")
 
 
 def summarize(runs: list[dict], methods: list[str]) -> dict[str, Any]:
-    """Mean, sample std (n-1; None for one seed) and values per method and score; deltas of means vs none / UL KD."""
+    """Mean, sample std (n-1; None for one seed) and values per method and score; paired differences vs the
+    references (none, Ultralytics KD, FGD) with 95% intervals and verdicts."""
     stats = {}
     for m in methods:
         rows = [r["scores"] for r in runs if r["method"] == m]
@@ -27,15 +33,14 @@ def summarize(runs: list[dict], methods: list[str]) -> dict[str, Any]:
             mean = float(np.mean(vals)) if vals else None
             std = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
             stats[m][k] = {"mean": mean, "std": std, "n": len(vals), "values": vals}
-    deltas = {m: {ref: {k: _delta(stats, m, ref, k) for k in SCORES} for ref in ("none", "ultralytics") if ref in stats}
-              for m in methods}
-    return {"runs": runs, "methods": methods, "stats": stats, "deltas": deltas, "ranking": ranking_agreement(stats)}
+    paired = {m: {ref: {k: paired_difference(_by_seed(runs, m, k), _by_seed(runs, ref, k)) for k in PAIRED_SCORES}
+                  for ref in REFERENCES if ref in stats and ref != m} for m in methods}
+    return {"runs": runs, "methods": methods, "stats": stats, "paired": paired, "ranking": ranking_agreement(stats)}
 
 
-def _delta(stats: dict, method: str, ref: str, key: str) -> float | None:
-    """Mean of `method` minus mean of `ref` for score `key` (None if either is missing)."""
-    a, b = stats[method][key]["mean"], stats[ref][key]["mean"]
-    return None if a is None or b is None else a - b
+def _by_seed(runs: list[dict], method: str, key: str) -> dict[int, float]:
+    """{seed: score} of one method."""
+    return {r["seed"]: r["scores"][key] for r in runs if r["method"] == method and r["scores"].get(key) is not None}
 
 
 def ranking_agreement(stats: dict) -> dict[str, Any]:
@@ -67,26 +72,27 @@ def _order(means: dict[str, float]) -> str:
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    """The Markdown report: one row per method (mean ± std over seeds, AP x100), deltas, teacher and ranking check."""
-    stats, deltas = summary["stats"], summary["deltas"]
-    refs = [r for r in ("none", "ultralytics") if r in stats]
-    head = ["method", "seeds", "mAP50-95", "mAP50", "AP", "AP50", "AP_S", "AP_M", "AP_L"]
-    head += [f"Δ{k} vs {'no-KD' if r == 'none' else 'UL KD'}" for r in refs for k in ("mAP50-95", "AP")] + ["s/epoch"]
+    """The Markdown report: one row per method (mean ± std over seeds, AP x100), then the paired differences with
+    their 95% intervals and verdicts, the teacher and the ranking check."""
+    stats = summary["stats"]
+    head = ["method", "seeds", "mAP50-95", "mAP50", "AP", "AP50", "AP_S", "AP_M", "AP_L", "s/epoch"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for m in summary["methods"]:
         st = stats[m]
         cells = [m, str(st["AP"]["n"])] + [_pm(st[k], 100) for k in TABLE_SCORES]
-        cells += [_signed(deltas[m][r][k]) for r in refs for k in ("map50_95", "AP")]
         lines.append("| " + " | ".join(cells + [_pm(st["seconds_per_epoch"], 1, 1)]) + " |")
+    lines += ["", *paired_table(summary)]
     t = summary.get("teacher_scores")
     notes = ["", "mAP50-95 / mAP50: Ultralytics val; AP, AP50, AP_S/M/L: pycocotools COCOeval on the same "
-             "predictions.json. All AP figures x100, mean ± sample std over seeds; Δ = difference of means."]
+             "predictions.json. All AP figures x100, mean ± sample std over seeds. Paired: per-seed differences (same "
+             "seed = same initialisation and data order), their mean and 95% t-interval (df = seeds - 1); wins / "
+             "ties / loses say whether the interval lies above 0, holds 0 or lies below 0."]
     if t:
-        notes.append(f"Teacher {summary['teacher']}: mAP50-95 {100 * t['map50_95']:.2f}, "
-                     f"AP {100 * t['AP']:.2f}, AP50 {100 * t['AP50']:.2f}.")
+        notes.append(f"Teacher {summary['teacher']}: mAP50-95 {100 * t['map50_95']:.2f}, mAP50 {100 * t['map50']:.2f}, "
+                     f"AP {100 * t['AP']:.2f}, AP50 {100 * t['AP50']:.2f}, AP_S {_x100(t.get('AP_S'))}.")
     if summary.get("area_scale", 1.0) != 1.0:
-        notes.append(f"AP_S/M/L area limits: COCO's 32² / 96² px x {summary['area_scale']:.4g} (synthetic set's "
-                     "buckets, defined relative to 256 px images).")
+        notes.append(f"AP_S/M/L area limits: COCO's 32² / 96² px x {summary['area_scale']:.4g} (the synthetic set's "
+                     "buckets, defined relative to the image side).")
     for key, r in summary["ranking"].items():
         ul, coco = key.split("_vs_")
         if r["agree"]:
@@ -102,17 +108,47 @@ def format_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines + notes) + "\n"
 
 
+def paired_table(summary: dict[str, Any]) -> list[str]:
+    """Markdown rows: per method and reference, the paired difference of mAP50-95, AP and AP_S (x100) with its 95%
+    interval and verdict."""
+    refs = [r for r in REFERENCES if r in summary["stats"]]
+    head = ["method"] + [f"{_label(k)} vs {_ref_name(r)}" for r in refs for k in PAIRED_SCORES]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for m in summary["methods"]:
+        cells = [m] + [_paired_cell(summary["paired"][m].get(r, {}).get(k)) for r in refs for k in PAIRED_SCORES]
+        if any(c != "—" for c in cells[1:]):
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _paired_cell(d: dict | None) -> str:
+    """'+1.23 [-0.40, +2.86] ties' (x100), '+1.23 (1 seed)', or '—'."""
+    if not d or d["mean"] is None:
+        return "—"
+    if d["ci95"] is None:
+        return f"{100 * d['mean']:+.2f} (1 seed)"
+    lo, hi = (100 * v for v in d["ci95"])
+    return f"{100 * d['mean']:+.2f} [{lo:+.2f}, {hi:+.2f}] {d['verdict']}"
+
+
+def _label(key: str) -> str:
+    return {"map50_95": "ΔmAP50-95", "AP": "ΔAP", "AP_S": "ΔAP_S"}[key]
+
+
+def _ref_name(ref: str) -> str:
+    return {"none": "no KD", "ultralytics": "UL KD", "fgd": "FGD"}[ref]
+
+
+def _x100(v: float | None) -> str:
+    return "—" if v is None else f"{100 * v:.2f}"
+
+
 def _pm(st: dict, scale: float, digits: int = 2) -> str:
     """'mean ± std' (scaled), 'mean' for one value, '—' for none."""
     if st["mean"] is None:
         return "—"
     text = f"{scale * st['mean']:.{digits}f}"
     return text if st["std"] is None else f"{text} ± {scale * st['std']:.{digits}f}"
-
-
-def _signed(value: float | None) -> str:
-    """A delta x100 with its sign, '—' if missing."""
-    return "—" if value is None else f"{100 * value:+.2f}"
 
 
 def write_outputs(summary: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
@@ -131,11 +167,12 @@ def write_outputs(summary: dict[str, Any], out_dir: str | Path) -> dict[str, Pat
 
 
 def plot_bars(summary: dict[str, Any], file: Path) -> None:
-    """Bar chart with std error bars: mAP50-95 (Ultralytics) next to AP (COCOeval), and AP_S/M/L, per method."""
+    """Bars per method: mAP50-95 (Ultralytics) next to AP (COCOeval) and AP_S/M/L, with std error bars; and the
+    paired differences of mAP50-95 vs each reference with their 95% intervals."""
     plt = _pyplot()
     methods, stats = summary["methods"], summary["stats"]
     x = np.arange(len(methods))
-    fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(methods)), 4), constrained_layout=True)
+    fig, axes = plt.subplots(1, 3, figsize=(max(12, 2.4 * len(methods)), 4), constrained_layout=True)
     for ax, keys, title in ((axes[0], ("map50_95", "AP"), "mAP50-95 (Ultralytics) vs AP (COCOeval)"),
                             (axes[1], ("AP_S", "AP_M", "AP_L"), "COCOeval AP by object size")):
         width = 0.8 / len(keys)
@@ -149,25 +186,44 @@ def plot_bars(summary: dict[str, Any], file: Path) -> None:
         ax.set(xticks=x, title=title, ylabel="AP x100")
         ax.set_xticklabels(methods, rotation=30, ha="right")
         ax.legend(fontsize=8)
+    refs = [r for r in REFERENCES if r in stats]
+    width = 0.8 / max(len(refs), 1)
+    for i, ref in enumerate(refs):
+        diffs = [summary["paired"][m].get(ref, {}).get("map50_95") for m in methods]
+        mean = [100 * d["mean"] if d and d["mean"] is not None else np.nan for d in diffs]
+        ci = [(100 * (d["mean"] - d["ci95"][0]), 100 * (d["ci95"][1] - d["mean"])) if d and d["ci95"] else (0, 0)
+              for d in diffs]
+        axes[2].bar(x + (i - (len(refs) - 1) / 2) * width, mean, width, yerr=np.array(ci).T, capsize=3,
+                    label=f"vs {_ref_name(ref)}")
+    axes[2].axhline(0, color="black", lw=0.8)
+    axes[2].set(xticks=x, title="Paired ΔmAP50-95, 95% interval", ylabel="AP x100")
+    axes[2].set_xticklabels(methods, rotation=30, ha="right")
+    axes[2].legend(fontsize=8)
     fig.savefig(file, dpi=120)
     plt.close(fig)
 
 
 def plot_curves(summary: dict[str, Any], file: Path) -> None:
-    """Validation mAP50-95 per epoch (Ultralytics, during training), mean over seeds with a ± std band."""
+    """Per epoch, mean over seeds with a ± std band: the training classification loss, and the validation mAP50-95
+    of the epochs that were validated."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
-    for m in summary["methods"]:
-        curves = [[p["map50_95"] for p in r["curve"]] for r in summary["runs"] if r["method"] == m and r["curve"]]
-        if not curves:
-            continue
-        n = min(map(len, curves))
-        y = 100 * np.array([c[:n] for c in curves])
-        epochs, mean, std = np.arange(1, n + 1), y.mean(0), y.std(0, ddof=1) if len(y) > 1 else np.zeros(n)
-        ax.plot(epochs, mean, marker="o", ms=3, label=f"{m} (n={len(y)})")
-        ax.fill_between(epochs, mean - std, mean + std, alpha=0.2)
-    ax.set(xlabel="epoch", ylabel="val mAP50-95 x100", title="Learning curves (mean ± std over seeds)")
-    ax.legend(fontsize=8)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4), constrained_layout=True)
+    for ax, key, label in ((axes[0], "cls_loss", "train cls_loss"), (axes[1], "map50_95", "val mAP50-95 x100")):
+        for m in summary["methods"]:
+            curves = [[p.get(key, np.nan) for p in r["curve"]] for r in summary["runs"] if r["method"] == m and r["curve"]]
+            if not curves:
+                continue
+            n = min(map(len, curves))
+            y = np.array([c[:n] for c in curves], dtype=float) * (100 if key == "map50_95" else 1)
+            epochs = np.arange(1, n + 1)
+            if key == "map50_95":  # epochs without validation hold 0
+                keep = (y > 0).any(0)
+                y, epochs = y[:, keep], epochs[keep]
+            mean, std = y.mean(0), y.std(0, ddof=1) if len(y) > 1 else np.zeros(y.shape[1])
+            ax.plot(epochs, mean, marker="o", ms=3, label=f"{m} (n={len(y)})")
+            ax.fill_between(epochs, mean - std, mean + std, alpha=0.2)
+        ax.set(xlabel="epoch", ylabel=label, title=f"{label} (mean ± std over seeds)")
+        ax.legend(fontsize=7)
     fig.savefig(file, dpi=120)
     plt.close(fig)
 

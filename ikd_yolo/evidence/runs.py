@@ -27,22 +27,44 @@ def config_hash(settings: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def cached_teacher(
-    data: str | Path, model: str, epochs: int, imgsz: int, batch: int, device: str, seed: int = 0, **train_args: Any
-) -> Path:
-    """Train a teacher once per settings and reuse its best.pt afterwards.
+def keep_threads(model: YOLO, threads: int | None) -> YOLO:
+    """Make `model`'s training and validation use `threads` torch threads (None: leave Ultralytics' choice).
 
-    Extra Ultralytics arguments (e.g. workers=8) are passed to training and, when given, are part of the cache key.
+    Ultralytics sets its own thread count when it picks the device, so the count is set again when training and
+    validation start.
     """
+    if threads:
+        from .parallel import set_threads
+
+        for event in ("on_pretrain_routine_start", "on_train_start", "on_val_start"):
+            model.add_callback(event, lambda _, n=threads: set_threads(n))
+    return model
+
+
+def teacher_folder(data: str | Path, model: str, epochs: int, imgsz: int, batch: int, seed: int = 0,
+                   **train_args: Any) -> Path:
+    """The cache folder of a teacher trained with these settings."""
     settings = dict(data=str(data), model=model, epochs=epochs, imgsz=imgsz, batch=batch, seed=seed)
     if train_args:  # only when given, so the keys of teachers cached before this argument existed stay the same
         settings["train_args"] = train_args
-    folder = cache_dir() / "teachers" / f"{Path(model).stem}-{config_hash(settings)}"
+    return cache_dir() / "teachers" / f"{Path(model).stem}-{config_hash(settings)}"
+
+
+def cached_teacher(
+    data: str | Path, model: str, epochs: int, imgsz: int, batch: int, device: str, seed: int = 0,
+    threads: int | None = None, **train_args: Any,
+) -> Path:
+    """Train a teacher once per settings and reuse its best.pt afterwards.
+
+    Extra Ultralytics arguments (e.g. workers=8) are passed to training and, when given, are part of the cache key;
+    `threads` (torch threads) is not.
+    """
+    folder = teacher_folder(data, model, epochs, imgsz, batch, seed, **train_args)
     best = folder / "weights" / "best.pt"
     if best.exists():
         LOGGER.info(f"{colorstr('ikd-yolo:')} reusing cached teacher {best}")
         return best
-    YOLO(model).train(
+    keep_threads(YOLO(model), threads).train(
         **{"workers": 0, "plots": False, "verbose": False, **train_args},
         data=str(data), epochs=epochs, imgsz=imgsz, batch=batch, device=device, seed=seed,
         project=str(folder.parent), name=folder.name, exist_ok=True,
@@ -58,13 +80,17 @@ def read_results_csv(run_dir: str | Path) -> list[dict[str, float]]:
 
 
 def epoch_curve(run_dir: str | Path) -> list[dict[str, float]]:
-    """Per-epoch validation mAP and cumulative training time (s) from results.csv: the learning curve of a run."""
+    """Per epoch from results.csv: validation mAP (0 where the epoch was not validated), the training detection
+    losses and the cumulative training time (s): the learning curve of a run."""
+    nan = float("nan")
     return [
         {
             "epoch": int(row["epoch"]),
-            "map50_95": row.get("metrics/mAP50-95(B)", float("nan")),
-            "map50": row.get("metrics/mAP50(B)", float("nan")),
-            "time": row.get("time", float("nan")),
+            "map50_95": row.get("metrics/mAP50-95(B)", nan),
+            "map50": row.get("metrics/mAP50(B)", nan),
+            "box_loss": row.get("train/box_loss", nan),
+            "cls_loss": row.get("train/cls_loss", nan),
+            "time": row.get("time", nan),
         }
         for row in read_results_csv(run_dir)
     ]
@@ -77,14 +103,16 @@ def train_student(
     student: str,
     project: str | Path,
     name: str,
+    threads: int | None = None,
     **train_args: Any,
 ) -> dict[str, Any]:
     """Train one student with `method`; return its metrics, weights path, wall time per epoch and learning curve.
 
-    `train_args` go to Ultralytics (workers defaults to 0). The returned dict holds method, map50_95, map50, weights,
-    seconds_per_epoch (wall time of the whole call / epochs), save_dir and curve (`epoch_curve` of the run).
+    `train_args` go to Ultralytics (workers defaults to 0); `threads` is the run's torch thread count. The returned
+    dict holds method, map50_95, map50, weights, seconds_per_epoch (wall time of the whole call / epochs), save_dir
+    and curve (`epoch_curve` of the run).
     """
-    model = YOLO(student)
+    model = keep_threads(YOLO(student), threads)
     project = Path(project).resolve()  # Ultralytics puts a relative project under runs/<task>/
     common = dict(data=str(data), project=str(project), name=name, exist_ok=True, **{"workers": 0, **train_args})
     start = time.time()

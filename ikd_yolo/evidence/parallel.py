@@ -1,0 +1,70 @@
+"""Several training runs at once (`bench-distill jobs=N`): one process each, with its share of the CPU threads.
+
+Ultralytics trains on one thread on a 2-core machine and gives a run no more; N processes with cores // N threads
+each fill the machine (on a GPU, N small students share the device).
+
+Examples:
+    >>> with Jobs(2) as jobs:
+    ...     plain, distilled = jobs.submit(train_plain_student), jobs.submit(train_distilled_student)
+    ...     results = plain.result(), distilled.result()
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from typing import Any, Callable
+
+
+def cpu_threads(jobs: int) -> int:
+    """Torch threads for each of `jobs` processes sharing this machine's cores."""
+    return max(1, (os.cpu_count() or 1) // max(jobs, 1))
+
+
+def set_threads(threads: int) -> None:
+    """Use `threads` torch threads in this process (Ultralytics' device selection would reset it to its own)."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _call_with_threads(threads: int, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    set_threads(threads)
+    return fn(*args, **kwargs)
+
+
+class Jobs:
+    """Run callables in `n` worker processes (spawned: CUDA and torch threads start clean), or here when n is 1.
+
+    Every call gets `cpu_threads(n)` torch threads; `threads` tells the callable how many, so it can hold them
+    against Ultralytics (see `runs.keep_threads`).
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = max(int(n), 1)
+        self.threads = cpu_threads(self.n)
+        self._pool: Executor | None = None
+
+    def __enter__(self) -> Jobs:
+        if self.n > 1:
+            self._pool = ProcessPoolExecutor(self.n, mp_context=multiprocessing.get_context("spawn"))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
+
+    def submit(self, fn: Callable[..., Any], *args: Any, threads: int | None = None, **kwargs: Any) -> Future:
+        """Start `fn(*args, threads=..., **kwargs)`, with this pool's share of threads unless `threads` is given; its
+        Future (already done when n is 1)."""
+        threads = threads or self.threads
+        kwargs = {**kwargs, "threads": threads}
+        if self._pool is not None:
+            return self._pool.submit(_call_with_threads, threads, fn, args, kwargs)
+        done: Future = Future()
+        try:
+            done.set_result(_call_with_threads(threads, fn, args, kwargs))
+        except BaseException as e:  # noqa: BLE001  (handed to the caller through the future, as a pool would)
+            done.set_exception(e)
+        return done
