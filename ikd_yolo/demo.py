@@ -1,9 +1,9 @@
 """`ikd-yolo demo`: the embedded default run, offline, on the synthetic dataset.
 
 It is one seed of the evidence benchmark's `quick` profile restricted to two methods: make the synthetic set, train
-(or reuse the cached) yolo11s teacher, then train the same yolo11n student with and without IKD and print both
-scores with the weights' paths. Sized to finish within 15 minutes on 2 CPU cores; the teacher is shared with
-`ikd-yolo bench-distill profile=quick`.
+(or reuse the cached) yolo11s teacher, then train the same yolo11n student with and without IKD, side by side, and
+print both scores, the teacher's and the difference with the weights' paths. Sized to finish within 20 minutes on 2
+CPU cores from a cold cache; the teacher and data are shared with `ikd-yolo bench-distill profile=quick`.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -286,7 +287,7 @@ def run_one(method: str, seed: int, s: dict, data: Path, teacher: Path, gt: dict
     key = {k: v for k, v in args.items() if k not in UNHASHED}
     key.update(method=method, data=str(data), teacher=str(teacher) if method != "none" else None, student=s["student"],
                area_scale=area_scale)
-    label = f"{method}-s{seed}"
+    label = re.sub(r"[^\w.-]+", "_", f"{method}-s{seed}")  # a variant's brackets would be glob patterns in a path
 
     def train_and_score() -> dict[str, Any]:
         LOGGER.info(f"{PREFIX} training {label} ({s['epochs']} epochs)")
