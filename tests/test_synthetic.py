@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from ikd_yolo.data import CLASS_NAMES, dataset_stats, make_synthetic_dataset, size_bucket
-from ikd_yolo.data import synthetic
+from ikd_yolo.data import draw, synthetic
 from ikd_yolo.errors import DataError
 
 IMGSZ = 256
@@ -88,14 +88,14 @@ def test_generation_runs_opencv_on_one_thread_and_restores_it(tmp_path, monkeypa
     """Small images are drawn on one OpenCV thread (its pool costs more than it saves), and the caller's count is back
     afterwards, also when generation fails half way."""
     seen = []
-    render = synthetic._render_image
-    monkeypatch.setattr(synthetic, "_render_image", lambda *a: (seen.append(cv2.getNumThreads()), render(*a))[1])
+    render = synthetic.render_image
+    monkeypatch.setattr(synthetic, "render_image", lambda *a: (seen.append(cv2.getNumThreads()), render(*a))[1])
     before = cv2.getNumThreads()
     cv2.setNumThreads(3)
     try:
         make_synthetic_dataset(tmp_path / "ok", n_train=3, n_val=1, imgsz=64, seed=0)
         assert seen == [1] * 4 and cv2.getNumThreads() == 3
-        monkeypatch.setattr(synthetic, "_render_image", lambda *a: 1 / 0)
+        monkeypatch.setattr(synthetic, "render_image", lambda *a: 1 / 0)
         with pytest.raises(ZeroDivisionError):
             make_synthetic_dataset(tmp_path / "broken", n_train=3, n_val=1, imgsz=64, seed=0)
         assert cv2.getNumThreads() == 3
@@ -192,11 +192,11 @@ def test_refuses_foreign_folder_and_bad_args(tmp_path):
 
 def test_boxes_tight_and_complete(monkeypatch):
     """On a black background without blur or noise, every drawn pixel lies in a box and every box edge is drawn."""
-    monkeypatch.setattr(synthetic, "_background", lambda rng, s, clutter: np.zeros((s, s, 3), np.float32))
-    monkeypatch.setattr(synthetic, "_camera", lambda rng, img: img)
+    monkeypatch.setattr(draw, "_background", lambda rng, s, clutter: np.zeros((s, s, 3), np.float32))
+    monkeypatch.setattr(draw, "_camera", lambda rng, img: img)
     n_boxes = 0
     for i in range(40):
-        img, labels = synthetic._render_image(np.random.default_rng([7, i]), IMGSZ, "mixed")
+        img, labels = draw.render_image(np.random.default_rng([7, i]), IMGSZ, "mixed")
         drawn = img.max(2) > 0
         covered = np.zeros_like(drawn)
         for _, x0, y0, x1, y1 in labels:
