@@ -260,7 +260,7 @@ def test_argument_parsing_and_errors():
         resolve_settings("quick", epohcs=3)
     s = resolve_settings("gpu", methods=["none", "mgd"], adv_steps=1, lr0=0.02)
     assert s["ikd_args"] == {"adv_steps": 1, "adv_mode": "cached"}  # the profile's, adv_steps over
-    assert s["train_args"] == {"optimizer": "AdamW", "lr0": 0.02, "warmup_epochs": 1, "val": False}  # lr0 over
+    assert s["train_args"] == {"optimizer": "AdamW", "lr0": 0.02, "warmup_epochs": 1, "nbs": 32, "val": False}
     assert resolve_settings("quick")["jobs"] == (os.cpu_count() or 1) and resolve_settings("gpu")["jobs"] == 6
     with pytest.raises(DistillConfigError, match="jobs=0 must be a whole number >= 1"):
         resolve_settings("quick", jobs=0)
