@@ -209,6 +209,7 @@ def fake_training(monkeypatch, tmp_path):
     monkeypatch.setattr(bench, "train_student", fake_train)
     monkeypatch.setattr(bench, "validate_twice", fake_validate)
     monkeypatch.setattr(bench, "cached_teacher", lambda *a, **k: tmp_path / "teacher.pt")
+    monkeypatch.setattr(bench, "build_attack_caches", lambda s, data, teacher: calls.append(("cache", None, {})))
     monkeypatch.setenv("IKD_YOLO_CACHE", str(tmp_path / "cache"))
     return calls
 
@@ -217,7 +218,9 @@ def test_rerun_skips_finished_runs(fake_training, tmp_path):
     kwargs = dict(profile="quick", name="t", out=tmp_path / "results", project=tmp_path / "runs", n_train=4, n_val=3,
                   data_imgsz=64, methods="none,ikd-fgd", seeds=2, epochs=1, jobs=1)  # in process: the fakes apply
     first = run_benchmark(**kwargs)
-    assert sorted((m, s) for m, s, _ in fake_training) == [("ikd-fgd", 0), ("ikd-fgd", 1), ("none", 0), ("none", 1)]
+    assert sorted((m, s) for m, s, _ in fake_training) == [
+        ("cache", None), ("ikd-fgd", 0), ("ikd-fgd", 1), ("none", 0), ("none", 1)]  # the attack cached once first
+    fake_training.remove(("cache", None, {}))
     ikd_args = next(a for m, _, a in fake_training if m == "ikd-fgd")
     assert ikd_args["adv_steps"] == 2 and ikd_args["adv_every"] == 2  # the quick profile's attack settings
     none_args = next(a for m, _, a in fake_training if m == "none")
@@ -230,12 +233,12 @@ def test_rerun_skips_finished_runs(fake_training, tmp_path):
 
     fake_training.clear()
     second = run_benchmark(**{**kwargs, "seeds": 3})  # seeds 0, 1 finished: only seed 2 runs
-    assert sorted((m, s) for m, s, _ in fake_training) == [("ikd-fgd", 2), ("none", 2)]
+    assert sorted((m, s) for m, s, _ in fake_training if m != "cache") == [("ikd-fgd", 2), ("none", 2)]
     assert second["stats"]["none"]["AP"]["n"] == 3
 
     fake_training.clear()
     run_benchmark(**{**kwargs, "epochs": 2, "methods": "none", "seeds": 1})  # changed settings: run again
-    assert [(m, s) for m, s, _ in fake_training] == [("none", 0)]
+    assert [(m, s) for m, s, _ in fake_training if m != "cache"] == [("none", 0)]
 
 
 def test_run_one_reuses_json_without_training(monkeypatch, tmp_path, fake_training):
