@@ -44,14 +44,14 @@ ALIASES = {"no-kd": "none", "freq-only": "ikd-fgd-freq", "adv-only": "ikd-fgd-ad
 # (runs at once; None: one per CPU core on CPU).
 PROFILES: dict[str, dict[str, Any]] = {
     # 2 CPU cores: data drawn at the 96 px the models train at, no background clutter, no box side under 8 px; a
-    # yolo11s teacher trained 20 epochs (once, cached, on every core), yolo11n students 15 epochs, two at a time.
+    # yolo11s teacher trained 18 epochs (once, cached, on every core), yolo11n students 15 epochs, two at a time.
     # nbs=8: an optimizer step per batch of 8 (Ultralytics' nbs=64 would step every 8th batch, 8x fewer updates:
     # in 12 epochs a yolo11n reached mAP50-95 0.16 with nbs=8 vs 0.06 with nbs=64). Final validation only. The
     # attack: 2 steps on every second batch, from the adversarial cache (the online attack would cost 4x a plain
     # student here, the cached one about 2x: see README, Cost).
     "quick": dict(
         n_train=800, n_val=300, data_imgsz=96, clutter=0.0, min_side=8, teacher_model="yolo11s.yaml",
-        teacher_epochs=20, teacher_args={}, student="yolo11n.yaml", epochs=15, imgsz=96, batch=8, seeds=3,
+        teacher_epochs=18, teacher_args={}, student="yolo11n.yaml", epochs=15, imgsz=96, batch=8, seeds=3,
         device="cpu", workers=0, jobs=None, methods=("none", "ultralytics", "fgd", "ikd-fgd"),
         train_args=dict(optimizer="AdamW", lr0=0.002, warmup_epochs=1, nbs=8, val=False),
         ikd_args=dict(adv_steps=2, adv_every=2, adv_mode="cached"),
@@ -82,6 +82,7 @@ def run_benchmark(
     name: str | None = None,
     out: str | Path = "benchmarks/results",
     project: str | Path = "runs/bench-distill",
+    report: str | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Train (or reuse) every (method, seed) run of a profile, then write the table, JSON and plots; return the summary.
@@ -93,6 +94,8 @@ def run_benchmark(
             reused while their settings hash (method, seed, train arguments, data and teacher PATHS, ultralytics
             version) matches: after changing a dataset or teacher in place, use a new `name` or delete that folder.
         project (str | Path): Folder of the Ultralytics runs.
+        report (str | None): Sub-folder of `out` for this invocation's table, JSON and plots (default: `name`), so
+            comparisons of different method sets can share the finished runs of one `name`.
         **overrides: Any profile key (data, teacher, student, methods, seeds, epochs, imgsz, batch, device, n_train,
             n_val, data_imgsz, teacher_model, teacher_epochs, workers), any distillation key (given to the ikd-yolo
             methods only) or any Ultralytics train argument (given to every student).
@@ -127,7 +130,7 @@ def run_benchmark(
         method_args={m: method_args(m, s) for m in s["methods"]}, environment=environment(s["device"]),
         wall_seconds=time.time() - start,
     )
-    write_outputs(summary, out_dir)
+    write_outputs(summary, Path(out) / str(report or name))
     return summary
 
 
