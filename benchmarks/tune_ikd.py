@@ -30,13 +30,12 @@ OUT = ROOT / "benchmarks" / "results" / "tuning"
 BASE = "ikd-fgd"
 # one setting changed at a time around the shipped preset (configs/ikd-fgd.yaml with the quick profile's attack)
 SCREEN = [
-    # frequency part
-    "freq_band_high=[0.15,1.415]", "freq_band_high=[0.5,1.415]", "freq_band_low=[0.0,0.3]",
-    "freq_lam=[0.1,0.4]", "freq_lam=[0.6,1.0]", "freq_p=0.25", "freq_p=1.0", "freq_source=shuffle",
-    "freq_mix=amplitude", "freq_mode=paper",
-    # adversarial part
-    "adv_eps=0.0156863", "adv_eps=0.0627451", "adv_steps=1", "adv_steps=4", "adv_frac=0.5", "adv_mode=cached",
-    # both, and the weights
+    # frequency part: how often, how strongly, which bands, which source; and the authors' own rule
+    "freq_p=0.25", "freq_p=1.0", "freq_lam=[0.6,1.0]", "freq_band_high=[0.5,1.415]", "freq_band_low=[0.0,0.3]",
+    "freq_source=shuffle", "freq_mode=paper",
+    # adversarial part: budget, steps, share of the batch
+    "adv_eps=0.0156863", "adv_eps=0.0627451", "adv_steps=4", "adv_frac=0.5",
+    # both: how long the augmentations run, and how strong all distillation terms start (weights=auto's share)
     "ikd_phase=0.4", "ikd_phase=1.0", "kd_share=0.25", "kd_share=3.0",
 ]
 
@@ -83,7 +82,7 @@ def run(stage: str, settings: list[str], seeds: list[int], jobs: int | None) -> 
     labels = [BASE] + [variant(s) for s in settings if s]
     summary = run_benchmark(profile="quick", name="quick", out=ROOT / "benchmarks" / "results",
                             project=ROOT / "runs" / "bench-distill", methods=["none", "fgd", *labels], seeds=seeds,
-                            **({"jobs": jobs} if jobs else {}))
+                            report=f"tuning/{stage}", **({"jobs": jobs} if jobs else {}))
     rows = compare(summary, labels)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{stage}.json").write_text(json.dumps({"seeds": seeds, "rows": rows, "teacher": summary["teacher"],
