@@ -154,6 +154,10 @@ def run(command: str, words: list[str]) -> None:
         COMMANDS[command](parse_key_values(words))
 
 
+GO_ON = {"train": "go on with `ikd-yolo train resume model=<the run>/weights/last.pt`"}
+GO_ON_DEFAULT = "run the same command again to go on from there"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ikd-yolo` console script; returns the process exit code.
 
@@ -177,7 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     if "verbose=True" in rest or os.environ.get("IKD_YOLO_TRACEBACK") == "1":
         run(command, rest)
         return 0
-    return report_user_errors(f"ikd-yolo {command}", run, command, rest)
+    try:
+        return report_user_errors(f"ikd-yolo {command}", run, command, rest)
+    except KeyboardInterrupt:  # every long command keeps what it finished: say how to go on, not a traceback
+        print(f"ikd-yolo {command}: stopped by Ctrl-C; what finished is kept: {GO_ON.get(command, GO_ON_DEFAULT)}",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

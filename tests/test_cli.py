@@ -138,6 +138,19 @@ def test_version_and_help(capsys):
     assert main(["val", "help"]) == 0 and "val" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command, go_on", [("train", "ikd-yolo train resume model="), ("attack", "run the same")])
+def test_ctrl_c_is_one_line_saying_how_to_go_on(command, go_on, monkeypatch, capsys):
+    from ikd_yolo import cli
+
+    def interrupted(_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.COMMANDS, command, interrupted)
+    assert main([command, "epochs=1"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"ikd-yolo {command}: stopped by Ctrl-C") and go_on in err[0]
+
+
 def _run_tree(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 

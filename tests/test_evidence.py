@@ -340,3 +340,37 @@ def test_the_demo_is_one_seed_of_the_quick_profile(monkeypatch, tmp_path, capsys
     assert set(seen) == {"profile", "name", "out", "project", "methods", "seeds"}  # no regime key overridden
     printed = capsys.readouterr().out
     assert "distilled vs no distillation: +0.0100 mAP50-95" in printed and "teacher t.pt: mAP50-95 0.3300" in printed
+
+
+def test_a_stopped_teacher_run_is_resumed_not_reused(monkeypatch, tmp_path):
+    """A teacher killed mid-way leaves best.pt beside a last.pt that still has its epoch: that teacher is resumed;
+    only a last.pt with epoch -1 (Ultralytics' finished checkpoint) is reused as it is."""
+    import torch
+
+    from ikd_yolo.evidence import runs
+
+    monkeypatch.setattr(runs, "cache_dir", lambda: tmp_path)
+    calls = []
+
+    class FakeYOLO:
+        def __init__(self, model):
+            self.model = str(model)
+
+        def add_callback(self, *_):
+            pass
+
+        def train(self, **kw):
+            calls.append((Path(self.model).name, kw.get("resume", False)))
+
+    monkeypatch.setattr(runs, "YOLO", FakeYOLO)
+    weights = runs.teacher_folder("d.yaml", "yolo11s.yaml", 18, 96, 8) / "weights"
+    weights.mkdir(parents=True)
+    (weights / "best.pt").write_bytes(b"x")
+    torch.save({"epoch": 14}, weights / "last.pt")
+    runs.cached_teacher("d.yaml", "yolo11s.yaml", 18, 96, 8, "cpu")
+    assert calls == [("last.pt", True)]
+    torch.save({"epoch": -1}, weights / "last.pt")
+    runs.cached_teacher("d.yaml", "yolo11s.yaml", 18, 96, 8, "cpu")
+    assert calls == [("last.pt", True)]  # finished: reused, nothing trained
+    (weights / "last.pt").write_bytes(b"cut")  # a checkpoint cut short by the kill is not a finished run
+    assert not runs.training_finished(weights / "last.pt")

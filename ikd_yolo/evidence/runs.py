@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 import ultralytics
 from ultralytics import YOLO
 from ultralytics.utils import LOGGER, colorstr
@@ -60,9 +61,13 @@ def cached_teacher(
     `threads` (torch threads) is not.
     """
     folder = teacher_folder(data, model, epochs, imgsz, batch, seed, **train_args)
-    best = folder / "weights" / "best.pt"
-    if best.exists():
+    best, last = folder / "weights" / "best.pt", folder / "weights" / "last.pt"
+    if best.exists() and training_finished(last):
         LOGGER.info(f"{colorstr('ikd-yolo:')} reusing cached teacher {best}")
+        return best
+    if last.exists():  # a teacher run that was stopped: go on from its last epoch instead of starting over
+        LOGGER.info(f"{colorstr('ikd-yolo:')} resuming the stopped teacher run {last}")
+        keep_threads(YOLO(last), threads).train(resume=True)
         return best
     keep_threads(YOLO(model), threads).train(
         **{"workers": 0, "plots": False, "verbose": False, **train_args},
@@ -70,6 +75,17 @@ def cached_teacher(
         project=str(folder.parent), name=folder.name, exist_ok=True,
     )
     return best
+
+
+def training_finished(last: Path) -> bool:
+    """Whether the run that wrote `last` ran to its end: Ultralytics' final step strips the optimizer and sets
+    epoch -1, a checkpoint written during training keeps its epoch."""
+    if not last.exists():
+        return False
+    try:
+        return torch.load(last, map_location="cpu", weights_only=False).get("epoch", -1) == -1
+    except Exception:  # a file cut short by the kill: the run did not finish
+        return False
 
 
 def read_results_csv(run_dir: str | Path) -> list[dict[str, float]]:
