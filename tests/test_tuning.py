@@ -1,0 +1,54 @@
+"""The shipped IKD defaults are the ones the tuning recorded (benchmarks/results/tuning/defaults.json), and the
+tuning runner's paired comparison is the evidence code's arithmetic on hand-made numbers."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from ikd_yolo.config import resolve_distill_config
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORD = ROOT / "benchmarks" / "results" / "tuning" / "defaults.json"
+
+
+def _tune_ikd():
+    spec = importlib.util.spec_from_file_location("tune_ikd", ROOT / "benchmarks" / "tune_ikd.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_shipped_preset_is_the_recorded_winner():
+    record = json.loads(RECORD.read_text())
+    shipped = resolve_distill_config({"distill": record["preset"]})
+    assert record["settings"], "the record names the settings it decided"
+    assert {k: shipped[k] for k in record["settings"]} == record["settings"]
+
+
+def test_every_screened_setting_is_a_key_of_the_record():
+    """A screened key whose default the record does not pin could drift from what the screen measured."""
+    tune = _tune_ikd()
+    screened = {s.split("=")[0] for s in tune.SCREEN}
+    assert screened <= set(json.loads(RECORD.read_text())["settings"])
+
+
+def test_compare_pairs_seeds_against_the_preset_and_fgd():
+    tune = _tune_ikd()
+    scores = {("fgd", 0): 0.30, ("fgd", 1): 0.32, ("ikd-fgd", 0): 0.31, ("ikd-fgd", 1): 0.35,
+              ("ikd-fgd[freq_p=1.0]", 0): 0.33, ("ikd-fgd[freq_p=1.0]", 1): 0.36}
+    runs = [{"method": m, "seed": s, "scores": {"map50_95": v, "AP_S": v / 2}} for (m, s), v in scores.items()]
+    methods = ["fgd", "ikd-fgd", "ikd-fgd[freq_p=1.0]"]
+    summary = {"runs": runs, "methods": methods, "stats": {m: {"seconds_per_epoch": {"mean": 1.0}} for m in methods}}
+    base, variant = tune.compare(summary, ["ikd-fgd", "ikd-fgd[freq_p=1.0]"])
+    assert base["vs_preset"] is None
+    # per-seed deltas to the preset: +0.02, +0.01 -> mean 0.015; to FGD: +0.03, +0.04 -> mean 0.035
+    assert variant["vs_preset"]["mean"] == pytest.approx(0.015)
+    assert variant["vs_fgd"]["mean"] == pytest.approx(0.035)
+    # std of (0.03, 0.04) = 0.01 / sqrt(2); half width t(0.975, df 1) 12.706 * std / sqrt(2) = 12.706 * 0.005
+    assert variant["vs_fgd"]["ci95"] == pytest.approx([0.035 - 0.06353, 0.035 + 0.06353], abs=1e-4)
+    assert variant["vs_fgd"]["verdict"] == "ties"
+    assert variant["mean"] == pytest.approx(0.345) and variant["AP_S"] == {0: 0.165, 1: 0.18}
