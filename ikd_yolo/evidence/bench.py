@@ -88,7 +88,8 @@ def run_benchmark(
     """Train (or reuse) every (method, seed) run of a profile, then write the table, JSON and plots; return the summary.
 
     Args:
-        profile (str): "quick" (2 CPU cores), "gpu" (one GPU, 25 min) or "full" (your data and epochs).
+        profile (str): "quick" (2 CPU cores), "gpu" (one GPU, sized for 8 minutes: an estimate until run) or
+            "full" (your data and epochs).
         name (str | None): Sub-folder of `out` and `project` for this benchmark (default: the profile).
         out (str | Path): Folder of the summaries; finished runs are kept as JSON in `<out>/<name>/runs/` and are
             reused while their settings hash (method, seed, train arguments, data and teacher PATHS, ultralytics
