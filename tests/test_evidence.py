@@ -344,7 +344,8 @@ def test_the_demo_is_one_seed_of_the_quick_profile(monkeypatch, tmp_path, capsys
 
 def test_a_stopped_teacher_run_is_resumed_not_reused(monkeypatch, tmp_path):
     """A teacher killed mid-way leaves best.pt beside a last.pt that still has its epoch: that teacher is resumed;
-    only a last.pt with epoch -1 (Ultralytics' finished checkpoint) is reused as it is."""
+    only a last.pt with epoch -1 (Ultralytics' finished checkpoint) is reused as it is, and an unreadable one means
+    training from the start."""
     import torch
 
     from ikd_yolo.evidence import runs
@@ -372,5 +373,6 @@ def test_a_stopped_teacher_run_is_resumed_not_reused(monkeypatch, tmp_path):
     torch.save({"epoch": -1}, weights / "last.pt")
     runs.cached_teacher("d.yaml", "yolo11s.yaml", 18, 96, 8, "cpu")
     assert calls == [("last.pt", True)]  # finished: reused, nothing trained
-    (weights / "last.pt").write_bytes(b"cut")  # a checkpoint cut short by the kill is not a finished run
-    assert not runs.training_finished(weights / "last.pt")
+    (weights / "last.pt").write_bytes(b"cut")  # a checkpoint cut short by the kill: trained again from the start
+    runs.cached_teacher("d.yaml", "yolo11s.yaml", 18, 96, 8, "cpu")
+    assert calls == [("last.pt", True), ("yolo11s.yaml", False)]

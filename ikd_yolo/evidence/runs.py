@@ -62,10 +62,11 @@ def cached_teacher(
     """
     folder = teacher_folder(data, model, epochs, imgsz, batch, seed, **train_args)
     best, last = folder / "weights" / "best.pt", folder / "weights" / "last.pt"
-    if best.exists() and training_finished(last):
+    epoch = checkpoint_epoch(last)
+    if best.exists() and epoch == -1:
         LOGGER.info(f"{colorstr('ikd-yolo:')} reusing cached teacher {best}")
         return best
-    if last.exists():  # a teacher run that was stopped: go on from its last epoch instead of starting over
+    if epoch is not None:  # a teacher run that was stopped: go on from its last epoch instead of starting over
         LOGGER.info(f"{colorstr('ikd-yolo:')} resuming the stopped teacher run {last}")
         keep_threads(YOLO(last), threads).train(resume=True)
         return best
@@ -77,15 +78,13 @@ def cached_teacher(
     return best
 
 
-def training_finished(last: Path) -> bool:
-    """Whether the run that wrote `last` ran to its end: Ultralytics' final step strips the optimizer and sets
-    epoch -1, a checkpoint written during training keeps its epoch."""
-    if not last.exists():
-        return False
+def checkpoint_epoch(last: Path) -> int | None:
+    """The epoch an Ultralytics `last.pt` was written at: -1 once the run finished (its final step strips the
+    optimizer and sets epoch -1); None when there is no readable file (missing, or cut short by a kill: start over)."""
     try:
-        return torch.load(last, map_location="cpu", weights_only=False).get("epoch", -1) == -1
-    except Exception:  # a file cut short by the kill: the run did not finish
-        return False
+        return int(torch.load(last, map_location="cpu", weights_only=False).get("epoch", -1))
+    except Exception:  # noqa: BLE001  (missing or truncated: either way nothing to resume from)
+        return None
 
 
 def read_results_csv(run_dir: str | Path) -> list[dict[str, float]]:
