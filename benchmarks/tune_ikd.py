@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ikd_yolo.evidence import run_benchmark  # noqa: E402
+from ikd_yolo.evidence.report import scores_by_seed  # noqa: E402
 from ikd_yolo.evidence.stats import paired_difference  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "tuning"
@@ -47,19 +48,16 @@ def variant(settings: str) -> str:
 
 def compare(summary: dict, labels: list[str], key: str = "map50_95") -> list[dict]:
     """Each label's paired difference to the preset and to FGD (per seed, mean, 95% interval, verdict)."""
-    by = {m: {r["seed"]: r["scores"][key] for r in summary["runs"] if r["method"] == m} for m in summary["methods"]}
-    rows = []
-    for label in labels:
-        rows.append({
-            "method": label, "score": key,
-            "mean": sum(by[label].values()) / len(by[label]),
-            "vs_preset": paired_difference(by[label], by[BASE]) if label != BASE else None,
-            "vs_fgd": paired_difference(by[label], by["fgd"]),
-            "AP_S": {s: r["scores"]["AP_S"] for s in by[label] for r in summary["runs"]
-                     if r["method"] == label and r["seed"] == s},
-            "seconds_per_epoch": summary["stats"][label]["seconds_per_epoch"]["mean"],
-        })
-    return rows
+    runs = summary["runs"]
+    by = {m: scores_by_seed(runs, m, key) for m in summary["methods"]}
+    return [{
+        "method": label, "score": key,
+        "mean": sum(by[label].values()) / len(by[label]),
+        "vs_preset": paired_difference(by[label], by[BASE]) if label != BASE else None,
+        "vs_fgd": paired_difference(by[label], by["fgd"]),
+        "AP_S": scores_by_seed(runs, label, "AP_S"),
+        "seconds_per_epoch": summary["stats"][label]["seconds_per_epoch"]["mean"],
+    } for label in labels]
 
 
 def markdown(rows: list[dict], title: str) -> str:
