@@ -76,12 +76,22 @@ def markdown(rows: list[dict], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merged(record: Path, seeds: list[int], rows: list[dict]) -> list[dict]:
+    """`rows` on top of the rows `record` already holds for the same seeds: a screen run a few variants at a time
+    keeps every variant tried before (the preset's and FGD's runs are the same ones, so the rows stay comparable)."""
+    kept = json.loads(record.read_text()) if record.exists() else {}
+    if kept.get("seeds") != seeds:
+        return rows
+    fresh = {r["method"] for r in rows}
+    return [r for r in kept["rows"] if r["method"] not in fresh] + rows
+
+
 def run(stage: str, settings: list[str], seeds: list[int], jobs: int | None) -> Path:
     labels = [BASE] + [variant(s) for s in settings if s]
     summary = run_benchmark(profile="quick", name="quick", out=ROOT / "benchmarks" / "results",
                             project=ROOT / "runs" / "bench-distill", methods=["none", "fgd", *labels], seeds=seeds,
                             report=f"tuning/{stage}", **({"jobs": jobs} if jobs else {}))
-    rows = compare(summary, labels)
+    rows = merged(OUT / f"{stage}.json", seeds, compare(summary, labels))
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{stage}.json").write_text(json.dumps({"seeds": seeds, "rows": rows, "teacher": summary["teacher"],
                                                    "teacher_scores": summary["teacher_scores"]}, indent=1))

@@ -52,3 +52,15 @@ def test_compare_pairs_seeds_against_the_preset_and_fgd():
     assert variant["vs_fgd"]["ci95"] == pytest.approx([0.035 - 0.06353, 0.035 + 0.06353], abs=1e-4)
     assert variant["vs_fgd"]["verdict"] == "ties"
     assert variant["mean"] == pytest.approx(0.345) and variant["AP_S"] == {0: 0.165, 1: 0.18}
+
+
+def test_a_screen_in_parts_keeps_the_variants_tried_before(tmp_path):
+    tune = _tune_ikd()
+    record = tmp_path / "screen.json"
+    record.write_text(json.dumps({"seeds": [0, 1], "rows": [{"method": "ikd-fgd", "mean": 0.20},
+                                                            {"method": "ikd-fgd[freq_p=0.25]", "mean": 0.22}]}))
+    fresh = [{"method": "ikd-fgd", "mean": 0.21}, {"method": "ikd-fgd[ikd_phase=0.4]", "mean": 0.23}]
+    assert tune.merged(record, [0, 1], fresh) == [{"method": "ikd-fgd[freq_p=0.25]", "mean": 0.22}, *fresh]
+    # other seeds are another screen: nothing of the old record is mixed in
+    assert tune.merged(record, [0, 1, 2], fresh) == fresh
+    assert tune.merged(tmp_path / "absent.json", [0, 1], fresh) == fresh
