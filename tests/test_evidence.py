@@ -168,6 +168,14 @@ def test_ties_are_shown_as_ties():
     assert rank["agree"] and rank["coco_order"] == "mgd > none = fgd"
 
 
+def test_mgd_is_a_reference_only_when_it_ran():
+    runs = [fake_run("mgd", 0, 0.10, 0.20), fake_run("mgd", 1, 0.12, 0.22),
+            fake_run("ikd-mgd", 0, 0.11, 0.23), fake_run("ikd-mgd", 1, 0.13, 0.26)]
+    d = summarize(runs, ["mgd", "ikd-mgd"])["paired"]
+    assert d["ikd-mgd"]["mgd"]["map50_95"]["per_seed"] == pytest.approx({0: 0.03, 1: 0.04})
+    assert "mgd" not in summarize(FAKE, ["none", "fgd"])["paired"]["none"]
+    assert "vs MGD" in format_table(summarize(runs, ["mgd", "ikd-mgd"]))
+
 def test_table_json_and_plots(tmp_path):
     summary = summarize(FAKE, ["none", "ultralytics", "fgd", "ikd-fgd"])
     table = format_table(summary)

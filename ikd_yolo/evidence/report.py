@@ -17,13 +17,13 @@ PREFIX = colorstr("bench-distill:")
 
 SCORES = ("map50_95", "map50", "AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L", "seconds_per_epoch")
 TABLE_SCORES = ("map50_95", "map50", "AP", "AP50", "AP_S", "AP_M", "AP_L")
-REFERENCES = ("none", "ultralytics", "fgd")  # each method is compared with these, seed by seed
+REFERENCES = ("none", "ultralytics", "fgd", "mgd")  # each method is compared with those of these in the run, by seed
 PAIRED_SCORES = ("map50_95", "AP", "AP_S")
 
 
 def summarize(runs: list[dict], methods: list[str]) -> dict[str, Any]:
     """Mean, sample std (n-1; None for one seed) and values per method and score; paired differences vs the
-    references (none, Ultralytics KD, FGD) with 95% intervals and verdicts."""
+    references in the run (none, Ultralytics KD, FGD, MGD) with 95% intervals and verdicts."""
     stats = {}
     for m in methods:
         rows = [r["scores"] for r in runs if r["method"] == m]
@@ -136,7 +136,7 @@ def _label(key: str) -> str:
 
 
 def _ref_name(ref: str) -> str:
-    return {"none": "no KD", "ultralytics": "UL KD", "fgd": "FGD"}[ref]
+    return {"none": "no KD", "ultralytics": "UL KD", "fgd": "FGD", "mgd": "MGD"}[ref]
 
 
 def _x100(v: float | None) -> str:
