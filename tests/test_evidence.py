@@ -258,6 +258,20 @@ def test_run_one_reuses_json_without_training(monkeypatch, tmp_path, fake_traini
     assert run_one("none", 0, s, *args) == first
 
 
+def test_an_edited_preset_is_a_new_run(monkeypatch, tmp_path, fake_training):
+    """A run's reuse key holds the preset as it reads now: editing configs/ikd-fgd.yaml retrains, it never reuses."""
+    from ikd_yolo import config
+
+    s = resolve_settings("quick", methods="ikd-fgd", seeds=1)
+    args = (tmp_path / "data.yaml", tmp_path / "t.pt", {}, 1.0, tmp_path / "runs", tmp_path / "project")
+    run_one("ikd-fgd", 0, s, *args)
+    run_one("ikd-fgd", 0, s, *args)
+    assert len(fake_training) == 1
+    shipped = config.load_preset
+    monkeypatch.setattr(config, "load_preset", lambda name: {**shipped(name), "freq_mode": "off"})
+    run_one("ikd-fgd", 0, s, *args)
+    assert len(fake_training) == 2
+
 def test_argument_parsing_and_errors():
     assert parse_methods("none, freq-only,adv-only,fgd,none") == ["none", "ikd-fgd-freq", "ikd-fgd-adv", "fgd"]
     assert parse_seeds(3) == [0, 1, 2] and parse_seeds("4,7") == [4, 7] and parse_seeds([5]) == [5]

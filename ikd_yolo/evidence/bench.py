@@ -29,7 +29,8 @@ import numpy as np
 from ultralytics.utils import LOGGER
 
 from ..cache import cache_dir
-from ..config import DISTILL_KEYS, DistillConfigError, load_preset, preset_names
+from ..config import (DISTILL_KEYS, DistillConfigError, load_preset, preset_names, resolve_distill_config,
+                      split_distill_args)
 from .coco import area_ranges, coco_ground_truth, validate_twice
 from .machine import environment
 from .parallel import Jobs, cpu_threads, set_threads
@@ -92,8 +93,8 @@ def run_benchmark(
             "full" (your data and epochs).
         name (str | None): Sub-folder of `out` and `project` for this benchmark (default: the profile).
         out (str | Path): Folder of the summaries; finished runs are kept as JSON in `<out>/<name>/runs/` and are
-            reused while their settings hash (method, seed, train arguments, data and teacher PATHS, ultralytics
-            version) matches: after changing a dataset or teacher in place, use a new `name` or delete that folder.
+            reused while their settings hash (method, seed, train arguments, every distillation setting as the
+            presets and defaults read now, data and teacher PATHS, ultralytics version) matches: after changing a dataset or teacher in place, use a new `name` or delete that folder.
         project (str | Path): Folder of the Ultralytics runs.
         report (str | None): Sub-folder of `out` for this invocation's table, JSON and plots (default: `name`), so
             comparisons of different method sets can share the finished runs of one `name`.
@@ -140,18 +141,16 @@ def build_attack_caches(s: dict[str, Any], data: Path, teacher: Path) -> None:
     each attack the same images)."""
     from ..augment.adv_cache import prepare_cache
     from ..augment.attack import AttackSettings
-    from ..config import resolve_distill_config, section, split_distill_args
+    from ..config import section
     from ..inputs import load_data
     from ..model import adversarial_term_on
     from ..teacher import FrozenTeacher, load_teacher
 
     settings = set()
     for m in s["methods"]:
-        base = split_variant(m)[0]
-        if base in preset_names():
-            cfg = resolve_distill_config({**split_distill_args(method_args(m, s))[0], "distill": base})
-            if cfg["adv_mode"] == "cached" and adversarial_term_on(cfg):
-                settings.add(section(AttackSettings, cfg))
+        cfg = distill_config(m, s)
+        if cfg is not None and cfg["adv_mode"] == "cached" and adversarial_term_on(cfg):
+            settings.add(section(AttackSettings, cfg))
     if not settings:
         return
     from ultralytics.cfg import get_cfg
@@ -287,13 +286,22 @@ def method_args(method: str, s: dict[str, Any]) -> dict[str, Any]:
     return {**args, **{k: v for k, v in s["ikd_args"].items() if k not in own}, **variant}
 
 
+def distill_config(method: str, s: dict[str, Any]) -> dict[str, Any] | None:
+    """Every distillation setting an ikd-yolo `method` trains with (its preset as the file reads now, defaults,
+    profile and label settings); None for the methods that are not ikd-yolo presets."""
+    base = split_variant(method)[0]
+    if base not in preset_names():
+        return None
+    return resolve_distill_config({**split_distill_args(method_args(method, s))[0], "distill": base})
+
+
 def run_one(method: str, seed: int, s: dict, data: Path, teacher: Path, gt: dict, area_scale: float,
             result_dir: Path, run_root: Path, threads: int | None = None) -> dict[str, Any]:
     """One (method, seed) run: reuse its JSON when it finished with the same settings, else train and score it."""
     args = {**method_args(method, s), "seed": seed}
     key = {k: v for k, v in args.items() if k not in UNHASHED}
     key.update(method=method, data=str(data), teacher=str(teacher) if method != "none" else None, student=s["student"],
-               area_scale=area_scale)
+               area_scale=area_scale, distill=distill_config(method, s))  # an edited preset or default is a new run
     label = re.sub(r"[^\w.-]+", "_", f"{method}-s{seed}")  # a variant's brackets would be glob patterns in a path
 
     def train_and_score() -> dict[str, Any]:
