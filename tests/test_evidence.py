@@ -272,6 +272,17 @@ def test_an_edited_preset_is_a_new_run(monkeypatch, tmp_path, fake_training):
     run_one("ikd-fgd", 0, s, *args)
     assert len(fake_training) == 2
 
+def test_labels_with_the_same_settings_are_one_run(tmp_path, fake_training):
+    s = resolve_settings("quick", methods="ikd-fgd-adv", seeds=1)
+    args = (tmp_path / "data.yaml", tmp_path / "t.pt", {}, 1.0, tmp_path / "runs", tmp_path / "project")
+    adv_only = run_one("ikd-fgd-adv", 0, s, *args)
+    same = run_one("ikd-fgd[freq_mode=off]", 0, s, *args)  # the adv-only preset's settings by another name
+    assert len(fake_training) == 1
+    assert same["method"] == "ikd-fgd[freq_mode=off]" and same["scores"] == adv_only["scores"]
+    assert (tmp_path / "runs/ikd-fgd_freq_mode_off_-s0.json").is_file()
+    run_one("ikd-fgd", 0, s, *args)  # the frequency part on: another run
+    assert len(fake_training) == 2
+
 def test_argument_parsing_and_errors():
     assert parse_methods("none, freq-only,adv-only,fgd,none") == ["none", "ikd-fgd-freq", "ikd-fgd-adv", "fgd"]
     assert parse_seeds(3) == [0, 1, 2] and parse_seeds("4,7") == [4, 7] and parse_seeds([5]) == [5]

@@ -295,16 +295,33 @@ def distill_config(method: str, s: dict[str, Any]) -> dict[str, Any] | None:
     return resolve_distill_config({**split_distill_args(method_args(method, s))[0], "distill": base})
 
 
+def run_key(method: str, seed: int, s: dict, data: Path, teacher: Path, area_scale: float) -> str:
+    """The reuse key of one run: what it trains with, not what it is called. An ikd-yolo method is its resolved
+    settings (the presets and defaults as they read now: an edited preset is a new run), so two labels that resolve
+    to the same settings (ikd-fgd and ikd-fgd-adv once the tuning made them equal) are one run."""
+    cfg = distill_config(method, s)
+    train_args = split_distill_args({**method_args(method, s), "seed": seed})[1]  # distillation keys are in cfg
+    key = {k: v for k, v in train_args.items() if k not in UNHASHED}
+    key.update(method=method if cfg is None else "ikd-yolo", data=str(data), student=s["student"],
+               teacher=str(teacher) if method != "none" else None, area_scale=area_scale,
+               distill=None if cfg is None else {k: v for k, v in cfg.items() if k != "distill"})
+    return config_hash(key)
+
+
 def run_one(method: str, seed: int, s: dict, data: Path, teacher: Path, gt: dict, area_scale: float,
             result_dir: Path, run_root: Path, threads: int | None = None) -> dict[str, Any]:
-    """One (method, seed) run: reuse its JSON when it finished with the same settings, else train and score it."""
+    """One (method, seed) run: reuse its JSON (or that of another label with the same settings) when it finished,
+    else train and score it."""
     args = {**method_args(method, s), "seed": seed}
-    key = {k: v for k, v in args.items() if k not in UNHASHED}
-    key.update(method=method, data=str(data), teacher=str(teacher) if method != "none" else None, student=s["student"],
-               area_scale=area_scale, distill=distill_config(method, s))  # an edited preset or default is a new run
+    key = run_key(method, seed, s, data, teacher, area_scale)
     label = re.sub(r"[^\w.-]+", "_", f"{method}-s{seed}")  # a variant's brackets would be glob patterns in a path
+    file = result_dir / f"{label}.json"
 
     def train_and_score() -> dict[str, Any]:
+        twin = _finished_with(result_dir, key, besides=file)
+        if twin is not None:
+            LOGGER.info(f"{PREFIX} {label} has the settings of {twin['method']}-s{seed}, reusing its result")
+            return {**{k: v for k, v in twin.items() if k not in ("settings_hash", "finished")}, "method": method}
         LOGGER.info(f"{PREFIX} training {label} ({s['epochs']} epochs)")
         r = train_student(split_variant(method)[0], data, teacher, s["student"], run_root, label, threads=threads,
                           **args)
@@ -316,7 +333,20 @@ def run_one(method: str, seed: int, s: dict, data: Path, teacher: Path, gt: dict
                     wall_seconds_per_epoch=r["seconds_per_epoch"], train_final_map50_95=r["map50_95"],
                     train_args=jsonable(args), curve=curve, weights=r["weights"], save_dir=r["save_dir"])
 
-    return _cached_json(result_dir / f"{label}.json", config_hash(key), train_and_score)
+    return _cached_json(file, key, train_and_score)
+
+
+def _finished_with(result_dir: Path, key: str, besides: Path) -> dict[str, Any] | None:
+    """A finished run in `result_dir` other than `besides` whose settings hash is `key`, or None."""
+    for other in sorted(result_dir.glob("*.json")):
+        if other != besides:
+            try:
+                done = json.loads(other.read_text())
+            except (OSError, ValueError):
+                continue
+            if done.get("settings_hash") == key:
+                return done
+    return None
 
 
 def _cached_json(file: Path, key: str, make) -> dict[str, Any]:
