@@ -4,7 +4,7 @@
     ikd-yolo train resume model=runs/detect/train/weights/last.pt
     ikd-yolo val|predict|export|track|benchmark model=runs/detect/train/weights/best.pt ...   (exactly as `yolo`)
     ikd-yolo synth out=datasets/synthetic n_train=200 n_val=50 imgsz=256 seed=0
-    ikd-yolo show-aug data=data.yaml distill=ikd-fgd out=grid.png
+    ikd-yolo show-aug data=data.yaml distill=ikd-fgd-full out=grid.png
     ikd-yolo attack data=data.yaml teacher=teacher.pt imgsz=640 preview=attack.png   (the cache adv_mode=cached uses)
     ikd-yolo demo
     ikd-yolo bench-distill profile=quick
@@ -89,7 +89,11 @@ def show_aug(args: dict[str, Any]) -> None:
     own = {k: args.pop(k) for k in ("data", "out", "n", "imgsz", "seed") if k in args}
     distill, _ = split_distill_args(args)
     options = {"out": "ikd_augmentation.png", **check_options("show-aug", own, show_augmentation)}
-    print(show_augmentation(cfg=resolve_distill_config(distill), **options))
+    cfg = resolve_distill_config(distill)
+    if cfg["freq_mode"] == "off":
+        raise DistillConfigError(f"show-aug: distill={cfg['distill']} has freq_mode=off, there is no frequency "
+                                 f"augmentation to show: pass distill=ikd-fgd-full or freq_mode=spectral (or paper)")
+    print(show_augmentation(cfg=cfg, **options))
 
 
 def attack(args: dict[str, Any]) -> None:

@@ -87,7 +87,7 @@ def test_cached_training_builds_the_cache_and_resume_reuses_it(tmp_path, synthet
     from ikd_yolo import IKDTrainer
 
     monkeypatch.setenv("IKD_YOLO_CACHE", str(tmp_path / "cache"))
-    kwargs = dict(teacher=str(teacher_pt), data=str(synthetic_data), distill="ikd-fgd", adv_mode="cached",
+    kwargs = dict(teacher=str(teacher_pt), data=str(synthetic_data), distill="ikd-fgd-full", adv_mode="cached",
                   adv_steps=1, **train_kwargs(tmp_path, "cached", epochs=2, val=False, save_period=1))
     YOLO("yolo11n.yaml").train(trainer=IKDTrainer, **kwargs)
     folders = list((tmp_path / "cache" / "adv").iterdir())

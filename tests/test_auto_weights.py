@@ -22,10 +22,10 @@ def test_weight_is_the_share_over_the_unit_value():
 
 
 def test_only_the_unset_weights_are_auto():
-    cfg = resolve_distill_config({"distill": "ikd-fgd", "fgd_alpha": 1e-3})
+    cfg = resolve_distill_config({"distill": "ikd-fgd-full", "fgd_alpha": 1e-3})
     assert cfg["fgd_alpha"] == 1e-3 and {"fgd_beta", "fgd_gamma", "fgd_lambda", "adv_weight"} <= set(auto_keys(cfg))
     assert resolve_distill_config({"distill": "fgd"})["adv_weight"] == 0.0  # the preset turns the term off
-    fixed = resolve_distill_config({"distill": "ikd-fgd", "weights": "fixed"})
+    fixed = resolve_distill_config({"distill": "ikd-fgd-full", "weights": "fixed"})
     assert auto_keys(fixed) == [] and fixed["fgd_beta"] == 2.5e-6
 
 
@@ -33,7 +33,7 @@ def test_only_the_unset_weights_are_auto():
 def measured(tmp_path, synthetic_data, teacher_pt):
     """An ikd-fgd trainer set up with weights=auto and fgd_alpha given, counting the batches its measurement drew."""
     trainer = IKDTrainer(overrides=dict(model="yolo11n.yaml", teacher=str(teacher_pt), data=str(synthetic_data),
-                                        distill="ikd-fgd", fgd_alpha=1e-3, kd_share=0.5, adv_steps=1,
+                                        distill="ikd-fgd-full", fgd_alpha=1e-3, kd_share=0.5, adv_steps=1,
                                         **train_kwargs(tmp_path, "auto", val=False)))
     drawn = []
     inputs = trainer._distillation_inputs
@@ -69,7 +69,7 @@ def test_measurement_leaves_no_trace(tmp_path, synthetic_data, teacher_pt):
     """A run that measures trains exactly like one given the measured numbers (same batches, same augmentation)."""
     from ultralytics import YOLO
 
-    common = dict(teacher=str(teacher_pt), data=str(synthetic_data), distill="ikd-fgd", adv_steps=1)
+    common = dict(teacher=str(teacher_pt), data=str(synthetic_data), distill="ikd-fgd-full", adv_steps=1)
     auto = YOLO("yolo11n.yaml")
     auto.train(trainer=IKDTrainer, **common, **train_kwargs(tmp_path, "auto", val=False))
     numbers = auto.trainer.auto_weight_report["weights"]

@@ -31,9 +31,11 @@ def test_precedence_defaults_then_preset_then_explicit():
 
 
 def test_ikd_presets_switch_augmentations_on_and_ablations_off():
-    full = resolve_distill_config({"distill": "ikd-fgd"})
+    full = resolve_distill_config({"distill": "ikd-fgd-full"})
     assert full["freq_mode"] == "spectral" and full["adv_weight"] == "auto"  # on, its weight measured in training
-    assert resolve_distill_config({"distill": "ikd-fgd", "weights": "fixed"})["adv_weight"] > 0
+    assert resolve_distill_config({"distill": "ikd-fgd-full", "weights": "fixed"})["adv_weight"] > 0
+    tuned = resolve_distill_config({"distill": "ikd-fgd"})  # the default: the frequency part measured to hurt
+    assert tuned["freq_mode"] == "off" and tuned["adv_weight"] == "auto"
     assert resolve_distill_config({"distill": "ikd-fgd-freq"})["adv_weight"] == 0
     assert resolve_distill_config({"distill": "ikd-mgd-adv"})["freq_mode"] == "off"
     assert resolve_distill_config({"distill": "ikd-fgd-paper"})["freq_mode"] == "paper"

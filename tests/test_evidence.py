@@ -268,9 +268,10 @@ def test_an_edited_preset_is_a_new_run(monkeypatch, tmp_path, fake_training):
     run_one("ikd-fgd", 0, s, *args)
     assert len(fake_training) == 1
     shipped = config.load_preset
-    monkeypatch.setattr(config, "load_preset", lambda name: {**shipped(name), "freq_mode": "off"})
+    monkeypatch.setattr(config, "load_preset", lambda name: {**shipped(name), "freq_mode": "spectral"})
     run_one("ikd-fgd", 0, s, *args)
     assert len(fake_training) == 2
+
 
 def test_labels_with_the_same_settings_are_one_run(tmp_path, fake_training):
     s = resolve_settings("quick", methods="ikd-fgd-adv", seeds=1)
@@ -280,7 +281,9 @@ def test_labels_with_the_same_settings_are_one_run(tmp_path, fake_training):
     assert len(fake_training) == 1
     assert same["method"] == "ikd-fgd[freq_mode=off]" and same["scores"] == adv_only["scores"]
     assert (tmp_path / "runs/ikd-fgd_freq_mode_off_-s0.json").is_file()
-    run_one("ikd-fgd", 0, s, *args)  # the frequency part on: another run
+    run_one("ikd-fgd", 0, s, *args)  # the shipped preset is the adversarial part alone too (the tuning's result)
+    assert len(fake_training) == 1
+    run_one("ikd-fgd-full", 0, s, *args)  # the frequency part on: another run
     assert len(fake_training) == 2
 
 def test_argument_parsing_and_errors():

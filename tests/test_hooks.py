@@ -78,7 +78,7 @@ def test_heterogeneous_pair_gets_adapters_and_pickles():
     s_ch = level_channels(student, detect_input_layers(student))
     t_ch = level_channels(teacher, detect_input_layers(teacher))
     assert (s_ch, t_ch) == ([64, 128, 256], [128, 256, 512])
-    cfg = resolve_distill_config({"distill": "ikd-fgd"})
+    cfg = resolve_distill_config({"distill": "ikd-fgd-full"})
     model = IKDModel(student, FeatureDistiller(s_ch, t_ch, cfg))
     assert [a.weight.shape[:2] for a in model.distiller.adapters] == [(t, s) for s, t in zip(s_ch, t_ch)]
     assert model.distiller.term_names == ["fgd_loss", "adv_loss"]

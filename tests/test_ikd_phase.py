@@ -47,7 +47,7 @@ def test_ikd_phase_switches_augmentations_off(tmp_path, synthetic_data, teacher_
     # 16 images, batch 8: 2 iterations per epoch; round(0.34 * 3) = 1, so only epoch 1 (index 0) is in the IKD phase
     model = YOLO("yolo11n.yaml")
     record = spy_on_augmentations(model)
-    model.train(trainer=IKDTrainer, teacher=str(teacher_pt), distill="ikd-fgd", adv_steps=1, ikd_phase=0.34,
+    model.train(trainer=IKDTrainer, teacher=str(teacher_pt), distill="ikd-fgd-full", adv_steps=1, ikd_phase=0.34,
                 data=str(synthetic_data), **train_kwargs(tmp_path, "phase", epochs=3, val=False))
 
     assert record["phase"] == [(0, True), (0, True), (1, False), (1, False), (2, False), (2, False)]
@@ -146,8 +146,8 @@ def test_zero_attack_steps_turn_the_adversarial_term_off(tmp_path, synthetic_dat
     from ikd_yolo.model import FeatureDistiller
 
     trainer = IKDTrainer(overrides={"model": "yolo11n.yaml", "teacher": str(teacher_pt), "data": str(synthetic_data),
-                                    "distill": "ikd-fgd", "adv_steps": 0, **train_kwargs(tmp_path, "zero")})
+                                    "distill": "ikd-fgd-full", "adv_steps": 0, **train_kwargs(tmp_path, "zero")})
     assert trainer.attack is None
     assert sum("adv_steps=0 makes no adversarial images" in m for m in ultralytics_log) == 1
-    cfg = resolve_distill_config({"distill": "ikd-fgd", "adv_steps": 0})
+    cfg = resolve_distill_config({"distill": "ikd-fgd-full", "adv_steps": 0})
     assert FeatureDistiller([16, 32, 64], [32, 64, 128], cfg).term_names == ["fgd_loss"]

@@ -64,7 +64,7 @@ def ikd_parts(teacher_pt):
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_ikd_step_under_autocast_gives_finite_fp32_terms_and_grads(kd_loss, dtype, ikd_parts):
     teacher, batch = ikd_parts
-    cfg = resolve_distill_config({"distill": "ikd-fgd", "kd_loss": kd_loss, "adv_steps": 2, "freq_p": 1.0})
+    cfg = resolve_distill_config({"distill": "ikd-fgd-full", "kd_loss": kd_loss, "adv_steps": 2, "freq_p": 1.0})
     student = DetectionModel("yolo11n.yaml", nc=8, verbose=False)
     student.args = get_cfg()
     distiller = FeatureDistiller(level_channels(student, detect_input_layers(student)),

@@ -65,7 +65,7 @@ def test_console_script_and_plain_checkpoint_in_fresh_process(tmp_path, syntheti
 
 def test_teacher_frozen_and_outside_everything_saved(tmp_path, synthetic_data, teacher_pt):
     model = YOLO("yolo11n.yaml")
-    model.train(trainer=IKDTrainer, teacher=str(teacher_pt), distill="ikd-fgd", adv_steps=1,
+    model.train(trainer=IKDTrainer, teacher=str(teacher_pt), distill="ikd-fgd-full", adv_steps=1,
                 data=str(synthetic_data), **train_kwargs(tmp_path, "frozen"))
     trainer = model.trainer
     reference = load_teacher(teacher_pt, nc=8).state_dict()
