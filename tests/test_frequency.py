@@ -17,7 +17,7 @@ from ikd_yolo.config import DEFAULTS, DistillConfigError, resolve_distill_config
 
 
 def settings(**kw) -> dict:
-    """The validated settings of ikd-fgd-full (frequency part on) with freq_* overrides (`mode="paper"` sets freq_mode)."""
+    """Validated ikd-fgd-full settings (frequency part on) with freq_* overrides (`mode="paper"` sets freq_mode)."""
     return resolve_distill_config({"distill": "ikd-fgd-full", **{f"freq_{k}": v for k, v in kw.items()}})
 
 
