@@ -54,7 +54,8 @@ def variants(teacher: Path) -> dict[str, tuple[str, dict]]:
         "ikd-cached": ("ikd", {"teacher": t, "distill": "ikd-fgd-full", "adv_steps": 1, "adv_every": 1,
                                "adv_mode": "cached"}),
         "ikd-adv5": ("ikd", {"teacher": t, "distill": "ikd-fgd-full", "adv_steps": 5, "adv_every": 1}),
-        "ikd-tuned": ("ikd", {"teacher": t, "distill": "ikd-fgd", "adv_steps": 1, "adv_every": 1, "adv_mode": "cached"}),
+        "ikd-tuned": ("ikd", {"teacher": t, "distill": "ikd-fgd", "adv_steps": 1, "adv_every": 1,
+                              "adv_mode": "cached"}),
     }
 
 

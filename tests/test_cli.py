@@ -83,7 +83,8 @@ def _cases(tmp: Path, data: Path, teacher: Path, finished: Path) -> list[tuple[l
         (["train", "resume", f"model={finished}"], f"'{finished}' is a finished run, there is nothing to resume: to "
                                                    f"train further, start a new run from its weights"),
         (["show-aug"], "show-aug needs a dataset"),
-        (["show-aug", "data=d.yaml"], "show-aug: distill=ikd-fgd has freq_mode=off, there is no frequency augmentation"),
+        (["show-aug", "data=d.yaml"], "show-aug: distill=ikd-fgd has freq_mode=off, there is no frequency "
+                                      "augmentation"),
         (["synth", "n_train=abc"], "n_train='abc' must be a whole number"),
         (["synth", "imgsz=32"], "imgsz=32 must be >= 64"),
         (["synth", "n_train=0"], "n_train=0 must be >= 1"),

@@ -176,6 +176,7 @@ def test_mgd_is_a_reference_only_when_it_ran():
     assert "mgd" not in summarize(FAKE, ["none", "fgd"])["paired"]["none"]
     assert "vs MGD" in format_table(summarize(runs, ["mgd", "ikd-mgd"]))
 
+
 def test_table_json_and_plots(tmp_path):
     summary = summarize(FAKE, ["none", "ultralytics", "fgd", "ikd-fgd"])
     table = format_table(summary)
@@ -285,6 +286,7 @@ def test_labels_with_the_same_settings_are_one_run(tmp_path, fake_training):
     assert len(fake_training) == 1
     run_one("ikd-fgd-full", 0, s, *args)  # the frequency part on: another run
     assert len(fake_training) == 2
+
 
 def test_argument_parsing_and_errors():
     assert parse_methods("none, freq-only,adv-only,fgd,none") == ["none", "ikd-fgd-freq", "ikd-fgd-adv", "fgd"]

@@ -107,8 +107,8 @@ def test_corrupt_image_and_empty_label_file_are_skipped_like_ultralytics(tmp_pat
 
 def test_imgsz_not_a_multiple_of_the_stride_is_rounded_up(tmp_path, synthetic_data, teacher_pt, ultralytics_log):
     model = YOLO("yolo11n.yaml")
-    model.train(trainer=IKDTrainer, teacher=str(teacher_pt), data=str(synthetic_data), distill="ikd-fgd-full", adv_steps=1,
-                **train_kwargs(tmp_path, "imgsz", imgsz=40))
+    model.train(trainer=IKDTrainer, teacher=str(teacher_pt), data=str(synthetic_data), distill="ikd-fgd-full",
+                adv_steps=1, **train_kwargs(tmp_path, "imgsz", imgsz=40))
     assert model.trainer.args.imgsz == 64
     assert any("imgsz=[40] must be multiple of max stride 32, updating to [64]" in m for m in ultralytics_log)
     results = read_results(tmp_path / "imgsz")
@@ -119,8 +119,8 @@ def test_batch_of_one_trains(tmp_path, synthetic_data, teacher_pt):
     model = YOLO("yolo11n.yaml")
     batches = []
     model.add_callback("on_train_batch_end", lambda t: batches.append(t.train_loader.batch_size))
-    model.train(trainer=IKDTrainer, teacher=str(teacher_pt), data=str(synthetic_data), distill="ikd-fgd-full", adv_steps=1,
-                freq_p=1.0, **train_kwargs(tmp_path, "one", batch=1, fraction=0.25))
+    model.train(trainer=IKDTrainer, teacher=str(teacher_pt), data=str(synthetic_data), distill="ikd-fgd-full",
+                adv_steps=1, freq_p=1.0, **train_kwargs(tmp_path, "one", batch=1, fraction=0.25))
     assert batches == [1, 1, 1, 1]  # 4 images (fraction=0.25), one per step
     results = read_results(tmp_path / "one")
     assert all(torch.isfinite(torch.tensor(v)).all() for v in results.values())

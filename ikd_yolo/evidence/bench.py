@@ -93,8 +93,9 @@ def run_benchmark(
             "full" (your data and epochs).
         name (str | None): Sub-folder of `out` and `project` for this benchmark (default: the profile).
         out (str | Path): Folder of the summaries; finished runs are kept as JSON in `<out>/<name>/runs/` and are
-            reused while their settings hash (method, seed, train arguments, every distillation setting as the
-            presets and defaults read now, data and teacher PATHS, ultralytics version) matches: after changing a dataset or teacher in place, use a new `name` or delete that folder.
+            reused while their settings hash (`run_key`: seed, train arguments, every distillation setting as the
+            presets and defaults read now, data and teacher PATHS, ultralytics version) matches, under any label:
+            after changing a dataset or teacher in place, use a new `name` or delete that folder.
         project (str | Path): Folder of the Ultralytics runs.
         report (str | None): Sub-folder of `out` for this invocation's table, JSON and plots (default: `name`), so
             comparisons of different method sets can share the finished runs of one `name`.

@@ -33,7 +33,8 @@ def summarize(runs: list[dict], methods: list[str]) -> dict[str, Any]:
             mean = float(np.mean(vals)) if vals else None
             std = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
             stats[m][k] = {"mean": mean, "std": std, "n": len(vals), "values": vals}
-    paired = {m: {ref: {k: paired_difference(scores_by_seed(runs, m, k), scores_by_seed(runs, ref, k)) for k in PAIRED_SCORES}
+    paired = {m: {ref: {k: paired_difference(scores_by_seed(runs, m, k), scores_by_seed(runs, ref, k))
+                        for k in PAIRED_SCORES}
                   for ref in REFERENCES if ref in stats and ref != m} for m in methods}
     return {"runs": runs, "methods": methods, "stats": stats, "paired": paired, "ranking": ranking_agreement(stats)}
 
