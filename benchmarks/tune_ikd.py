@@ -40,8 +40,9 @@ SCREEN = [
     "freq_mode=paper;freq_p=0.3",
     # adversarial part: budget, steps, share of the batch. The quick attack (2 steps of 2/255) never reaches the
     # 8/255 budget, so adv_eps alone changes nothing there (16/255 trained identical runs): the step size moves
-    # the budget in reach
-    "adv_step_size=0.0156863", "adv_eps=0.0627451;adv_step_size=0.0313725", "adv_steps=4", "adv_frac=0.5",
+    # the budget in reach, and a smaller step (1/255) tries the weaker side
+    "adv_step_size=0.0039216", "adv_step_size=0.0156863", "adv_eps=0.0627451;adv_step_size=0.0313725", "adv_steps=4",
+    "adv_frac=0.5",
     # both: how long the augmentations run, and how strong all distillation terms start (weights=auto's share)
     "ikd_phase=0.4", "ikd_phase=1.0", "kd_share=0.25", "kd_share=3.0",
 ]
@@ -115,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int)
     a = p.parse_args(argv)
     if a.stage == "screen":
+        unknown = sorted(set(a.only or ()) - set(SCREEN))
+        if unknown:
+            p.error(f"--only {' '.join(unknown)}: not in SCREEN (spell a variant as SCREEN does, or confirm it instead)")
         chosen = SCREEN if not a.only else [s for s in SCREEN if s in a.only]
         run("screen", chosen, list(range(a.seeds or 2)), a.jobs)
     else:

@@ -64,3 +64,12 @@ def test_a_screen_in_parts_keeps_the_variants_tried_before(tmp_path):
     # other seeds are another screen: nothing of the old record is mixed in
     assert tune.merged(record, [0, 1, 2], fresh) == fresh
     assert tune.merged(tmp_path / "absent.json", [0, 1], fresh) == fresh
+
+
+def test_a_misspelt_screen_variant_stops_before_any_run(monkeypatch, capsys):
+    tune = _tune_ikd()
+    monkeypatch.setattr(tune, "run", lambda *a: pytest.fail("a screen of nothing must not start"))
+    with pytest.raises(SystemExit) as stop:
+        tune.main(["screen", "--only", "adv_frac=0.5", "adv_frac=0.7"])
+    assert stop.value.code == 2
+    assert "--only adv_frac=0.7: not in SCREEN" in capsys.readouterr().err
