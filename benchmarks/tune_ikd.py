@@ -40,8 +40,9 @@ SCREEN = [
     "freq_mode=paper;freq_p=0.3",
     # adversarial part: budget, steps, share of the batch. The quick attack (2 steps of 2/255) never reaches the
     # 8/255 budget, so adv_eps alone changes nothing there (16/255 trained identical runs): the step size moves
-    # the budget in reach, and a smaller step (1/255) tries the weaker side
-    "adv_step_size=0.0039216", "adv_step_size=0.0156863", "adv_eps=0.0627451;adv_step_size=0.0313725", "adv_steps=4",
+    # the budget in reach, and a smaller step (1/255) tries the weaker side; step 0 is the control (the adversarial
+    # term on the clean images: what the attack adds beyond a second distillation term)
+    "adv_step_size=0.0", "adv_step_size=0.0039216", "adv_step_size=0.0156863", "adv_eps=0.0627451;adv_step_size=0.0313725", "adv_steps=4",
     "adv_frac=0.5",
     # both: how long the augmentations run, and how strong all distillation terms start (weights=auto's share)
     "ikd_phase=0.4", "ikd_phase=1.0", "kd_share=0.25", "kd_share=3.0",
@@ -84,13 +85,13 @@ def markdown(rows: list[dict], title: str) -> str:
 
 
 def merged(record: Path, seeds: list[int], rows: list[dict]) -> list[dict]:
-    """`rows` on top of the rows `record` already holds for the same seeds: a screen run a few variants at a time
-    keeps every variant tried before (the preset's and FGD's runs are the same ones, so the rows stay comparable)."""
+    """`rows` on top of the rows `record` already holds for the same seeds, the preset's row first: a screen run a few
+    variants at a time keeps every variant tried before (the preset's and FGD's runs are the same ones, so the rows
+    stay comparable)."""
     kept = json.loads(record.read_text()) if record.exists() else {}
-    if kept.get("seeds") != seeds:
-        return rows
     fresh = {r["method"] for r in rows}
-    return [r for r in kept["rows"] if r["method"] not in fresh] + rows
+    rows = ([r for r in kept["rows"] if r["method"] not in fresh] if kept.get("seeds") == seeds else []) + rows
+    return sorted(rows, key=lambda r: r["method"] != BASE)
 
 
 def run(stage: str, settings: list[str], seeds: list[int], jobs: int | None) -> Path:

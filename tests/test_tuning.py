@@ -60,7 +60,9 @@ def test_a_screen_in_parts_keeps_the_variants_tried_before(tmp_path):
     record.write_text(json.dumps({"seeds": [0, 1], "rows": [{"method": "ikd-fgd", "mean": 0.20},
                                                             {"method": "ikd-fgd[freq_p=0.25]", "mean": 0.22}]}))
     fresh = [{"method": "ikd-fgd", "mean": 0.21}, {"method": "ikd-fgd[ikd_phase=0.4]", "mean": 0.23}]
-    assert tune.merged(record, [0, 1], fresh) == [{"method": "ikd-fgd[freq_p=0.25]", "mean": 0.22}, *fresh]
+    # the preset's fresh row replaces its old one and leads; the variants keep the order they were tried in
+    assert tune.merged(record, [0, 1], fresh) == [fresh[0], {"method": "ikd-fgd[freq_p=0.25]", "mean": 0.22},
+                                                  fresh[1]]
     # other seeds are another screen: nothing of the old record is mixed in
     assert tune.merged(record, [0, 1, 2], fresh) == fresh
     assert tune.merged(tmp_path / "absent.json", [0, 1], fresh) == fresh
