@@ -42,7 +42,8 @@ SCREEN = [
     # 8/255 budget, so adv_eps alone changes nothing there (16/255 trained identical runs): the step size moves
     # the budget in reach, and a smaller step (1/255) tries the weaker side; step 0 is the control (the adversarial
     # term on the clean images: what the attack adds beyond a second distillation term)
-    "adv_step_size=0.0", "adv_step_size=0.0039216", "adv_step_size=0.0156863", "adv_eps=0.0627451;adv_step_size=0.0313725", "adv_steps=4",
+    "adv_step_size=0.0", "adv_step_size=0.0039216", "adv_step_size=0.0156863",
+    "adv_eps=0.0627451;adv_step_size=0.0313725", "adv_steps=4",
     "adv_frac=0.5",
     # both: how long the augmentations run, and how strong all distillation terms start (weights=auto's share)
     "ikd_phase=0.4", "ikd_phase=1.0", "kd_share=0.25", "kd_share=3.0",
@@ -119,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.stage == "screen":
         unknown = sorted(set(a.only or ()) - set(SCREEN))
         if unknown:
-            p.error(f"--only {' '.join(unknown)}: not in SCREEN (spell a variant as SCREEN does, or confirm it instead)")
+            p.error(f"--only {' '.join(unknown)}: not in SCREEN (spell a variant as SCREEN does, or confirm it "
+                    "instead)")
         chosen = SCREEN if not a.only else [s for s in SCREEN if s in a.only]
         run("screen", chosen, list(range(a.seeds or 2)), a.jobs)
     else:
