@@ -43,8 +43,7 @@ SCREEN = [
     # the budget in reach, and a smaller step (1/255) tries the weaker side; step 0 is the control (the adversarial
     # term on the clean images: what the attack adds beyond a second distillation term)
     "adv_step_size=0.0", "adv_step_size=0.0039216", "adv_step_size=0.0156863",
-    "adv_eps=0.0627451;adv_step_size=0.0313725", "adv_steps=4",
-    "adv_frac=0.5",
+    "adv_eps=0.0627451;adv_step_size=0.0313725", "adv_steps=4", "adv_frac=0.5",
     # both: how long the augmentations run, and how strong all distillation terms start (weights=auto's share)
     "ikd_phase=0.4", "ikd_phase=1.0", "kd_share=0.25", "kd_share=3.0",
 ]
