@@ -45,7 +45,7 @@ SCREEN = [
     "adv_step_size=0.0", "adv_step_size=0.0039216", "adv_step_size=0.0156863",
     "adv_eps=0.0627451;adv_step_size=0.0313725", "adv_steps=4", "adv_frac=0.5",
     # the adversarial term's weight alone, FGD's weights still measured: about half and twice the value weights=auto
-    # measures for it on this profile (4.9e-5 to 6.5e-5 over the 5 seeds, median 5.6e-5)
+    # measures for it on this profile (4.9e-5 to 6.5e-5 in the final table's 5 runs, median 5.6e-5)
     "adv_weight=2.8e-5", "adv_weight=1.1e-4",
     # both: how long the augmentations run, and how strong all distillation terms start (weights=auto's share)
     "ikd_phase=0.4", "ikd_phase=1.0", "kd_share=0.25", "kd_share=3.0",
