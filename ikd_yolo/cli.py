@@ -16,20 +16,28 @@ from __future__ import annotations
 import inspect
 import os
 import sys
-from typing import Any, Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import yaml
 
 from .config import DistillConfigError, closest_key, key_help, parse_key_values, preset_names
-from .errors import report_user_errors
+from .errors import InputError, report_user_errors
 
 USAGE = __doc__
 PASSTHROUGH = ("val", "predict", "export", "track", "benchmark")  # Ultralytics' own modes, run by its `yolo` entry
 
 
 def help_text() -> str:
-    """Usage plus every distillation key with its default."""
+    """Usage plus every distillation key with the value a run uses when nothing sets it (the default preset's)."""
+    from .config import DEFAULTS
+
     rows = [f"  {k:<16} {str(v):<16} {doc}" for k, v, doc in key_help()]
     return (
-        f"{USAGE}\nDistillation keys (any Ultralytics train argument is accepted too):\n"
+        f"{USAGE}\nDistillation keys (any Ultralytics train argument is accepted too). Each value is what a run uses "
+        f"when neither distill= nor key=value sets it:\nthe default preset, distill={DEFAULTS['distill']} (configs/"
+        "default.yaml). A distill=my.yaml starts from these values, or from the preset its `extends:` line names.\n"
         + "\n".join(rows)
         + f"\n\nPresets for distill=: {', '.join(preset_names())}\n"
     )
@@ -39,19 +47,64 @@ def train(args: dict[str, Any]) -> None:
     """`ikd-yolo train`: Ultralytics training with the IKD trainer; every Ultralytics argument passes through."""
     from ultralytics import YOLO
 
+    from .checkpoints import TRUST_KEY
+    from .config import check_value
     from .inputs import InputError, check_student, find_weights, read_checkpoint
     from .preflight import resume_checkpoint
     from .trainer import IKDTrainer
 
+    args = with_cfg_file(args)
     model = str(args.pop("model", "yolo11n.yaml"))
+    trust = check_value(TRUST_KEY, args.get(TRUST_KEY, False))
     if args.get("resume") is True:
         args["resume"] = model  # as `yolo train resume model=last.pt`
-        read_checkpoint(resume_checkpoint(model), "resume", InputError)  # YOLO(model) would read it with a traceback
+        read_checkpoint(resume_checkpoint(model), "resume", InputError, trust)  # YOLO(model) would give a traceback
     else:
-        check_student(model)  # before YOLO(model), which cannot even build some of what it refuses (RT-DETR)
+        check_student(model, trust)  # before YOLO(model), which cannot even build some of what it refuses (RT-DETR)
     if model.endswith(".pt"):
         model = str(find_weights(model, "model"))  # a local file or a clear line, never a download
     YOLO(model).train(trainer=IKDTrainer, **args)
+
+
+# keys of a run's args.yaml that name that run rather than settings: a new run started from the file must not inherit
+# them (Ultralytics would write into the old run's save_dir, or resume the old run's last.pt)
+RUN_IDENTITY_KEYS = ("save_dir", "resume")
+
+
+def with_cfg_file(args: dict[str, Any]) -> dict[str, Any]:
+    """`args` with the keys of its `cfg=` YAML under them, as `yolo train cfg=...` reads it, minus the keys that tie a
+    run's args.yaml to that run; refuses a start that would write into the run folder the file came from."""
+    if args.get("cfg") is None:
+        return args
+    path = Path(str(args["cfg"]))
+    if not path.is_file():
+        raise InputError(f"cfg={args['cfg']} not found: pass a YAML of train arguments, e.g. a run's args.yaml")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise InputError(f"cfg={path} does not parse as YAML: pass a YAML of train arguments") from None
+    if not isinstance(loaded, dict):
+        raise InputError(f"cfg={path} must be a mapping of key: value (a YAML of train arguments)")
+    kept = {k: v for k, v in loaded.items() if k not in {"cfg", *RUN_IDENTITY_KEYS}}
+    merged = {**kept, **{k: v for k, v in args.items() if k != "cfg"}}
+    refuse_writing_into_source(path, merged)
+    return merged
+
+
+def refuse_writing_into_source(cfg_path: Path, args: dict[str, Any]) -> None:
+    """One line if a run with `args` would write into the run folder holding `cfg_path` (its args.yaml)."""
+    from types import SimpleNamespace
+
+    from ultralytics.cfg import get_save_dir
+
+    source = cfg_path.resolve().parent
+    if not args.get("exist_ok") or not (source / "weights").is_dir():
+        return  # without exist_ok Ultralytics numbers a new folder (name2, ...) beside an existing one
+    target = get_save_dir(SimpleNamespace(project=args.get("project"), name=args.get("name"), task="detect",
+                                          mode="train", exist_ok=True))
+    if target == source:
+        raise InputError(f"cfg={cfg_path} comes from run folder {source}, and with exist_ok=True this run would write "
+                         f"into it (replacing its weights): pass another name= or exist_ok=False")
 
 
 def ultralytics_mode(mode: str, words: list[str]) -> None:
@@ -66,17 +119,38 @@ def ultralytics_mode(mode: str, words: list[str]) -> None:
 
     args = parse_key_values(words)
     model = args.get("model")
+    if model is None:  # Ultralytics would download its default model
+        raise InputError(f"{mode} needs model=path/to/best.pt (a trained checkpoint; ikd-yolo never downloads)")
     if isinstance(model, str) and model.endswith(".pt"):
         find_weights(model, "model")
-    entrypoint(" ".join(["yolo", mode, *words]))
+    with as_argv(["yolo", mode, *words]):  # entrypoint's debug string splits at spaces, so a path with one broke
+        entrypoint()
+
+
+@contextmanager
+def as_argv(words: list[str]) -> Iterator[None]:
+    """Ultralytics' `entrypoint()` sees `words` as its command line, each word intact, while the block runs."""
+    import ultralytics.cfg
+
+    saved = ultralytics.cfg.ARGV
+    ultralytics.cfg.ARGV = words
+    try:
+        yield
+    finally:
+        ultralytics.cfg.ARGV = saved
 
 
 def synth(args: dict[str, Any]) -> None:
     """`ikd-yolo synth`: write the procedural dataset and print its data.yaml path."""
     from .data import make_synthetic_dataset
+    from .errors import DataError
 
-    print(make_synthetic_dataset(**{"out": "datasets/ikd-synthetic", **check_options("synth", args,
-                                                                                      make_synthetic_dataset)}))
+    options = {"out": "datasets/ikd-synthetic", **check_options("synth", args, make_synthetic_dataset)}
+    out = Path(str(options["out"]))
+    blocking = next((p for p in (out, *out.parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise DataError(f"out={out}: {blocking} is a file, not a folder: pick a folder for the dataset")
+    print(make_synthetic_dataset(**options))
 
 
 def show_aug(args: dict[str, Any]) -> None:
@@ -93,7 +167,32 @@ def show_aug(args: dict[str, Any]) -> None:
     if cfg["freq_mode"] == "off":
         raise DistillConfigError(f"show-aug: distill={cfg['distill']} has freq_mode=off, there is no frequency "
                                  f"augmentation to show: pass distill=ikd-fgd-full or freq_mode=spectral (or paper)")
+    for key, lowest in (("n", 1), ("imgsz", 32), ("seed", 0)):
+        if key in options:
+            check_whole_number(key, options[key], lowest)
+    check_image_path(Path(str(options["out"])))
     print(show_augmentation(cfg=cfg, **options))
+
+
+def check_whole_number(key: str, value: Any, lowest: int) -> None:
+    """One line unless `value` is a whole number >= `lowest`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+        raise DistillConfigError(f"{key}={value!r} must be a whole number >= {lowest}")
+
+
+def check_image_path(out: Path) -> None:
+    """One line unless a figure can be saved at `out`: a format matplotlib writes, under a folder (or none yet)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if out.suffix and out.suffix[1:].lower() not in formats:
+        raise DistillConfigError(f"out={out}: '{out.suffix}' is not an image format matplotlib writes: use .png "
+                                 f"(or {', '.join(sorted(formats))})")
+    if out.is_dir():
+        raise DistillConfigError(f"out={out} is a folder: pass the image file to write, e.g. out={out / 'grid.png'}")
+    parent = next((p for p in out.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise DistillConfigError(f"out={out}: {parent} is a file, not a folder: pick another path")
 
 
 def attack(args: dict[str, Any]) -> None:

@@ -3,7 +3,9 @@
 All distillation keys are flat, like Ultralytics' (`fgd_alpha=1e-3`, `freq_mode=paper`), so they travel through
 `key=value` on the command line, through `YOLO(...).train(**kwargs)` and through the trainer's `args` (which is what
 Ultralytics' DDP launcher uses to rebuild the trainer in each rank). Precedence: `configs/default.yaml` < preset named
-by `distill` < explicit keys.
+by `distill` < explicit keys. default.yaml holds the default preset's values, so a run with no `distill=` and a
+custom YAML that names only a few keys both start from what the default preset trains with; a YAML may instead start
+from another preset with `extends: NAME`.
 
 `configs/default.yaml` is the schema: each key's line holds its default and, at the start of its comment, its kind and
 allowed values (`# (float in [0, 1]) ...`, `# (weight) ...`, `# (choice: off | spectral | paper) ...`). Adding a key
@@ -38,6 +40,7 @@ if not CONFIGS_DIR.is_dir():  # non-editable install: setup.py ships configs/ as
 # (choice) keys whose names are the implementations the code has, so they are defined there, once
 CODE_CHOICES: dict[str, tuple[str, ...]] = {"kd_loss": (*BASE_LOSSES, "none"), "freq_mix": MIX_MODES}
 AUTO = "auto"  # a weight value: measured at the start of training (weights=auto)
+EXTENDS = "extends"  # a distill YAML's key naming the preset (or YAML) it starts from instead of default.yaml
 # keys renamed since a release: old name -> new name (old configs, presets and checkpoints keep working)
 RENAMED = {"adv_step": "adv_step_size"}
 
@@ -53,7 +56,7 @@ class KeySpec:
 
     name: str
     default: Any
-    kind: str  # float, int, weight, range, choice, str or path
+    kind: str  # float, int, weight, range, choice, str, path or bool
     lo: float | None = None
     lo_open: bool = False
     hi: float | None = None
@@ -144,8 +147,17 @@ WEIGHT_KEYS = tuple(k for k, s in SCHEMA.items() if s.kind == "weight")
 
 
 def key_help() -> list[tuple[str, Any, str]]:
-    """Return (key, default, '(allowed values) description') for every distillation key, in the schema's order."""
-    return [(k, s.default, f"({s.rule()}) {s.doc}") for k, s in SCHEMA.items()]
+    """(key, value a run uses when nothing sets it, '(allowed values) description') for every key, in schema order.
+
+    The values are `resolve_distill_config({})`'s, the default preset's; a weight measured by weights=auto also names
+    the number weights=fixed would use.
+    """
+    effective = resolve_distill_config({})
+    rows = []
+    for k, s in SCHEMA.items():
+        fixed = f"; weights=fixed: {_num(s.default)}" if s.kind == "weight" and effective[k] == AUTO else ""
+        rows.append((k, effective[k], f"({s.rule()}{fixed}) {s.doc}"))
+    return rows
 
 
 def preset_names() -> list[str]:
@@ -190,28 +202,58 @@ def split_distill_args(args: Mapping[str, Any]) -> tuple[dict[str, Any], dict[st
 
 
 def load_preset(name: Any) -> dict[str, Any]:
-    """The keys set by the preset named by `distill` (a name in configs/ or a YAML path), checked against the schema."""
+    """The keys set by the preset named by `distill` (a name in configs/ or a YAML path), checked against the schema.
+
+    A YAML that says `extends: NAME` also gets the keys of preset (or YAML) NAME, under its own.
+    """
     if name is None:
         return {}
+    return _preset_keys(preset_path(name, "distill"), ())
+
+
+def preset_path(name: Any, key: str, near: Path | None = None) -> Path:
+    """The file of preset or YAML `name` given as `key` (distill or extends); a relative YAML path is looked up next to
+    `near` first (the YAML that extends it), then from the working folder."""
     path = Path(str(name))
     if path.suffix not in {".yaml", ".yml"}:
         path = CONFIGS_DIR / f"{name}.yaml"
         if not path.is_file() or path.stem == "default":
             hint = closest_key(str(name), set(preset_names()))
             raise DistillConfigError(
-                f"distill='{name}' is neither a preset nor a YAML file.{hint} Presets: {', '.join(preset_names())}"
+                f"{key}='{name}' is neither a preset nor a YAML file.{hint} Presets: {', '.join(preset_names())}"
             )
-    elif not path.is_file():
-        raise DistillConfigError(f"distill YAML '{path}' not found: pass an existing file or a preset name")
+        return path
+    if near is not None and not path.is_absolute() and (near / path).is_file():
+        return near / path
+    if not path.is_file():
+        raise DistillConfigError(f"{key} YAML '{path}' not found: pass an existing file or a preset name")
+    return path
+
+
+def _preset_keys(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """The keys of the YAML at `path`, over those of what it extends; `chain` holds the YAMLs that extend it."""
+    if path.resolve() in chain:
+        loop = " -> ".join(p.name for p in (*chain, path.resolve()))
+        raise DistillConfigError(f"distill YAML '{path}' extends itself ({loop}): remove one extends: line")
     data = upgrade_keys(_read_yaml(path), f"'{path}'")
+    base: dict[str, Any] = {}
+    if EXTENDS in data:
+        parent = data.pop(EXTENDS)
+        if not isinstance(parent, str) or not parent.strip():
+            raise DistillConfigError(f"extends: in distill YAML '{path}' must name one preset or YAML, e.g. "
+                                     f"extends: ikd-fgd-full (got {parent!r})")
+        base = _preset_keys(preset_path(parent.strip(), "extends", path.parent), (*chain, path.resolve()))
     for k in data:
         if k in DEFAULT_CFG_KEYS and k not in DISTILL_KEYS:
             raise DistillConfigError(f"'{k}' in distill YAML '{path}' is an Ultralytics train argument, not a "
                                      f"distillation key: pass it as {k}=... (or in a cfg= YAML)")
-        if k not in DISTILL_KEYS or k == "distill":
-            valid = DISTILL_KEYS - {"distill"}
+        if k == "distill":
+            raise DistillConfigError(f"distill: in distill YAML '{path}' cannot choose a preset: to start from one, "
+                                     f"write extends: {data[k]} instead")
+        if k not in DISTILL_KEYS:
+            valid = (DISTILL_KEYS - {"distill"}) | {EXTENDS}
             raise DistillConfigError(f"unknown key '{k}' in distill YAML '{path}'.{closest_key(k, valid)}")
-    return data
+    return {**base, **data}
 
 
 def check_value(key: str, value: Any) -> Any:
@@ -221,6 +263,10 @@ def check_value(key: str, value: Any) -> Any:
     spec = SCHEMA[key]
     if spec.kind in {"str", "path"}:
         return None if value is None else str(value)
+    if spec.kind == "bool":
+        if isinstance(value, bool) or str(value).lower() in {"true", "false"}:
+            return value if isinstance(value, bool) else str(value).lower() == "true"
+        raise DistillConfigError(f"{key}={value!r} must be True or False (default {spec.default})")
     if spec.kind == "choice":
         if value is False and "off" in spec.choices:  # YAML reads a bare `off` as false
             value = "off"
@@ -279,7 +325,27 @@ def resolve_distill_config(explicit: Mapping[str, Any]) -> dict[str, Any]:
     merged = {**DEFAULTS, **given, "distill": name}
     if check_value("weights", merged["weights"]) == AUTO:
         merged.update({k: AUTO for k in WEIGHT_KEYS if k not in given})
-    return {k: check_value(k, merged[k]) for k in DEFAULTS}
+    cfg = {k: check_value(k, merged[k]) for k in DEFAULTS}
+    check_together(cfg)
+    return cfg
+
+
+def weight_on(value: float | str) -> bool:
+    """Whether a term with this weight runs: a positive weight, or one still to be measured ("auto")."""
+    return value == AUTO or value > 0
+
+
+def adversarial_term_on(cfg: Mapping[str, Any]) -> bool:
+    """Whether IKD's adversarial term runs: its weight is on and there is at least one attack step (adv_steps=0 would
+    distil the clean images a second time)."""
+    return weight_on(cfg["adv_weight"]) and cfg["adv_steps"] > 0
+
+
+def check_together(cfg: Mapping[str, Any]) -> None:
+    """Refuse values that are valid one by one but contradict each other (raises DistillConfigError)."""
+    if adversarial_term_on(cfg) and cfg["adv_frac"] == 0:
+        raise DistillConfigError("adv_frac=0 attacks no image: set adv_weight=0 to turn the adversarial term off, "
+                                 "or adv_frac>0 to attack that fraction of each batch")
 
 
 def auto_keys(cfg: Mapping[str, Any]) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from torch import nn
 
+from .checkpoints import UntrustedCheckpoint, load_pt
 from .errors import DataError, InputError, StudentError, TeacherError
 
 __all__ = ["DataError", "InputError", "StudentError", "TeacherError", "check_student", "checkpoint_model",
@@ -47,12 +48,15 @@ def find_weights(path: str | Path, key: str, error: type[InputError] = InputErro
                 f"{weights_dir()}){yaml_hint}")
 
 
-def read_checkpoint(path: Path, key: str, error: type[InputError] = InputError) -> dict[str, Any]:
-    """The checkpoint dict of an Ultralytics `.pt` file, or one line saying why it cannot be read."""
-    from ultralytics.utils.patches import torch_load
+def read_checkpoint(path: Path, key: str, error: type[InputError] = InputError, trust: bool = False) -> dict[str, Any]:
+    """The checkpoint dict of an Ultralytics `.pt` file, or one line saying why it cannot be read.
 
+    Only model types are rebuilt unless `trust` (see `checkpoints.load_pt`): a file that holds anything else is
+    refused, and nothing in it runs."""
     try:
-        ckpt = torch_load(path, map_location="cpu")
+        ckpt = load_pt(path, trust=trust, key=key)
+    except UntrustedCheckpoint as e:
+        raise error(str(e)) from None
     except Exception as e:  # torch/pickle raise many types for a truncated or foreign file
         raise error(f"{key}={path} cannot be read ({type(e).__name__}): the file is truncated or not a PyTorch "
                     f"checkpoint{_sibling_hint(path)}") from None
@@ -110,12 +114,12 @@ def _article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
 
 
-def check_student(model: Any) -> nn.Module | None:
+def check_student(model: Any, trust: bool = False) -> nn.Module | None:
     """The student `model=` names (built from its YAML, or read from its `.pt`), refused in one line when it is not a
     YOLO detection model (segment, pose, obb, classify, RT-DETR, World); None for a name that is neither.
 
-    A `.pt` student is looked up (never downloaded); a wrapped one (a distillation run's checkpoint) is checked by the
-    student it holds.
+    A `.pt` student is looked up (never downloaded) and read as `read_checkpoint` reads it (`trust`); a wrapped one
+    (a distillation run's checkpoint) is checked by the student it holds.
     """
     from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 
@@ -131,7 +135,8 @@ def check_student(model: Any) -> nn.Module | None:
         if problem is None:
             student = DetectionModel(cfg, verbose=False)
     elif name.endswith(".pt"):
-        saved = checkpoint_model(read_checkpoint(find_weights(name, "model", StudentError), "model", StudentError))
+        path = find_weights(name, "model", StudentError)
+        saved = checkpoint_model(read_checkpoint(path, "model", StudentError, trust))
         student = wrapped_student(saved) or saved
         problem = detection_problem(student)
     else:
@@ -167,6 +172,6 @@ def load_data(data: Any) -> dict[str, Any]:
         raise DataError(f"data={data} not found: pass the path of a dataset YAML (ikd-yolo synth writes one)")
     try:
         return check_det_dataset(str(data))
-    except (FileNotFoundError, SyntaxError, KeyError, ValueError) as e:
+    except (FileNotFoundError, SyntaxError, KeyError, ValueError, AssertionError) as e:  # Ultralytics asserts too
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"data={data} cannot be used: {first}") from None

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .hooks import FeatureRecorder, detect_input_layers, neck_features
-from .config import AUTO, unit_for_auto
+from .config import adversarial_term_on, unit_for_auto, weight_on  # noqa: F401 (settings rules; also read from here)
 from .losses import AdvFeatureLoss, build_base_loss, config_key
 
 TEACHER_FEATS = "ikd_teacher_feats"  # list of teacher maps on batch["img"]
@@ -39,17 +39,6 @@ def boxes_per_image(batch: Mapping[str, Any]) -> list[torch.Tensor]:
     xywh, index = batch["bboxes"], batch["batch_idx"].long()
     xyxy = torch.cat([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], 1).clamp(0, 1)
     return [xyxy[index == i] for i in range(batch["img"].shape[0])]
-
-
-def weight_on(value: float | str) -> bool:
-    """Whether a term with this weight runs: a positive weight, or one still to be measured ("auto")."""
-    return value == AUTO or value > 0
-
-
-def adversarial_term_on(cfg: Mapping[str, Any]) -> bool:
-    """Whether IKD's adversarial term runs: its weight is on and there is at least one attack step (adv_steps=0 would
-    distil the clean images a second time)."""
-    return weight_on(cfg["adv_weight"]) and cfg["adv_steps"] > 0
 
 
 def part_name(loss: str, part: str) -> str:

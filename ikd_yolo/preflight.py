@@ -10,40 +10,95 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from torch import nn
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import LOGGER
 
-from .config import resolve_distill_config, restore_saved_config
+from .checkpoints import STATE_ATTR, TRUST_KEY, read_state
+from .config import check_value, resolve_distill_config, restore_saved_config
+from .errors import StudentError, TeacherError
+from .hooks import detect_input_layers
 from .inputs import InputError, check_student, checkpoint_model, load_data, read_checkpoint, wrapped_student
 from .teacher import check_compatible, check_teacher_path, load_teacher
 
-STATE_ATTR = "ikd_state"  # attribute of a saved student holding what resume needs (plain dict of tensors)
+__all__ = ["STATE_ATTR", "check_device", "preflight", "resume_checkpoint", "run_folder"]  # STATE_ATTR: old importers
 
 
 def preflight(overrides: dict[str, Any], explicit: dict[str, Any]) -> tuple[dict[str, Any], DetectionModel]:
     """(validated distillation settings, loaded and checked teacher) for a trainer's Ultralytics `overrides` and
     distillation keys `explicit`; raises a one-line InputError / DistillConfigError otherwise."""
     check_device(overrides.get("device"))
+    trust = check_value(TRUST_KEY, explicit.get(TRUST_KEY, False))  # needed before any file is read
     resume = overrides.get("resume")
+    ckpt = None
     if resume:
         path = resume_checkpoint(resume)
-        ckpt = read_checkpoint(path, "resume", InputError)
+        ckpt = read_checkpoint(path, "resume", InputError, trust)
         distill = saved_distill_config(ckpt, path, explicit)
         train_args = ckpt.get("train_args") or {}
         data_arg, single_cls = overrides.get("data") or train_args.get("data"), bool(train_args.get("single_cls"))
         student = checkpoint_model(ckpt)
+        folder = run_folder({**train_args, "save_dir": overrides.get("save_dir") or train_args.get("save_dir"),
+                             "resume": True})
     else:
         distill = resolve_distill_config(explicit)
         check_teacher_path(distill["teacher"])  # the cheapest check first: before the data is read
-        student = check_student(overrides.get("model"))
+        folder = run_folder(overrides)
+        check_not_inside(overrides.get("model"), "model", folder, StudentError)
+        student = check_student(overrides.get("model"), trust)
         data_arg, single_cls = overrides.get("data"), bool(overrides.get("single_cls"))
+    check_not_inside(check_teacher_path(distill["teacher"]), "teacher", folder, TeacherError)
     data = load_data(data_arg)
     nc, names = (1, None) if single_cls else (data["nc"], data["names"])
     teacher = load_teacher(distill["teacher"], nc=nc, names=names, channels=data.get("channels", 3),
-                           single_cls=single_cls)
+                           single_cls=single_cls, trust=trust)
     if student is not None:
         check_compatible(teacher, wrapped_student(student) or student)
+    if ckpt is not None:
+        check_saved_teacher_width(read_state(ckpt), student, teacher, distill["teacher"], path)
     return distill, teacher
+
+
+def run_folder(overrides: dict[str, Any]) -> Path:
+    """The folder Ultralytics will write this run into (runs/<task>/<name>, numbered unless exist_ok; a resumed run's
+    own folder), worked out from the same arguments without creating it."""
+    from types import SimpleNamespace
+
+    from ultralytics.cfg import get_save_dir
+    from ultralytics.utils import DEFAULT_CFG_DICT
+
+    keys = ("project", "name", "task", "exist_ok", "save_dir")
+    args = {k: overrides.get(k, DEFAULT_CFG_DICT.get(k)) for k in keys}
+    if not overrides.get("resume"):
+        args["save_dir"] = overrides.get("save_dir")  # a new run takes save_dir only from an explicit argument
+    return get_save_dir(SimpleNamespace(**args, mode="train"))
+
+
+def check_not_inside(file: Any, key: str, folder: Path, error: type[InputError]) -> None:
+    """Refuse a run whose folder holds the `key=` file it reads: the run would overwrite or mix with it (a student
+    project/name pointing at the teacher's run with exist_ok=True replaced the teacher's best.pt)."""
+    if not isinstance(file, (str, Path)) or not str(file).endswith(".pt") or not Path(file).is_file():
+        return
+    if Path(file).resolve().is_relative_to(folder):
+        raise error(f"{key}={file} lies inside {folder}, the folder this run would write its weights and results "
+                    f"into: pass another project= or name= (or move the {key} checkpoint out)")
+
+
+def check_saved_teacher_width(state: dict[str, Any], student: nn.Module, teacher: nn.Module, teacher_arg: Any,
+                              path: Path) -> None:
+    """On resume, the teacher must have the widths the saved distiller was built for (its adapters map the student's
+    channels to them); another width would stop the restore with a state-dict size mismatch."""
+    from .model import level_channels
+
+    student = wrapped_student(student) or student
+    ours = level_channels(student, detect_input_layers(student))
+    saved = [int(state["distiller"][f"adapters.{i}.weight"].shape[0]) if f"adapters.{i}.weight" in state["distiller"]
+             else c for i, c in enumerate(ours)]
+    now = level_channels(teacher, detect_input_layers(teacher))
+    if saved != now:
+        raise TeacherError(f"teacher={teacher_arg} has level widths {now}, but '{path}' was distilled from a teacher "
+                           f"with widths {saved}: resume with that run's teacher (saved as "
+                           f"teacher={state['config'].get('teacher')})")
 
 
 def check_device(device: Any) -> None:
@@ -71,7 +126,7 @@ def resume_checkpoint(resume: Any) -> Path:
 
 def saved_distill_config(ckpt: dict[str, Any], path: Path, explicit: dict[str, Any]) -> dict[str, Any]:
     """On resume the checkpoint's settings win, as Ultralytics does for its own keys; only `teacher` may move."""
-    state = getattr(ckpt.get("ema"), STATE_ATTR, None)
+    state = read_state(ckpt)
     if state is None:
         if ckpt.get("epoch", -1) == -1:  # final_eval strips the optimizer and the ikd-yolo state of finished runs
             raise InputError(f"'{path}' is a finished run, there is nothing to resume: to train further, start a new "
@@ -79,9 +134,10 @@ def saved_distill_config(ckpt: dict[str, Any], path: Path, explicit: dict[str, A
         raise InputError(f"'{path}' holds no ikd-yolo state: resume runs started with ikd-yolo, "
                          "or resume this one with 'yolo train resume'")
     distill = restore_saved_config(state["config"], f"'{path}'")
-    ignored = [k for k, v in explicit.items() if k != "teacher" and v != distill.get(k)]
+    ignored = [k for k, v in explicit.items() if k not in {"teacher", TRUST_KEY} and v != distill.get(k)]
     if ignored:
         LOGGER.warning(f"Resume ignores {ignored}, using checkpoint values. Start a new run to change them.")
     if explicit.get("teacher"):
         distill["teacher"] = str(explicit["teacher"])
+    distill[TRUST_KEY] = check_value(TRUST_KEY, explicit.get(TRUST_KEY, False))  # this command's, not the saved one
     return distill

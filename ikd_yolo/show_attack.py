@@ -21,7 +21,9 @@ from torch import nn
 from .augment.adv_cache import AdversarialCache, attack_dataset, prepare_cache
 from .augment.attack import AttackSettings
 from .config import resolve_distill_config, section, split_distill_args
+from .errors import InputError
 from .inputs import load_data
+from .preflight import check_device
 from .teacher import FrozenTeacher, load_teacher
 
 
@@ -32,15 +34,23 @@ def run_attack(
     """Attack every training image once (what `adv_mode=cached` trains on) and return what it cost.
 
     `distill` takes any adv_* key (and `distill=` for a preset's); the cache is shared with every training run whose
-    teacher, data, imgsz and attack settings are the same.
+    teacher, data, imgsz and attack settings are the same. imgsz is rounded up to the teacher's stride as training
+    rounds it; a bad number or a GPU device on a machine without one is refused in one line before any work. Bad
+    cache entries are named in a warning and attacked again.
     """
     from ultralytics.cfg import get_cfg
     from ultralytics.utils.torch_utils import select_device
 
+    if isinstance(preview, str) and preview.strip().lower() in {"", "none", "null", "false"}:
+        preview = None  # `preview=None` on the command line arrives as the word
+    check_attack_args(imgsz=imgsz, batch=batch, seed=seed, n=n)
+    check_device(device)
     explicit, _ = split_distill_args({**distill, "teacher": teacher})
     cfg = resolve_distill_config(explicit)
     data_dict = load_data(data)
-    model = FrozenTeacher(load_teacher(cfg["teacher"], nc=data_dict["nc"], names=data_dict["names"])).model
+    model = FrozenTeacher(load_teacher(cfg["teacher"], nc=data_dict["nc"], names=data_dict["names"],
+                                       trust=cfg["trust_checkpoints"])).model
+    imgsz = stride_multiple(imgsz, model)
     dev = select_device(device, verbose=False)
     model.to(dev)
     model.args = get_cfg()  # the criterion reads the box/cls/dfl gains from here
@@ -53,9 +63,29 @@ def run_attack(
                                               Path(preview), n))
     print(f"ikd-yolo attack: {stats['total']} images in {cache.folder} ({stats['bytes'] / 1e6:.1f} MB); "
           f"{stats['images']} attacked now in {stats['seconds']:.1f}s"
+          + (f" ({stats['repaired']} bad entries among them)" if stats["repaired"] else "")
           + (f" ({report['images_per_s']:.1f} images/s)" if report["images_per_s"] else "")
           + (f"; preview {report['preview']}" if preview else ""))
     return report
+
+
+def check_attack_args(**values: Any) -> None:
+    """Refuse an imgsz, batch, seed or preview count that is not a whole number in range, in one line."""
+    for key, value in values.items():
+        low = 0 if key == "seed" else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            what = "a positive whole number of pixels" if key == "imgsz" else f"a whole number >= {low}"
+            example = {"imgsz": 640, "batch": 16, "seed": 0, "n": 6}[key]
+            raise InputError(f"{key}={value!r} cannot be used: attack needs {key} to be {what}, e.g. {key}={example}")
+
+
+def stride_multiple(imgsz: int, model: nn.Module) -> int:
+    """`imgsz` rounded up to a multiple of the model's largest stride (at least 32), with Ultralytics' warning: the
+    size `ikd-yolo train` trains at, so that training finds this cache."""
+    from ultralytics.utils.checks import check_imgsz
+
+    stride = max(int(model.stride.max()) if hasattr(model, "stride") else 32, 32)
+    return int(check_imgsz(imgsz, stride=stride, floor=stride, max_dim=1))
 
 
 @torch.no_grad()

@@ -32,16 +32,19 @@ def check_teacher_path(path: str | Path | None) -> Path:
 
 
 def load_teacher(
-    path: str | Path, nc: int, names: Mapping[int, str] | None = None, channels: int = 3, single_cls: bool = False
+    path: str | Path, nc: int, names: Mapping[int, str] | None = None, channels: int = 3, single_cls: bool = False,
+    trust: bool = False,
 ) -> DetectionModel:
     """Load a detection teacher from a .pt checkpoint (or build one from a .yaml, for tests) and check its classes.
+
+    The checkpoint is read as `read_checkpoint` reads it: model types only unless `trust` (trust_checkpoints=True).
 
     With `names` (the dataset's), the teacher's class names must be the same, in the same order: a teacher trained on
     other classes would distil them into the student's.
     """
     path = check_teacher_path(path)
     if path.suffix == ".pt":
-        model = checkpoint_model(read_checkpoint(path, "teacher", TeacherError))
+        model = checkpoint_model(read_checkpoint(path, "teacher", TeacherError, trust))
     else:
         model = DetectionModel(str(path), nc=nc, ch=channels, verbose=False)
     if problem := detection_problem(model):

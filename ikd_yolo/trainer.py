@@ -17,12 +17,15 @@ import torch
 from torch import nn
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, LOCAL_RANK, LOGGER, RANK, YAML, colorstr
-from ultralytics.utils.patches import torch_load
 from ultralytics.utils.torch_utils import torch_distributed_zero_first, unwrap_model
 
 from .augment.attack import AdversarialAttack
 from .augment.frequency import FrequencyAugment
 from .auto_weights import AUTO_BATCHES, choose_weights, measure_terms, preserved_state
+from .checkpoints import (
+    STATE_ATTR, TRUST_KEY, atomic_save, atomic_strip_optimizer, attach_state, load_pt, remove_state, staged_writes,
+    strip_state,
+)
 from .config import DEFAULTS, DISTILL_KEYS, auto_keys, split_distill_args
 from .hooks import detect_input_layers
 from .inputs import TeacherError, wrapped_student
@@ -30,7 +33,7 @@ from .model import (
     ADV_IMG, ADV_TEACHER_FEATS, TEACHER_FEATS, FeatureDistiller, IKDModel, adversarial_term_on, level_channels,
     weight_on,
 )
-from .preflight import STATE_ATTR, preflight
+from .preflight import preflight
 from .teacher import FrozenTeacher
 
 
@@ -247,14 +250,24 @@ class IKDTrainer(DetectionTrainer):
         with self._student_as_ema() as wrapper, self._ultralytics_args(), self._model_as(live.student):
             student = wrapper.student
             student.args = self.args
-            setattr(student, STATE_ATTR, {
-                "config": dict(self.distill),
-                "distiller": {k: v.detach().cpu().clone() for k, v in wrapper.distiller.state_dict().items()},
-            })
+            attach_state(student, self.distill, wrapper.distiller)
             try:
-                return super().save_model()
+                with self._staged_checkpoints():
+                    return super().save_model()
             finally:
-                delattr(student, STATE_ATTR)
+                remove_state(student)
+
+    @contextmanager
+    def _staged_checkpoints(self) -> Iterator[None]:
+        """Let Ultralytics write its checkpoints into a hidden folder, then rename each over its target: a full disk
+        or a kill mid-write leaves the previous last.pt / best.pt whole (Ultralytics writes them in place)."""
+        paths = self.wdir, self.last, self.best
+        with staged_writes(self.wdir) as stage:
+            self.wdir, self.last, self.best = stage, stage / self.last.name, stage / self.best.name
+            try:
+                yield
+            finally:
+                self.wdir, self.last, self.best = paths
 
     @contextmanager
     def _model_as(self, module: nn.Module) -> Iterator[None]:
@@ -289,12 +302,14 @@ class IKDTrainer(DetectionTrainer):
         self._step = self.start_epoch * len(self.train_loader)
 
     def final_eval(self) -> None:
-        """Drop the distiller state from the finished weights, then validate best.pt as Ultralytics does."""
+        """Drop the distiller state from the finished weights, then validate best.pt as Ultralytics does; every
+        rewrite of last.pt / best.pt (ours and Ultralytics' optimizer stripping) replaces the file in one rename."""
         if RANK in {-1, 0}:
             for f in (self.last, self.best):
                 if f.exists():
-                    ckpt = torch_load(f, map_location="cpu")
-                    if ckpt.get("ema") is not None and ckpt["ema"].__dict__.pop(STATE_ATTR, None) is not None:
-                        torch.save(ckpt, f)
+                    ckpt = load_pt(f, trust=self.distill[TRUST_KEY])
+                    if strip_state(ckpt):
+                        atomic_save(ckpt, f)
             LOGGER.info(f"{colorstr('ikd-yolo:')} distilled student saved as a plain Ultralytics model in {self.wdir}")
-        super().final_eval()
+        with atomic_strip_optimizer():
+            super().final_eval()

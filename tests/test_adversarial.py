@@ -216,7 +216,7 @@ def test_zero_steps_and_zero_fraction(trained_teacher, batch):
     x = batch["img"]
     out = _attack(trained_teacher, batch, adv_steps=0)
     assert torch.equal(out, x) and out.data_ptr() != x.data_ptr()
-    assert _attack(trained_teacher, batch, adv_frac=0.0) is None
+    assert _attack(trained_teacher, batch, adv_frac=0.0, adv_weight=0.0) is None
 
 
 def test_keeps_input_dtype(trained_teacher, batch):

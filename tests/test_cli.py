@@ -3,6 +3,7 @@ folder left behind), Ultralytics' own verbs through `ikd-yolo`, and `version`.""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -199,3 +200,65 @@ def test_nan_in_one_ema_tensor_is_repaired_and_the_run_finishes(tmp_path, synthe
         saved = ckpt["ema"] or ckpt["model"]  # a finished run's checkpoints hold the EMA as "model"
         assert isinstance(saved, DetectionModel)
         assert all(torch.isfinite(v).all() for v in saved.state_dict().values() if v.is_floating_point())
+
+
+def test_val_and_predict_take_paths_with_spaces(tmp_path, monkeypatch, synthetic_data, teacher_pt):
+    """Each key=value word reaches Ultralytics whole: a checkpoint and a source in folders with spaces work."""
+    folder = tmp_path / "my runs" / "run 1"
+    folder.mkdir(parents=True)
+    model = folder / "best.pt"
+    model.write_bytes(teacher_pt.read_bytes())
+    images = tmp_path / "val images"
+    shutil.copytree(synthetic_data.parent / "images" / "val", images)
+    monkeypatch.chdir(tmp_path)
+    common = [f"model={model}", "imgsz=64", f"project={tmp_path / 'out dir'}", "plots=False"]
+    assert main(["val", *common, f"data={synthetic_data}", "batch=8", "workers=0", "name=v"]) == 0
+    assert main(["predict", *common, f"source={images}", "save=True", "name=p"]) == 0
+    assert len(list((tmp_path / "out dir" / "p").glob("*.jpg"))) == len(list(images.glob("*.jpg"))) > 0
+
+
+def _source_run(tmp_path: Path, synthetic_data: Path, teacher_pt: Path) -> tuple[Path, dict[str, str]]:
+    """A finished run's folder as Ultralytics leaves it (weights and an args.yaml naming that folder, exist_ok=True and,
+    after a resume, the checkpoint it resumed) and the digests of its files."""
+    run = tmp_path / "runs" / "source"
+    (run / "weights").mkdir(parents=True)
+    (run / "weights" / "best.pt").write_bytes(b"the source run's weights")
+    (run / "weights" / "last.pt").write_bytes(b"the source run's last checkpoint")
+    args = {**train_kwargs(tmp_path / "runs", "source"), "model": "yolo11n.yaml", "data": str(synthetic_data),
+            "teacher": str(teacher_pt), "distill": "fgd", "save_dir": str(run), "resume": str(run / "weights/last.pt"),
+            "mode": "train", "task": "detect"}
+    (run / "args.yaml").write_text(yaml.safe_dump(args))
+    return run / "args.yaml", {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+
+def test_cfg_of_a_run_starts_a_new_run_beside_it(tmp_path, synthetic_data, teacher_pt):
+    """`train cfg=<run>/args.yaml name=Y` takes the run's settings but not its save_dir or resume: it trains into Y."""
+    cfg, before = _source_run(tmp_path, synthetic_data, teacher_pt)
+    assert main(["train", f"cfg={cfg}", "name=again"]) == 0
+    assert (tmp_path / "runs" / "again" / "weights" / "best.pt").is_file()
+    assert {str(p): p.read_bytes() for p in cfg.parent.rglob("*") if p.is_file()} == before  # untouched
+
+
+def test_cfg_of_a_run_never_writes_into_that_run(tmp_path, capsys, synthetic_data, teacher_pt):
+    """Without a new name, the run's own exist_ok=True would send the new run into the source folder: refused."""
+    cfg, before = _source_run(tmp_path, synthetic_data, teacher_pt)
+    assert main(["train", f"cfg={cfg}"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err == [f"ikd-yolo train: error: cfg={cfg} comes from run folder {cfg.parent}, and with exist_ok=True this "
+                   "run would write into it (replacing its weights): pass another name= or exist_ok=False"]
+    assert {str(p): p.read_bytes() for p in cfg.parent.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["source"]
+
+
+@pytest.mark.parametrize("text, message", [
+    (None, "cfg={cfg} not found: pass a YAML of train arguments"),
+    ("epochs: [1\n", "cfg={cfg} does not parse as YAML"),
+    ("- epochs\n", "cfg={cfg} must be a mapping of key: value"),
+])
+def test_a_bad_cfg_file_is_one_line(text, message, tmp_path, capsys):
+    cfg = tmp_path / "hyp.yaml"
+    if text is not None:
+        cfg.write_text(text)
+    assert main(["train", f"cfg={cfg}"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and message.format(cfg=cfg) in err[0]

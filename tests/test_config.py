@@ -10,6 +10,7 @@ from ikd_yolo.inputs import weights_dir
 from ikd_yolo.config import (
     DEFAULTS,
     DistillConfigError,
+    check_value,
     preset_names,
     resolve_distill_config,
     split_distill_args,
@@ -95,7 +96,10 @@ def test_cli_parsing_and_help(capsys):
     out = capsys.readouterr().out
     for key in DEFAULTS:
         assert f"  {key} " in out
-    assert "fgd_alpha        3e-07" in help_text()
+    text = help_text()
+    # the values a run with nothing set uses (the default preset's), not the schema's numbers for weights=fixed
+    assert "freq_mode        off" in text and "distill=ikd-fgd (configs/default.yaml)" in text
+    assert "fgd_alpha        auto             (weight; weights=fixed: 3e-07)" in text
 
 
 def test_cli_missing_teacher_fails_before_training(capsys, tmp_path):
@@ -131,3 +135,87 @@ def test_every_schema_line_is_checked_from_its_comment():
                 resolve_distill_config({key: "no-such-choice"})
     assert SCHEMA["kd_loss"].choices == ("mse", "cwd", "mgd", "fgd", "none")  # the losses the code implements
     assert SCHEMA["freq_mix"].choices == ("complex", "amplitude")
+
+
+# ---- default.yaml is the default run; a custom YAML starts from it or from the preset it extends --------------------
+def test_default_yaml_holds_what_a_default_run_uses(tmp_path):
+    """Every value of configs/default.yaml is the default preset's, so a run without distill= and a custom YAML that
+    sets nothing train exactly what the default preset trains."""
+    default_run = resolve_distill_config({})
+    assert default_run == resolve_distill_config({"distill": DEFAULTS["distill"]})
+    fixed = resolve_distill_config({"weights": "fixed"})  # weights=auto aside, every value is default.yaml's
+    assert {k: v for k, v in fixed.items() if k != "weights"} == {
+        k: check_value(k, v) for k, v in DEFAULTS.items() if k != "weights"}  # check_value: YAML's bare off is False
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing set\n")
+    assert {**resolve_distill_config({"distill": str(empty)}), "distill": "ikd-fgd"} == default_run
+
+
+def test_every_preset_sets_its_frequency_part_itself():
+    """A preset names freq_mode, so what default.yaml says can never switch a preset's frequency part on or off."""
+    from ikd_yolo.config import load_preset
+
+    for name in preset_names():
+        assert "freq_mode" in load_preset(name), name
+
+
+def test_a_custom_yaml_with_only_kd_loss_has_no_frequency_part(tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("kd_loss: mgd\n")
+    cfg = resolve_distill_config({"distill": str(mine)})
+    assert cfg["freq_mode"] == "off" and cfg["adv_weight"] == "auto" and cfg["kd_loss"] == "mgd"
+    assert {**cfg, "distill": "ikd-fgd"} == resolve_distill_config({"kd_loss": "mgd"})
+
+
+def test_a_custom_yaml_trains_without_the_frequency_part(tmp_path, synthetic_data, teacher_pt):
+    from helpers import train_kwargs
+    from ikd_yolo import IKDTrainer
+
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("kd_loss: mgd\n")
+    trainer = IKDTrainer(overrides={"model": "yolo11n.yaml", "teacher": str(teacher_pt), "data": str(synthetic_data),
+                                    "distill": str(mine), **train_kwargs(tmp_path, "mine")})
+    assert trainer.freq_augment is None and trainer.distill["kd_loss"] == "mgd" and trainer.attack is not None
+
+
+def test_a_custom_yaml_extends_a_preset(tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("extends: ikd-fgd-full\nfreq_p: 0.25\n")
+    cfg = resolve_distill_config({"distill": str(mine)})
+    assert (cfg["freq_mode"], cfg["freq_p"], cfg["kd_loss"]) == ("spectral", 0.25, "fgd")
+    assert {**cfg, "distill": "ikd-fgd-full"} == resolve_distill_config({"distill": "ikd-fgd-full", "freq_p": 0.25})
+    assert resolve_distill_config({"distill": str(mine), "freq_p": 0.5})["freq_p"] == 0.5  # key=value still wins
+    (tmp_path / "sub").mkdir()
+    chained = tmp_path / "sub" / "more.yaml"
+    chained.write_text("extends: ../mine.yaml\nkd_loss: mgd\n")  # a relative path is read next to the YAML
+    cfg = resolve_distill_config({"distill": str(chained)})
+    assert (cfg["freq_mode"], cfg["freq_p"], cfg["kd_loss"]) == ("spectral", 0.25, "mgd")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("extends: ikd-fgd-ful\n", "extends='ikd-fgd-ful' is neither a preset nor a YAML file. Did you mean "
+                               "'ikd-fgd-full'?"),
+    ("extends: [fgd, mgd]\n", "extends: in distill YAML '{path}' must name one preset or YAML"),
+    ("extends: absent.yaml\n", "extends YAML 'absent.yaml' not found"),
+    ("extends: loop.yaml\n", "distill YAML '{dir}/loop.yaml' extends itself (loop.yaml -> loop.yaml)"),
+    ("distill: ikd-fgd-full\n", "distill: in distill YAML '{path}' cannot choose a preset: to start from one, write "
+                                "extends: ikd-fgd-full instead"),
+    ("extend: fgd\n", "unknown key 'extend' in distill YAML '{path}'. Did you mean 'extends'?"),
+])
+def test_a_bad_extends_is_one_line(text, message, tmp_path):
+    path = tmp_path / "loop.yaml"
+    path.write_text(text)
+    with pytest.raises(DistillConfigError) as e:
+        resolve_distill_config({"distill": str(path)})
+    assert message.format(path=path, dir=tmp_path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_adv_frac_zero_with_the_adversarial_term_on_is_refused():
+    message = ("adv_frac=0 attacks no image: set adv_weight=0 to turn the adversarial term off, or adv_frac>0 to "
+               "attack that fraction of each batch")
+    for explicit in ({"adv_frac": 0}, {"adv_frac": 0, "weights": "fixed"}, {"distill": "ikd-mgd", "adv_frac": 0.0}):
+        with pytest.raises(DistillConfigError) as e:
+            resolve_distill_config(explicit)
+        assert str(e.value) == message
+    for term_off in ({"adv_weight": 0}, {"adv_steps": 0}, {"distill": "fgd"}, {"distill": "ikd-fgd-freq"}):
+        assert resolve_distill_config({**term_off, "adv_frac": 0})["adv_frac"] == 0

@@ -414,3 +414,38 @@ def test_a_stopped_teacher_run_is_resumed_not_reused(monkeypatch, tmp_path):
     (weights / "last.pt").write_bytes(b"cut")  # a checkpoint cut short by the kill: trained again from the start
     runs.cached_teacher("d.yaml", "yolo11s.yaml", 18, 96, 8, "cpu")
     assert calls == [("last.pt", True), ("yolo11s.yaml", False)]
+
+
+def test_an_empty_summary_never_replaces_a_report(tmp_path):
+    """The report writer refuses a summary without runs, so a previous report stays as it was."""
+    from ikd_yolo.errors import UserError
+
+    out = tmp_path / "out"
+    write_outputs(summarize(FAKE, ["none", "fgd"]), out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    for empty in (summarize([], []), summarize([], ["none"]), {**summarize(FAKE, ["none"]), "methods": []}):
+        with pytest.raises(UserError, match=f"no run to report, so the report in {out} is left as it was"):
+            write_outputs(empty, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize("words", [["seeds=0"], ["seeds=-2"], ["seeds=[0,0]"], ["methods=,"], ["adv_frac=0"]])
+def test_a_refused_benchmark_keeps_the_previous_report(words, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bench, "prepare_data", lambda s: pytest.fail("the benchmark started work"))
+    report = tmp_path / "results" / "quick"
+    write_outputs(summarize(FAKE, ["none", "fgd"]), report)
+    before = {p.name: p.read_bytes() for p in report.iterdir()}
+    assert main(["bench-distill", f"out={tmp_path / 'results'}", f"project={tmp_path / 'runs'}", *words]) == 2
+    assert len([line for line in capsys.readouterr().err.splitlines() if line.strip()]) == 1
+    assert {p.name: p.read_bytes() for p in report.iterdir()} == before and not (tmp_path / "runs").exists()
+
+
+def test_seeds_are_distinct_whole_numbers():
+    assert parse_seeds(1) == [0] and parse_seeds("0, 4,7") == [0, 4, 7] and parse_seeds((2, 9)) == [2, 9]
+    assert parse_seeds(np.int64(2)) == [0, 1]
+    for bad, message in ((0, "runs nothing"), (-2, "runs nothing"), ([0, 0], "names seed 0 more than once"),
+                         ("1,1", "names seed 1 more than once"), ([], "is not valid"), ([-1], "is not valid"),
+                         ("a", "is not valid"), (1.5, "is not valid"), ([True], "is not valid"),
+                         (None, "is not valid")):
+        with pytest.raises(DistillConfigError, match=message):
+            parse_seeds(bad)

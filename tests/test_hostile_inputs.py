@@ -125,3 +125,68 @@ def test_batch_of_one_trains(tmp_path, synthetic_data, teacher_pt):
     results = read_results(tmp_path / "one")
     assert all(torch.isfinite(torch.tensor(v)).all() for v in results.values())
     assert results["train/fgd_loss"][0] > 0 and results["train/adv_loss"][0] > 0
+
+
+# ---- former tracebacks: one line, exit code 2, no run folder, nothing written -------------------------------------
+ADV_FRAC = ("adv_frac=0 attacks no image: set adv_weight=0 to turn the adversarial term off, or adv_frac>0 to attack "
+            "that fraction of each batch")
+SEEDS = "give a count (seeds=3) or a list of distinct seeds >= 0 (seeds=[0,4,7])"
+
+
+@pytest.mark.parametrize("words, message", [
+    (["train", "model=yolo11n.yaml", "{teacher}", "{data}", "adv_frac=0"], ADV_FRAC),
+    (["train", "model=yolo11n.yaml", "{teacher}", "{data}", "distill=ikd-mgd", "adv_frac=0.0"], ADV_FRAC),
+    (["val", "{data}"], "val needs model=path/to/best.pt (a trained checkpoint; ikd-yolo never downloads)"),
+    (["predict", "source=x.jpg"], "predict needs model=path/to/best.pt"),
+    (["export", "format=onnx"], "export needs model=path/to/best.pt"),
+    (["bench-distill", "seeds=0"], f"seeds=0 runs nothing: {SEEDS}"),
+    (["bench-distill", "seeds=-2"], f"seeds=-2 runs nothing: {SEEDS}"),
+    (["bench-distill", "seeds=[0,0]"], f"seeds=[0, 0] names seed 0 more than once: each seed is one run, {SEEDS}"),
+    (["bench-distill", "seeds=3,1,3"], "seeds='3,1,3' names seed 3 more than once"),
+    (["bench-distill", "seeds=a,b"], f"seeds='a,b' is not valid: {SEEDS}"),
+    (["bench-distill", "seeds=1.5"], f"seeds=1.5 is not valid: {SEEDS}"),
+    (["bench-distill", "seeds=null"], f"seeds=None is not valid: {SEEDS}"),
+    (["bench-distill", "methods=,"], "methods=',' names no method: give at least one, e.g. methods=none,fgd,ikd-fgd"),
+    (["bench-distill", "methods=[]"], "methods=[] names no method"),
+    (["bench-distill", "methods=5"], "methods=5 is not valid: give a comma-separated list"),
+    (["bench-distill", "adv_frac=0"], ADV_FRAC),
+    (["bench-distill", "methods=fgd,ikd-fgd[adv_frac=0]"], ADV_FRAC),
+    (["bench-distill", "fgd_alpha=-1"], "fgd_alpha=-1.0 must not be negative"),
+    (["bench-distill", "epochs=0"], "epochs=0 must be a whole number >= 1"),
+    (["bench-distill", "imgsz=abc"], "imgsz='abc' must be a whole number >= 32"),
+    (["bench-distill", "batch=0"], "batch=0 must be a whole number >= 1"),
+    (["bench-distill", "n_train=0"], "n_train=0 must be a whole number >= 1"),
+    (["bench-distill", "data_imgsz=10"], "data_imgsz=10 must be a whole number >= 64"),
+    (["bench-distill", "workers=-1"], "workers=-1 must be a whole number >= 0"),
+    (["bench-distill", "clutter=2"], "clutter=2 must be a number in [0, 1]"),
+    (["bench-distill", "lr0=abc"], "'lr0=abc' is of invalid type str"),
+    (["bench-distill", "mosaic=2"], "'mosaic=2' is an invalid value"),
+    (["bench-distill", "data=missing.yaml"], "data=missing.yaml not found"),
+    (["bench-distill", "teacher=missing.pt"], "teacher=missing.pt not found"),
+    (["bench-distill", "student=yolo11n-seg.yaml"], "student=yolo11n-seg.yaml is a segment model"),
+    (["bench-distill", "teacher_model=absent.yaml"], "teacher_model=absent.yaml not found"),
+    (["show-aug", "{data}", "distill=ikd-fgd-full", "n=0"], "n=0 must be a whole number >= 1"),
+    (["show-aug", "{data}", "distill=ikd-fgd-full", "n=abc"], "n='abc' must be a whole number >= 1"),
+    (["show-aug", "{data}", "distill=ikd-fgd-full", "imgsz=0"], "imgsz=0 must be a whole number >= 32"),
+    (["show-aug", "{data}", "distill=ikd-fgd-full", "seed=-1"], "seed=-1 must be a whole number >= 0"),
+    (["show-aug", "{data}", "distill=ikd-fgd-full", "out=grid.txt"], "out=grid.txt: '.txt' is not an image format"),
+    (["show-aug", "{data}", "distill=ikd-fgd-full", "out=."], "out=. is a folder: pass the image file to write"),
+    (["show-aug", "{data}", "distill=ikd-fgd-full", "out={file}/grid.png"], "is a file, not a folder"),
+    (["synth", "out={file}"], "is a file, not a folder: pick a folder for the dataset"),
+])
+def test_former_tracebacks_are_one_line_exit_2_and_no_run_folder(words, message, tmp_path, monkeypatch, capsys,
+                                                                synthetic_data, teacher_pt):
+    from ikd_yolo.cli import main
+    from ikd_yolo.evidence import bench
+
+    monkeypatch.setattr(bench, "prepare_data", lambda s: pytest.fail("the benchmark started work"))
+    work = tmp_path / "work"
+    work.mkdir()
+    (tmp_path / "a file").write_text("not a folder")
+    monkeypatch.chdir(work)
+    fill = dict(teacher=f"teacher={teacher_pt}", data=f"data={synthetic_data}", file=tmp_path / "a file")
+    capsys.readouterr()
+    assert main([w.format(**fill) for w in words]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith(f"ikd-yolo {words[0]}: error: ") and message in err[0], err
+    assert list(work.iterdir()) == []  # no run folder, no dataset, no report

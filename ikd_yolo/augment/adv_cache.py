@@ -6,12 +6,18 @@ in batches on the training device, with the same `AdversarialAttack` the online 
 a PNG. The attack moves pixels in steps of adv_step_size inside an adv_eps ball around the 8-bit clean image, so with
 the default 2/255 and 8/255 every adversarial pixel is again a multiple of 1/255 and the PNG holds it exactly.
 
-A cache lives under `<cache dir>/adv/<key>/`, where the key hashes the teacher's weights, the training images and
-their labels, `imgsz` and the attack settings: a change in any of them is a new cache, never a stale one. Entries are
-written atomically one by one, so a killed build resumes with the images still missing; an entry that is not a
-complete PNG is attacked again. Training draws the cached images in their own loader stream, flipped like the
-training images (the adversarial loss compares student and teacher on the same image and uses no boxes, so the stream
-need not follow the clean mosaic).
+A cache lives under `<cache dir>/adv/<key>/`, where the key hashes the teacher's weights, the bytes of every training
+image with its labels, `imgsz` and the attack settings: a change in any of them is a new cache, never a stale one.
+Each image's input diversity is drawn from a random stream of its own, seeded by the image's content, so an entry
+attacked alone (a resumed or repaired build) is the image a full build stores.
+
+Each entry is one PNG written atomically (a per-writer temporary name, then a rename) that carries, in a `tEXt`
+chunk, the image it belongs to and the sha256 of its pixels. Every entry is decoded and checked against both before
+a run uses the cache; a missing one is attacked, a bad one is named in a warning and attacked again. Writers hold a
+lock on the folder, so a second run building the same cache waits and then finds the entries done; a complete cache
+is read without writing anything, so it may sit on a read-only volume. Training draws the cached images in their own
+loader stream, flipped like the training images (the adversarial loss compares student and teacher on the same image
+and uses no boxes, so the stream need not follow the clean mosaic).
 """
 
 from __future__ import annotations
@@ -19,8 +25,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
+import struct
 import time
+import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -29,10 +40,29 @@ import cv2
 import numpy as np
 import torch
 from torch import nn
+from ultralytics.utils import LOGGER, colorstr
 
+from ..errors import InputError
 from .attack import AdversarialAttack, AttackSettings
 
-_PNG_END = b"IEND\xaeB`\x82"  # the last 8 bytes of every complete PNG file
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks, writers are not serialised
+    fcntl = None
+
+FORMAT = 2  # of the entries and the key; 2: content-keyed, per-image random streams, checksummed entries
+MISSING = "missing"  # the status of an entry never written
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TEXT_KEYWORD = b"ikd-yolo"  # the tEXt chunk holding "image=<id> pixels=<sha256>"
+
+
+class CacheEntryError(InputError):
+    """A cached adversarial image changed or vanished after the cache was checked."""
+
+
+def _threads() -> int:
+    """Threads for hashing and checking files (cv2 and hashlib release the GIL)."""
+    return min(8, os.cpu_count() or 1)
 
 
 # ---------------------------------------------------------------------------------------------------- the key ----
@@ -46,72 +76,209 @@ def weights_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def dataset_digest(dataset: Any) -> str:
-    """sha256 of an Ultralytics dataset's image files (path, size) and labels (classes, boxes) in dataset order."""
-    h = hashlib.sha256()
-    for file, label in zip(dataset.im_files, dataset.labels):
-        h.update(f"{file}:{os.path.getsize(file)}".encode())
-        h.update(np.ascontiguousarray(label["cls"], np.float32).tobytes())
-        h.update(np.ascontiguousarray(label["bboxes"], np.float32).tobytes())
+def image_digest(file: str, label: dict[str, Any]) -> str:
+    """sha256 of one training image's file bytes and its labels (classes, boxes): the image's content id."""
+    h = hashlib.sha256(Path(file).read_bytes())
+    h.update(np.ascontiguousarray(label["cls"], np.float32).tobytes())
+    h.update(np.ascontiguousarray(label["bboxes"], np.float32).tobytes())
     return h.hexdigest()
 
 
-def cache_key(teacher: nn.Module, dataset: Any, imgsz: int, settings: AttackSettings, seed: int) -> dict[str, Any]:
-    """Everything the cached images depend on (the folder name is its hash)."""
+def image_ids(dataset: Any) -> list[str]:
+    """The content id (`image_digest`) of every image of an Ultralytics dataset, in dataset order."""
+    with ThreadPoolExecutor(_threads()) as pool:
+        return list(pool.map(image_digest, dataset.im_files, dataset.labels))
+
+
+def dataset_digest(ids: list[str]) -> str:
+    """sha256 of the images' content ids in dataset order."""
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
+def cache_key(
+    teacher: nn.Module, dataset: Any, imgsz: int, settings: AttackSettings, seed: int, ids: list[str] | None = None
+) -> dict[str, Any]:
+    """Everything the cached images depend on (the folder name is its hash); `ids` saves hashing the images again."""
     attack = {k: v for k, v in asdict(settings).items() if k in {"steps", "eps", "step_size", "decay", "di_p"}}
-    return {"teacher": weights_digest(teacher), "data": dataset_digest(dataset), "imgsz": int(imgsz),
-            "attack": attack, "seed": int(seed), "format": 1}
+    return {"teacher": weights_digest(teacher), "data": dataset_digest(image_ids(dataset) if ids is None else ids),
+            "imgsz": int(imgsz), "attack": attack, "seed": int(seed), "format": FORMAT}
+
+
+def image_seed(seed: int, image_id: str) -> int:
+    """The seed of one image's input-diversity stream: the same image and seed, the same attack, in any batch."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{image_id}".encode()).digest()[:8], "little")
+
+
+# -------------------------------------------------------------------------------------------------- entries ----
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type, data, CRC."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _chunks_of(buf: bytes) -> list[tuple[bytes, bytes]] | None:
+    """The (type, data) chunks of a PNG file, or None if its layout or any chunk CRC is broken."""
+    if not buf.startswith(_PNG_SIGNATURE):
+        return None
+    chunks, pos = [], len(_PNG_SIGNATURE)
+    while pos < len(buf):
+        if pos + 12 > len(buf):
+            return None
+        n, kind = struct.unpack(">I4s", buf[pos:pos + 8])
+        data, crc = buf[pos + 8:pos + 8 + n], buf[pos + 8 + n:pos + 12 + n]
+        if len(crc) != 4 or struct.unpack(">I", crc)[0] != zlib.crc32(kind + data):
+            return None
+        chunks.append((kind, data))
+        pos += 12 + n
+    return chunks if chunks and chunks[-1][0] == b"IEND" else None
+
+
+def _pixels_digest(bgr: np.ndarray) -> str:
+    """sha256 of an 8-bit image's shape and pixels."""
+    return hashlib.sha256(str(bgr.shape).encode() + np.ascontiguousarray(bgr).tobytes()).hexdigest()
+
+
+def encode_entry(rgb: np.ndarray, image_id: str) -> bytes:
+    """An RGB uint8 (H, W, C) image as a PNG file that names its image and carries its pixels' checksum."""
+    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    ok, buf = cv2.imencode(".png", bgr)
+    if not ok:
+        raise OSError(f"could not encode the adversarial image of {image_id} as PNG")
+    png = buf.tobytes()
+    text = _TEXT_KEYWORD + b"\0" + f"image={image_id} pixels={_pixels_digest(bgr)}".encode()
+    return png[:-12] + _chunk(b"tEXt", text) + png[-12:]  # before IEND, the file's last 12 bytes
+
+
+def decode_entry(buf: bytes, image_id: str, size: int) -> tuple[np.ndarray | None, str | None]:
+    """(RGB uint8 image, None) for a sound entry of `image_id` at `size` px; (None, what is wrong) otherwise."""
+    chunks = _chunks_of(buf)
+    if chunks is None:
+        return None, "damaged (not a PNG file with intact chunks)"
+    texts = [d[len(_TEXT_KEYWORD) + 1:] for k, d in chunks if k == b"tEXt" and d.startswith(_TEXT_KEYWORD + b"\0")]
+    if len(texts) != 1:
+        return None, "without its checksum (not written by this version)"
+    fields = dict(f.split("=", 1) for f in texts[0].decode("latin-1").split() if "=" in f)
+    if fields.get("image") != image_id:
+        return None, "the entry of another image"
+    try:  # libpng would print its own line to stderr on a broken stream whose chunk CRCs were rewritten
+        zlib.decompress(b"".join(d for k, d in chunks if k == b"IDAT"))
+    except zlib.error:
+        return None, "damaged (its compressed pixels are broken)"
+    bgr = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        return None, "not decodable"
+    if bgr.shape != (size, size, 3):
+        return None, f"{bgr.shape[1]}x{bgr.shape[0]} px, not {size}x{size}"
+    if _pixels_digest(bgr) != fields.get("pixels"):
+        return None, "damaged (its pixels do not match their checksum)"
+    return bgr[..., ::-1], None
 
 
 # ---------------------------------------------------------------------------------------------------- storage ----
 class AdversarialCache:
-    """One cache folder: `<index>.png` per training image (dataset order) and `cache.json` (the key, the files)."""
+    """One cache folder: `<index>.png` per training image (dataset order), `cache.json` (the key, the images) and
+    `.lock` (held while writing). `image_ids` are the images' content ids (`image_ids`), which each entry names."""
 
-    def __init__(self, root: Path, key: dict[str, Any], im_files: list[str]) -> None:
+    def __init__(self, root: Path, key: dict[str, Any], im_files: list[str], image_ids: list[str]) -> None:
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         self.folder = Path(root) / digest
-        self.key, self.im_files = key, list(im_files)
+        self.key, self.im_files, self.image_ids = key, list(im_files), list(image_ids)
+        self.imgsz = int(key["imgsz"])
 
     def path(self, i: int) -> Path:
         """Where image `i` is stored."""
         return self.folder / f"{i:07d}.png"
 
-    def is_complete_entry(self, i: int) -> bool:
-        """True if entry `i` is a whole PNG file (a killed write leaves none or a partial one)."""
-        p = self.path(i)
+    def load(self, i: int) -> tuple[np.ndarray | None, str | None]:
+        """(entry `i` as an RGB uint8 (H, W, C) array, None), or (None, MISSING or what is wrong with it)."""
         try:
-            with open(p, "rb") as f:
-                f.seek(-len(_PNG_END), os.SEEK_END)
-                return f.read() == _PNG_END
-        except OSError:
-            return False
+            buf = self.path(i).read_bytes()
+        except FileNotFoundError:
+            return None, MISSING
+        except OSError as e:
+            return None, f"unreadable ({e.strerror})"
+        return decode_entry(buf, self.image_ids[i], self.imgsz)
+
+    def read(self, i: int) -> np.ndarray:
+        """Entry `i` as an RGB uint8 (H, W, C) array; CacheEntryError if it is missing or bad."""
+        image, problem = self.load(i)
+        if image is None:
+            raise self.entry_error(i, problem)
+        return image
+
+    def entry_error(self, i: int, problem: str) -> CacheEntryError:
+        """The one-line error of entry `i` gone bad while in use."""
+        return CacheEntryError(f"adversarial cache entry {self.path(i)} (image {self.im_files[i]}) is {problem}; it "
+                               "was sound when the run started (is the disk failing?): run again, or run ikd-yolo "
+                               "attack, to attack it again")
+
+    def check(self, indices: list[int] | None = None) -> dict[int, str | None]:
+        """Each entry's status: None when sound, MISSING, or what is wrong with it (decoded and checksummed)."""
+        indices = range(len(self.im_files)) if indices is None else indices
+        if not self.folder.is_dir():
+            return dict.fromkeys(indices, MISSING)
+        with ThreadPoolExecutor(_threads()) as pool:
+            return dict(zip(indices, pool.map(lambda i: self.load(i)[1], indices)))
 
     def missing(self) -> list[int]:
-        """Indices still to attack."""
-        return [i for i in range(len(self.im_files)) if not self.is_complete_entry(i)]
+        """Indices still to attack: entries missing or bad."""
+        return [i for i, status in self.check().items() if status is not None]
+
+    @contextmanager
+    def writing(self, need: str) -> Iterator[None]:
+        """Hold the folder's write lock (waiting for another writer), with leftover temporary files removed; `need`
+        says in the error of a folder that cannot be written what was to be written."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise InputError(f"adversarial cache {self.folder} needs {need} but cannot be written ({e.strerror}): set "
+                             "IKD_YOLO_CACHE to a writable folder, or build the cache with ikd-yolo attack where it "
+                             "can be written") from None
+        try:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    LOGGER.info(f"{colorstr('ikd-yolo:')} waiting for another run writing the adversarial cache "
+                                f"{self.folder}")
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+            for tmp in self.folder.glob(".*.tmp"):  # left by a killed writer: under the lock, nobody else writes
+                tmp.unlink(missing_ok=True)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def write(self, i: int, image_chw: torch.Tensor) -> None:
         """Store one adversarial image (C, H, W) in [0, 1], rounded to 8 bits, atomically."""
         hwc = (image_chw.detach().float().cpu().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-        ok, buf = cv2.imencode(".png", np.ascontiguousarray(hwc[..., ::-1]))  # RGB tensor -> BGR file
-        if not ok:
-            raise OSError(f"could not encode adversarial image {i} as PNG")
-        tmp = self.path(i).with_suffix(".tmp")
-        tmp.write_bytes(buf.tobytes())
-        os.replace(tmp, self.path(i))
-
-    def read(self, i: int) -> np.ndarray:
-        """Entry `i` as an RGB uint8 (H, W, C) array."""
-        return cv2.imread(str(self.path(i)))[..., ::-1]
+        self._replace(self.path(i), encode_entry(hwc, self.image_ids[i]))
 
     def write_manifest(self) -> None:
-        """Record the key and the image each entry belongs to (for humans; the folder name is what is looked up)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "cache.json").write_text(json.dumps({"key": self.key, "images": self.im_files}, indent=1))
+        """Record the key and the image of each entry (for humans: the folder name is what is looked up), if changed."""
+        text = json.dumps({"key": self.key, "images": self.im_files, "image_ids": self.image_ids}, indent=1)
+        manifest = self.folder / "cache.json"
+        if not manifest.is_file() or manifest.read_text() != text:
+            self._replace(manifest, text.encode())
+
+    def _replace(self, path: Path, data: bytes) -> None:
+        """Write `path` atomically through a temporary name of this writer's own."""
+        tmp = self.folder / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def size_bytes(self) -> int:
         """Bytes the stored images take on disk."""
         return sum(p.stat().st_size for p in self.folder.glob("*.png"))
+
+
+def open_cache(root: Path, teacher: nn.Module, dataset: Any, imgsz: int, settings: AttackSettings,
+               seed: int) -> AdversarialCache:
+    """The cache of this teacher, dataset (hashed once here), size, attack and seed under `root`."""
+    ids = image_ids(dataset)
+    return AdversarialCache(root, cache_key(teacher, dataset, imgsz, settings, seed, ids), dataset.im_files, ids)
 
 
 # ------------------------------------------------------------------------------------------------- building ----
@@ -134,32 +301,56 @@ def build_cache(
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, float]:
-    """Attack every image the cache still misses, in batches on `device`; return {"images", "seconds"}.
+    """Check every entry and attack those missing or bad; return {"images" attacked, "repaired", "seconds"}.
 
-    `teacher` must be frozen and in eval mode with `args` set (its criterion reads the loss gains); each batch's input
-    diversity is seeded from (seed, first index), so a rebuilt entry is the same image again.
+    A complete, sound cache is only read. Otherwise the folder is locked for writing (a concurrent writer is waited
+    for, then the entries it wrote count as done) and each bad entry is named in one warning. `teacher` must be frozen
+    and in eval mode with `args` set (its criterion reads the loss gains).
     """
+    todo = {i: problem for i, problem in cache.check().items() if problem is not None}
+    if not todo:
+        return {"images": 0, "repaired": 0, "seconds": 0.0}
+    bad = [f"; {cache.path(i)} is {problem}" for i, problem in todo.items() if problem != MISSING]
+    with cache.writing(f"{len(todo)} of {len(cache.im_files)} images attacked{bad[0] if bad else ''}"):
+        status = cache.check(list(todo))  # another writer may have done them while this one waited
+        bad = {i: problem for i, problem in status.items() if problem not in (None, MISSING)}
+        for i, problem in bad.items():
+            LOGGER.warning(f"{colorstr('ikd-yolo:')} adversarial cache entry {cache.path(i)} (image "
+                           f"{cache.im_files[i]}) is {problem}: attacking it again")
+        cache.write_manifest()
+        todo = [i for i, problem in status.items() if problem is not None]
+        start = time.perf_counter()
+        attack_entries(cache, dataset, teacher, attack, device, batch, seed, todo, progress)
+    return {"images": len(todo), "repaired": len(bad), "seconds": time.perf_counter() - start if todo else 0.0}
+
+
+def attack_entries(
+    cache: AdversarialCache,
+    dataset: Any,
+    teacher: nn.Module,
+    attack: AdversarialAttack,
+    device: torch.device,
+    batch: int,
+    seed: int,
+    todo: list[int],
+    progress: bool,
+) -> None:
+    """Attack the images `todo` in batches on `device` and store them; each image draws from its own random stream."""
     from torch.utils.data import DataLoader, Subset
     from ultralytics.utils import TQDM
 
-    todo = cache.missing()
-    cache.write_manifest()
     if not todo:
-        return {"images": 0, "seconds": 0.0}
+        return
     criterion = teacher.init_criterion()
     loader = DataLoader(Subset(dataset, todo), batch_size=batch, shuffle=False, collate_fn=dataset.collate_fn)
-    start, done = time.perf_counter(), 0
     bar = TQDM(total=len(todo), desc="ikd-yolo attack", disable=not progress)
     for chunk, labels in zip(_chunks(todo, batch), loader):
         labels["img"] = labels["img"].to(device, non_blocking=True).float() / 255
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + chunk[0])
-        x_adv = attack(teacher, criterion, labels, generator=generator)
-        for i, image in zip(chunk, x_adv):
+        streams = [torch.Generator().manual_seed(image_seed(seed, cache.image_ids[i])) for i in chunk]
+        for i, image in zip(chunk, attack(teacher, criterion, labels, generator=streams)):
             cache.write(i, image)
-        done += len(chunk)
         bar.update(len(chunk))
     bar.close()
-    return {"images": done, "seconds": time.perf_counter() - start}
 
 
 def _chunks(items: list[int], n: int) -> Iterator[list[int]]:
@@ -177,14 +368,14 @@ def prepare_cache(
     seed: int = 0,
     progress: bool = True,
 ) -> tuple[AdversarialCache, dict[str, float]]:
-    """The cache of this teacher, training split, size and attack, built (or completed) first; with build stats.
+    """The cache of this teacher, training split, size and attack, checked and completed first; with build stats.
 
     `seed` drives the attack's input diversity, not the training: runs of every seed share one cache by default.
     """
     from ..cache import cache_dir
 
     dataset = attack_dataset(data, imgsz, batch)
-    cache = AdversarialCache(cache_dir() / "adv", cache_key(teacher, dataset, imgsz, settings, seed), dataset.im_files)
+    cache = open_cache(cache_dir() / "adv", teacher, dataset, imgsz, settings, seed)
     attack = AdversarialAttack(replace(settings, frac=1.0))  # every image of every batch
     stats = build_cache(cache, dataset, teacher, attack, device, batch, seed, progress)
     return cache, {**stats, "total": len(cache.im_files), "bytes": cache.size_bytes()}
@@ -192,7 +383,8 @@ def prepare_cache(
 
 # ----------------------------------------------------------------------------------------------- the stream ----
 class CachedImages(torch.utils.data.Dataset):
-    """The cache's images as (C, H, W) uint8 tensors, each flipped left-right with probability `fliplr`."""
+    """The cache's images as ((C, H, W) uint8 tensor, -1), each flipped left-right with probability `fliplr`; a bad
+    entry gives (zeros, its index), so that the stream raises its one-line error in the main process."""
 
     def __init__(self, cache: AdversarialCache, fliplr: float) -> None:
         self.cache, self.fliplr = cache, float(fliplr)
@@ -200,11 +392,13 @@ class CachedImages(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.cache.im_files)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
-        img = self.cache.read(i)
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        img, problem = self.cache.load(i)
+        if img is None:
+            return torch.zeros(3, self.cache.imgsz, self.cache.imgsz, dtype=torch.uint8), i
         if self.fliplr and torch.rand(()) < self.fliplr:  # torch's RNG: seeded per loader worker
             img = img[:, ::-1]
-        return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
+        return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1), -1
 
 
 class AdversarialStream:
@@ -213,16 +407,20 @@ class AdversarialStream:
     def __init__(self, cache: AdversarialCache, fliplr: float, workers: int, seed: int) -> None:
         self.dataset = CachedImages(cache, fliplr)
         self.workers, self.seed, self.epoch = workers, seed, 0
-        self._batches: Iterator[torch.Tensor] | None = None
+        self._batches: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
         self._size = 0
 
     def next(self, k: int, device: torch.device) -> torch.Tensor:
-        """The next `k` cached images on `device` as floats in [0, 1]."""
+        """The next `k` cached images on `device` as floats in [0, 1]; CacheEntryError names an entry gone bad."""
         if self._batches is None or k != self._size:
             self._size, self._batches = k, self._epochs(k)
-        return next(self._batches).to(device, non_blocking=True).float() / 255
+        images, bad = next(self._batches)
+        if (bad >= 0).any():
+            i = int(bad[bad >= 0][0])
+            raise self.dataset.cache.entry_error(i, self.dataset.cache.load(i)[1] or "damaged")
+        return images.to(device, non_blocking=True).float() / 255
 
-    def _epochs(self, k: int) -> Iterator[torch.Tensor]:
+    def _epochs(self, k: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         from torch.utils.data import DataLoader
 
         while True:

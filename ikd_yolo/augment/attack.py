@@ -17,7 +17,7 @@ Examples:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -31,6 +31,7 @@ from ..ops import adv_step
 __all__ = ["AdversarialAttack", "AttackSettings", "teacher_class_loss"]
 
 LABEL_KEYS = ("batch_idx", "cls", "bboxes")  # what a detection criterion reads from the batch
+Generators = torch.Generator | Sequence[torch.Generator] | None  # one stream for the batch, or one per image
 
 
 def teacher_class_loss(teacher: nn.Module, criterion: Any, img: torch.Tensor, batch: Mapping) -> torch.Tensor:
@@ -140,7 +141,7 @@ class AdversarialAttack(Configured):
         return min(batch_size, max(1, round(frac * batch_size)))
 
     def __call__(
-        self, teacher: nn.Module, criterion: Any, batch: Mapping, generator: torch.Generator | None = None
+        self, teacher: nn.Module, criterion: Any, batch: Mapping, generator: Generators = None
     ) -> torch.Tensor | None:
         """Return adversarial copies of the first `n_attacked(B)` images of batch["img"], or None when there are none.
 
@@ -149,8 +150,10 @@ class AdversarialAttack(Configured):
             criterion (Any): `teacher.init_criterion()`.
             batch (Mapping): Preprocessed training batch: "img" (B, C, H, W) float in [0, 1], "batch_idx", "cls",
                 "bboxes" (normalised xywh).
-            generator (torch.Generator, optional): Source of the input-diversity randomness (on any device); None uses
-                torch's global CPU generator.
+            generator (torch.Generator | Sequence[torch.Generator], optional): Source of the input-diversity
+                randomness (on any device); None uses torch's global CPU generator. A sequence gives each image of the
+                batch its own stream (the first `n_attacked(B)` are used), so an image's attack does not depend on
+                the batch it is in (the cached mode).
 
         Returns:
             (torch.Tensor | None): Detached (K, C, H, W) images, K = `n_attacked(B)`, of batch["img"]'s dtype and
@@ -164,7 +167,7 @@ class AdversarialAttack(Configured):
         criterion: Any,
         batch: Mapping,
         layers: list[int] | None,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
     ) -> tuple[torch.Tensor | None, list[torch.Tensor] | None]:
         """The attack of `__call__` and, with `layers`, the teacher's maps of those layers on the whole clean batch.
 
@@ -201,7 +204,7 @@ class AdversarialAttack(Configured):
         criterion: Any,
         x: torch.Tensor,
         labels: dict,
-        generator: torch.Generator | None,
+        generator: Generators,
         layers: list[int] | None,
     ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
         """Run the momentum DI-FGSM steps on fp32 clean images `x` (K, C, H, W) with their labels.
@@ -227,9 +230,7 @@ class AdversarialAttack(Configured):
             x_adv, momentum = adv_step(x_adv, x, grad, momentum, s.step_size, s.eps, lo, hi, s.decay)
         return x_adv.detach(), feats
 
-    def _diversify(
-        self, x: torch.Tensor, labels: dict, generator: torch.Generator | None
-    ) -> tuple[torch.Tensor, dict]:
+    def _diversify(self, x: torch.Tensor, labels: dict, generator: Generators) -> tuple[torch.Tensor, dict]:
         """Input diversity: per image, with probability di_p, resize down and zero-pad back at a random offset.
 
         The same amount of randomness is drawn every call, so a seeded generator gives a reproducible attack.
@@ -238,8 +239,7 @@ class AdversarialAttack(Configured):
         if di_p == 0:
             return x, labels
         k, _, h, w = x.shape
-        rng_device = generator.device if generator is not None else torch.device("cpu")
-        u = torch.rand(k, 4, generator=generator, device=rng_device).to(x.device)  # apply, size, offset y, offset x
+        u = _uniform(k, 4, generator).to(x.device)  # apply, size, offset y, offset x
         apply = u[:, 0] < di_p  # no early exit when none applies: that would sync the device every step
         w_lo = min(math.ceil(self.DI_MIN_SCALE * w), w - 1)
         new_w = torch.where(apply, w_lo + (u[:, 1] * (w - w_lo)).floor().clamp(max=w - w_lo - 1), w)
@@ -257,6 +257,16 @@ class AdversarialAttack(Configured):
         bx, by, bw, bh = labels["bboxes"].unbind(-1)
         bboxes = torch.stack((bx * sx + tx, by * sy + ty, bw * sx, bh * sy), -1).to(labels["bboxes"].dtype)
         return x_div, {**labels, "bboxes": bboxes}
+
+
+def _uniform(k: int, n: int, generator: Generators) -> torch.Tensor:
+    """(k, n) uniform draws in [0, 1): from one stream for the batch, or row i from the i-th image's own stream."""
+    if generator is None or isinstance(generator, torch.Generator):
+        device = generator.device if generator is not None else torch.device("cpu")
+        return torch.rand(k, n, generator=generator, device=device)
+    if len(generator) < k:
+        raise ValueError(f"AdversarialAttack: {len(generator)} per-image generators for {k} attacked images")
+    return torch.stack([torch.rand(n, generator=g, device=g.device).cpu() for g in generator[:k]])
 
 
 @torch.no_grad()

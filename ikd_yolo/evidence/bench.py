@@ -75,6 +75,10 @@ PROFILES: dict[str, dict[str, Any]] = {
     ),
 }
 UNHASHED = {"device", "workers", "verbose", "plots"}  # train arguments that do not change what a run measures
+UNHASHED_DISTILL = {"distill", "trust_checkpoints"}  # settings that do not either: a label, a permission to read
+# profile keys that are whole numbers, with their smallest value (the synthetic set's own lower bounds included)
+WHOLE_NUMBERS = {"n_train": 1, "n_val": 1, "data_imgsz": 64, "min_side": 0, "teacher_epochs": 1, "epochs": 1,
+                 "imgsz": 32, "batch": 1, "workers": 0}
 
 
 # ------------------------------------------------------------------------------------------------------- the runs
@@ -105,6 +109,7 @@ def run_benchmark(
     """
     start = time.time()
     s = resolve_settings(profile, **overrides)
+    check_inputs(s)
     name = str(name or profile)
     out_dir, run_root = Path(out) / name, Path(project) / name
     data, area_scale = prepare_data(s)
@@ -147,18 +152,19 @@ def build_attack_caches(s: dict[str, Any], data: Path, teacher: Path) -> None:
     from ..model import adversarial_term_on
     from ..teacher import FrozenTeacher, load_teacher
 
-    settings = set()
+    settings, trust = set(), False
     for m in s["methods"]:
         cfg = distill_config(m, s)
         if cfg is not None and cfg["adv_mode"] == "cached" and adversarial_term_on(cfg):
             settings.add(section(AttackSettings, cfg))
+            trust = trust or cfg["trust_checkpoints"]
     if not settings:
         return
     from ultralytics.cfg import get_cfg
     from ultralytics.utils.torch_utils import select_device
 
     data_dict = load_data(data)
-    model = FrozenTeacher(load_teacher(teacher, nc=data_dict["nc"], names=data_dict["names"])).model
+    model = FrozenTeacher(load_teacher(teacher, nc=data_dict["nc"], names=data_dict["names"], trust=trust)).model
     device = select_device(s["device"], verbose=False)
     set_threads(cpu_threads(1))
     model.to(device)
@@ -195,7 +201,47 @@ def resolve_settings(profile: str, **overrides: Any) -> dict[str, Any]:
     if isinstance(s["jobs"], bool) or not isinstance(s["jobs"], int) or s["jobs"] < 1:
         raise DistillConfigError(f"jobs={s['jobs']!r} must be a whole number >= 1 (runs trained at once)")
     s["ikd_args"], s["train_args"] = ikd, extra
+    check_values(s)
     return s
+
+
+def check_values(s: dict[str, Any]) -> None:
+    """Refuse, in one line, a value that would otherwise stop the benchmark after data, teacher or runs were made."""
+    from ultralytics.cfg import get_cfg
+
+    for key, lowest in WHOLE_NUMBERS.items():
+        v = s.get(key)
+        if key in s and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lowest):
+            raise DistillConfigError(f"{key}={v!r} must be a whole number >= {lowest}")
+    clutter = s.get("clutter", 0.0)
+    if isinstance(clutter, bool) or not isinstance(clutter, (int, float)) or not 0 <= clutter <= 1:
+        raise DistillConfigError(f"clutter={clutter!r} must be a number in [0, 1]")
+    try:  # Ultralytics' own type checks of every train argument a run will get
+        get_cfg(overrides=dict(s["train_args"]))
+    except (TypeError, ValueError, SyntaxError) as e:
+        raise DistillConfigError(str(e).strip().splitlines()[0]) from None
+    for m in s["methods"]:
+        distill_config(m, s)  # every distillation setting of every method, validated together
+
+
+def check_inputs(s: dict[str, Any]) -> None:
+    """Refuse, in one line, a device, dataset, teacher or model that this machine cannot use, before any work."""
+    from ..inputs import InputError, check_student, find_weights, load_data
+    from ..preflight import check_device
+
+    check_device(s["device"])
+    for key in ("student", "teacher_model"):
+        if str(s[key]).endswith(".pt"):
+            find_weights(s[key], key)
+            continue
+        try:
+            check_student(s[key])
+        except InputError as e:  # its line names the student's key, model=
+            raise InputError(str(e).replace(f"model={s[key]}", f"{key}={s[key]}", 1)) from None
+    if s["data"]:
+        load_data(s["data"])
+    if s["teacher"]:
+        find_weights(s["teacher"], "teacher")
 
 
 def parse_methods(methods: Any) -> list[str]:
@@ -203,9 +249,15 @@ def parse_methods(methods: Any) -> list[str]:
 
     A preset may carry its own settings in brackets, e.g. `ikd-fgd[adv_mode=cached]` or `ikd-fgd[freq_p=0.25;
     adv_eps=0.02]` (`;` between keys): a variant trained and reported beside its preset."""
+    if not isinstance(methods, (str, list, tuple)):
+        raise DistillConfigError(f"methods={methods!r} is not valid: give a comma-separated list, e.g. "
+                                 "methods=none,fgd,ikd-fgd")
     words = methods.split(",") if isinstance(methods, str) else list(methods)
     words = _join_brackets([str(w).strip() for w in words])
     labels = [ALIASES.get(w, w) for w in words if w]
+    if not labels:
+        raise DistillConfigError(f"methods={methods!r} names no method: give at least one, e.g. "
+                                 "methods=none,fgd,ikd-fgd")
     for label in labels:
         split_variant(label)  # refuses unknown methods and keys
     return list(dict.fromkeys(labels))
@@ -245,13 +297,29 @@ def split_variant(label: str) -> tuple[str, dict[str, Any]]:
 
 
 def parse_seeds(seeds: Any) -> list[int]:
-    """seeds=3 means seeds 0, 1, 2; a list or "0,4,7" gives those seeds."""
-    if isinstance(seeds, bool):
-        raise DistillConfigError(f"seeds={seeds} is not valid: give a count (seeds=3) or a list (seeds=[0,4,7])")
-    if isinstance(seeds, (int, np.integer)):
+    """seeds=3 means seeds 0, 1, 2; a list or "0,4,7" gives those seeds: at least one, each once, none negative (one
+    seed twice would count one run as two paired samples)."""
+    how = "give a count (seeds=3) or a list of distinct seeds >= 0 (seeds=[0,4,7])"
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise DistillConfigError(f"seeds={seeds} runs nothing: {how}")
         return list(range(int(seeds)))
-    words = seeds.split(",") if isinstance(seeds, str) else list(seeds)
-    return [int(w) for w in words]
+    if not isinstance(seeds, (str, list, tuple)):
+        raise DistillConfigError(f"seeds={seeds!r} is not valid: {how}")
+    words = [w.strip() if isinstance(w, str) else w for w in (seeds.split(",") if isinstance(seeds, str) else seeds)]
+    if not all(_is_seed(w) for w in words) or not words:
+        raise DistillConfigError(f"seeds={seeds!r} is not valid: {how}")
+    values = [int(w) for w in words]
+    if twice := sorted({v for v in values if values.count(v) > 1}):
+        raise DistillConfigError(f"seeds={seeds!r} names seed {twice[0]} more than once: each seed is one run, {how}")
+    return values
+
+
+def _is_seed(word: Any) -> bool:
+    """Whether `word` is a whole number >= 0 (an int, or its digits)."""
+    if isinstance(word, str):
+        return word.isdigit()
+    return isinstance(word, (int, np.integer)) and not isinstance(word, bool) and word >= 0
 
 
 def prepare_data(s: dict[str, Any]) -> tuple[Path, float]:
@@ -305,7 +373,7 @@ def run_key(method: str, seed: int, s: dict, data: Path, teacher: Path, area_sca
     key = {k: v for k, v in train_args.items() if k not in UNHASHED}
     key.update(method=method if cfg is None else "ikd-yolo", data=str(data), student=s["student"],
                teacher=str(teacher) if method != "none" else None, area_scale=area_scale,
-               distill=None if cfg is None else {k: v for k, v in cfg.items() if k != "distill"})
+               distill=None if cfg is None else {k: v for k, v in cfg.items() if k not in UNHASHED_DISTILL})
     return config_hash(key)
 
 

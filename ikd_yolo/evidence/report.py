@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from ultralytics.utils import LOGGER, colorstr
 
+from ..errors import UserError
 from .stats import paired_difference
 
 PREFIX = colorstr("bench-distill:")
@@ -153,8 +154,13 @@ def _pm(st: dict, scale: float, digits: int = 2) -> str:
 
 
 def write_outputs(summary: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """Write bench_distill.md, summary.json, bars.png and curves.png under `out_dir`; return their paths."""
+    """Write bench_distill.md, summary.json, bars.png and curves.png under `out_dir`; return their paths.
+
+    A summary without runs is refused (UserError) before anything is written: it would replace a report with nothing.
+    """
     out_dir = Path(out_dir)
+    if not summary.get("runs") or not summary.get("methods"):
+        raise UserError(f"bench-distill: no run to report, so the report in {out_dir} is left as it was")
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {k: out_dir / f for k, f in (("md", "bench_distill.md"), ("json", "summary.json"),
                                           ("bars", "bars.png"), ("curves", "curves.png"))}

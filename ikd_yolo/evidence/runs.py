@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 import ultralytics
 from ultralytics import YOLO
 from ultralytics.utils import LOGGER, colorstr
@@ -80,9 +79,14 @@ def cached_teacher(
 
 def checkpoint_epoch(last: Path) -> int | None:
     """The epoch an Ultralytics `last.pt` was written at: -1 once the run finished (its final step strips the
-    optimizer and sets epoch -1); None when there is no readable file (missing, or cut short by a kill: start over)."""
+    optimizer and sets epoch -1); None when there is no readable file (missing, or cut short by a kill: start over).
+    A file holding more than model types is refused (UntrustedCheckpoint), not started over: it is read safely."""
+    from ..checkpoints import UntrustedCheckpoint, load_pt
+
     try:
-        return int(torch.load(last, map_location="cpu", weights_only=False).get("epoch", -1))
+        return int(load_pt(last).get("epoch", -1))
+    except UntrustedCheckpoint:
+        raise
     except Exception:  # noqa: BLE001  (missing or truncated: either way nothing to resume from)
         return None
 
