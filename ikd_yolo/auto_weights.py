@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .model import ADV_IMG, ADV_TEACHER_FEATS, TEACHER_FEATS, IKDModel, boxes_per_image
+from .model import IKDModel
 
 AUTO_BATCHES = 4  # training batches the measurement runs (the attack, if on, runs on each)
 DETECTION_ITEMS = ("box_loss", "cls_loss", "dfl_loss")
@@ -40,13 +40,7 @@ def measure_terms(model: IKDModel, batches: Iterable[dict[str, Any]]) -> tuple[d
         feats, preds = model.student_features(batch["img"])
         _, items = model.student.loss(batch, preds)
         det += sum(float(items[k]) for k in DETECTION_ITEMS) / len(DETECTION_ITEMS)
-        parts = {}
-        if model.distiller.base is not None:
-            parts.update(model.distiller.base_parts(feats, batch[TEACHER_FEATS], boxes_per_image(batch)))
-        if model.distiller.adv is not None and ADV_IMG in batch:
-            parts.update(model.distiller.adv_parts(model.student_neck_features(batch[ADV_IMG]),
-                                                   batch[ADV_TEACHER_FEATS]))
-        for k, v in parts.items():
+        for k, v in model.distill_parts(batch, feats, preds).items():
             sums[k] = sums.get(k, 0.0) + float(v)
         n += 1
     if n == 0:

@@ -27,8 +27,8 @@ from .config import DEFAULTS, DISTILL_KEYS, auto_keys, split_distill_args
 from .hooks import detect_input_layers
 from .inputs import TeacherError, wrapped_student
 from .model import (
-    ADV_IMG, ADV_TEACHER_FEATS, TEACHER_FEATS, FeatureDistiller, IKDModel, adversarial_term_on, level_channels,
-    weight_on,
+    ADV_IMG, ADV_TEACHER_FEATS, TEACHER_FEATS, TEACHER_HEAD, FeatureDistiller, IKDModel, adversarial_term_on,
+    head_needed, level_channels, weight_on,
 )
 from .preflight import STATE_ATTR, preflight
 from .teacher import FrozenTeacher
@@ -144,6 +144,8 @@ class IKDTrainer(DetectionTrainer):
             batch[TEACHER_FEATS] = self.teacher.features(batch["img"])
             k = self.attack.n_attacked(batch["img"].shape[0]) if attacking else 0
             x_adv = self.adv_stream.next(k, self.device) if k else None
+        if head_needed(self.distill):
+            batch[TEACHER_HEAD] = self.teacher.head(batch[TEACHER_FEATS])
         if x_adv is not None:  # None when adv_frac leaves no image to attack
             batch[ADV_IMG] = x_adv.to(batch["img"].dtype)
             batch[ADV_TEACHER_FEATS] = self.teacher.features(batch[ADV_IMG])
