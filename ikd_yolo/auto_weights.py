@@ -22,7 +22,6 @@ import torch
 from .model import IKDModel
 
 AUTO_BATCHES = 4  # training batches the measurement runs (the attack, if on, runs on each)
-DETECTION_ITEMS = ("box_loss", "cls_loss", "dfl_loss")
 
 
 @torch.no_grad()
@@ -39,7 +38,7 @@ def measure_terms(model: IKDModel, batches: Iterable[dict[str, Any]]) -> tuple[d
     for batch in batches:
         feats, preds = model.student_features(batch["img"])
         _, items = model.student.loss(batch, preds)
-        det += sum(float(items[k]) for k in DETECTION_ITEMS) / len(DETECTION_ITEMS)
+        det += sum(float(v) for v in items.values()) / len(items)  # box, cls and dfl (YOLO26: l1) items
         for k, v in model.distill_parts(batch, feats, preds).items():
             sums[k] = sums.get(k, 0.0) + float(v)
         n += 1
