@@ -18,6 +18,8 @@ from .losses import BASE_LOSSES, AdvFeatureLoss, LevelHead, build_base_loss, con
 
 TEACHER_FEATS = "ikd_teacher_feats"  # list of teacher maps on batch["img"]
 TEACHER_HEAD = "ikd_teacher_head"  # the teacher head's raw outputs on batch["img"] (hooks.head_outputs), if needed
+ADV_TEACHER_HEAD = "ikd_adv_teacher_head"  # ... on batch[ADV_IMG]
+ADV_WEIGHT_HEAD = "ikd_adv_weight_head"  # the teacher head whose scores weight the positions of batch[ADV_IMG]
 ADV_IMG = "ikd_adv_img"  # adversarial copy of batch["img"] (only on attack iterations)
 ADV_TEACHER_FEATS = "ikd_adv_teacher_feats"  # teacher maps on batch[ADV_IMG]
 
@@ -68,16 +70,22 @@ def projector(student_channels: int, teacher_channels: int, kind: str) -> nn.Mod
 
 
 def level_heads(teacher: Mapping[str, torch.Tensor], student: Mapping[str, torch.Tensor],
-                maps: list[torch.Tensor]) -> list[LevelHead]:
-    """Per level, the teacher's and student's head outputs (`hooks.head_outputs` form) with the teacher's position
-    weights (one-to-many and one-to-one logits averaged where the teacher has both)."""
-    t_scores = [teacher["scores"], *([teacher["scores_o2o"]] if "scores_o2o" in teacher else [])]
+                maps: list[torch.Tensor], weigher: Mapping[str, torch.Tensor] | None = None) -> list[LevelHead]:
+    """Per level, the teacher's and student's head outputs (`hooks.head_outputs` form) with position weights from
+    the scores of `weigher` (a teacher head output on the same positions; default `teacher`), its one-to-many and
+    one-to-one logits averaged where it has both."""
+    weigher = teacher if weigher is None else weigher
+    t_scores = [weigher["scores"], *([weigher["scores_o2o"]] if "scores_o2o" in weigher else [])]
     weights = split_levels(position_weights(*[t.unsqueeze(-1) for t in t_scores]).squeeze(-1), maps)
     cut = {name: split_levels(value, maps) for name, value in (
         ("t_cls", teacher["scores"]), ("s_cls", student["scores"]), ("t_box", teacher["boxes"]),
         ("s_box", student["boxes"]))}
     return [LevelHead(t_cls, s_cls, t_box, s_box, w) for t_cls, s_cls, t_box, s_box, w in zip(
         cut["t_cls"], cut["s_cls"], cut["t_box"], cut["s_box"], weights)]
+
+
+# which base parts the adversarial stream distils, by `adv_distill`, where the base loss is head-aware
+ADV_DISTILLED = {"all": ("feat", "cls", "box"), "features": ("feat",), "predictions": ("cls", "box")}
 
 
 def part_name(loss: str, part: str) -> str:
@@ -108,6 +116,7 @@ class FeatureDistiller(nn.Module):
             else None
         )
         self.adv = AdvFeatureLoss(cfg["adv_weight"]) if on_adv else None
+        self.adv_distill = cfg["adv_distill"]
 
     @property
     def term_names(self) -> list[str]:
@@ -151,9 +160,33 @@ class FeatureDistiller(nn.Module):
                 for loss in self.base:
                     setattr(loss, arg, float(weights[key]))
 
-    def adv_parts(self, student: list[torch.Tensor], teacher: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        """IKD's adversarial feature loss summed over levels, through the same adapters: {"adv": loss}."""
-        return {"adv": sum(self.adv(adapt(s), t) for adapt, s, t in zip(self.adapters, student, teacher))}
+    def adv_parts(self, student: list[torch.Tensor], teacher: list[torch.Tensor],
+                  heads: list[LevelHead] | None = None) -> dict[str, torch.Tensor]:
+        """IKD's adversarial term summed over levels, through the same projectors.
+
+        With a feature base loss: {"adv": weight * sum((P(F_s) - F_t)^2) / N} (the authors' term). With a head-aware
+        base: the base loss's own parts on the adversarial images (those `adv_distill` names), each times the
+        adversarial weight: {"adv.feat": ..., "adv.cls": ..., "adv.box": ...}.
+        """
+        if not self.needs_head:
+            return {"adv": sum(self.adv(adapt(s), t) for adapt, s, t in zip(self.adapters, student, teacher))}
+        keep = ADV_DISTILLED[self.adv_distill]
+        parts = self.base_parts(student, teacher, [], heads)
+        return {f"adv.{k.partition('.')[2]}": self.adv.weight * v for k, v in parts.items()
+                if k.partition(".")[2] in keep}
+
+    def adv_at(self, values: Mapping[str, float], weights: Mapping[str, float]) -> float:
+        """The adversarial term's measured value (`values`, at the weights the distiller holds now) recomputed at the
+        base weights `weights` (config keys): a head-aware term is linear in each base part's weight."""
+        if "adv" in values:
+            return values["adv"]
+        total = 0.0
+        for part, key in self.weight_keys().items():
+            name = f"adv.{part.partition('.')[2]}"
+            if part != "adv" and name in values:
+                now = getattr(self.base[0], type(self.base[0]).WEIGHTS[part.partition(".")[2]])
+                total += values[name] * (float(weights.get(key, now)) / now if now else 0.0)
+        return total
 
 
 class _StudentAttribute:
@@ -242,8 +275,14 @@ class IKDModel(nn.Module):
                 heads = level_heads(batch[TEACHER_HEAD], training_outputs(preds), batch[TEACHER_FEATS])
             parts.update(self.distiller.base_parts(feats, batch[TEACHER_FEATS], boxes_per_image(batch), heads))
         if self.distiller.adv is not None and ADV_IMG in batch:
-            parts.update(self.distiller.adv_parts(self.student_neck_features(batch[ADV_IMG]),
-                                                  batch[ADV_TEACHER_FEATS]))
+            if self.distiller.needs_head:
+                adv_feats, adv_preds = self.student_features(batch[ADV_IMG])
+                heads = level_heads(batch[ADV_TEACHER_HEAD], training_outputs(adv_preds), batch[ADV_TEACHER_FEATS],
+                                    batch[ADV_WEIGHT_HEAD])
+                parts.update(self.distiller.adv_parts(adv_feats, batch[ADV_TEACHER_FEATS], heads))
+            else:
+                parts.update(self.distiller.adv_parts(self.student_neck_features(batch[ADV_IMG]),
+                                                      batch[ADV_TEACHER_FEATS]))
         return parts
 
     def loss(self, batch: dict, preds: Any = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -262,10 +301,11 @@ class IKDModel(nn.Module):
         parts = self.distill_parts(batch, feats, preds)
         zero = torch.zeros((), device=det.device)  # the adversarial term outside the phase or between attacks
         terms = []
+        is_adv = [k == "adv" or k.startswith("adv.") for k in parts]
         if self.distiller.base is not None:
-            terms.append(sum(v for k, v in parts.items() if k != "adv"))
+            terms.append(sum((v for v, adv in zip(parts.values(), is_adv) if not adv), zero))
         if self.distiller.adv is not None:
-            terms.append(parts.get("adv", zero))
+            terms.append(sum((v for v, adv in zip(parts.values(), is_adv) if adv), zero))
         terms = torch.stack([t.float().reshape(()) for t in terms]) if terms else det.new_zeros(0)
         batch_size = batch["img"].shape[0]
         items.update({k: v.detach() for k, v in zip(names, terms)})
