@@ -8,7 +8,7 @@ the adversarial images, the untrained adapters) through the distiller at unit we
     weight = kd_share * (mean detection-loss item) / (mean value of the term at unit weight)
 
 so that every term starts at `kd_share` detection-loss items per image (the detection loss has three items: box, cls
-and dfl). Weights the preset or the user set are kept. The measured numbers replace "auto" in the run's settings, so
+and dfl; YOLO26's box, cls and l1). Weights the preset or the user set are kept. The measured numbers replace "auto" in the run's settings, so
 args.yaml, every checkpoint, a resume and every DDP rank use them without measuring again.
 """
 
@@ -19,10 +19,9 @@ from typing import Any
 
 import torch
 
-from .model import ADV_IMG, ADV_TEACHER_FEATS, TEACHER_FEATS, IKDModel, boxes_per_image
+from .model import IKDModel
 
 AUTO_BATCHES = 4  # training batches the measurement runs (the attack, if on, runs on each)
-DETECTION_ITEMS = ("box_loss", "cls_loss", "dfl_loss")
 
 
 @torch.no_grad()
@@ -39,14 +38,8 @@ def measure_terms(model: IKDModel, batches: Iterable[dict[str, Any]]) -> tuple[d
     for batch in batches:
         feats, preds = model.student_features(batch["img"])
         _, items = model.student.loss(batch, preds)
-        det += sum(float(items[k]) for k in DETECTION_ITEMS) / len(DETECTION_ITEMS)
-        parts = {}
-        if model.distiller.base is not None:
-            parts.update(model.distiller.base_parts(feats, batch[TEACHER_FEATS], boxes_per_image(batch)))
-        if model.distiller.adv is not None and ADV_IMG in batch:
-            parts.update(model.distiller.adv_parts(model.student_neck_features(batch[ADV_IMG]),
-                                                   batch[ADV_TEACHER_FEATS]))
-        for k, v in parts.items():
+        det += sum(float(v) for v in items.values()) / len(items)  # box, cls and dfl (YOLO26: l1) items
+        for k, v in model.distill_parts(batch, feats, preds).items():
             sums[k] = sums.get(k, 0.0) + float(v)
         n += 1
     if n == 0:

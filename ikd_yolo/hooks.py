@@ -29,6 +29,37 @@ def detect_input_layers(model: nn.Module) -> list[int]:
     raise ValueError(f"{type(model).__name__} has no Detect head: only detection models can be distilled")
 
 
+def detect_head(model: nn.Module) -> Detect:
+    """The model's Detect head module."""
+    return next(m for m in model.model if isinstance(m, Detect))
+
+
+def head_outputs(model: nn.Module, maps: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The raw outputs of `model`'s Detect head on its own neck `maps`, without decoding: {"scores": class logits
+    (N, nc, A), "boxes": box output (N, 4 * reg_max, A)} of the one-to-many branch, plus "scores_o2o" for a head
+    that also has a one-to-one branch (YOLO26, YOLOv10). A = the positions of every level, P3 first."""
+    head = detect_head(model)
+    out = head.forward_head(maps, **head.one2many)
+    result = {"scores": out["scores"], "boxes": out["boxes"]}
+    if getattr(head, "one2one_cv2", None) is not None:
+        result["scores_o2o"] = head.forward_head(maps, **head.one2one)["scores"]
+    return result
+
+
+def training_outputs(preds: dict) -> dict[str, torch.Tensor]:
+    """`head_outputs`' form of what a Detect head returns in training mode (its one-to-many branch)."""
+    if "one2many" in preds:
+        return {"scores": preds["one2many"]["scores"], "boxes": preds["one2many"]["boxes"],
+                "scores_o2o": preds["one2one"]["scores"]}
+    return {"scores": preds["scores"], "boxes": preds["boxes"]}
+
+
+def split_levels(flat: torch.Tensor, maps: list[torch.Tensor]) -> list[torch.Tensor]:
+    """A head output (N, C, A) cut into one (N, C, H, W) tensor per level, at the levels' (H, W) of `maps`."""
+    sizes = [m.shape[-2] * m.shape[-1] for m in maps]
+    return [part.reshape(*part.shape[:2], *m.shape[-2:]) for part, m in zip(flat.split(sizes, dim=-1), maps)]
+
+
 def neck_features(model: nn.Module, x: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
     """The outputs of `layers` from a forward that stops after the last of them: no Detect head, no box decoding.
 

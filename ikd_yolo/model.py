@@ -12,11 +12,14 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .hooks import FeatureRecorder, detect_input_layers, neck_features
+from .hooks import FeatureRecorder, detect_input_layers, neck_features, split_levels, training_outputs
 from .config import adversarial_term_on, unit_for_auto, weight_on  # noqa: F401 (settings rules; also read from here)
-from .losses import AdvFeatureLoss, build_base_loss, config_key
+from .losses import BASE_LOSSES, AdvFeatureLoss, LevelHead, build_base_loss, config_key, position_weights
 
 TEACHER_FEATS = "ikd_teacher_feats"  # list of teacher maps on batch["img"]
+TEACHER_HEAD = "ikd_teacher_head"  # the teacher head's raw outputs on batch["img"] (hooks.head_outputs), if needed
+ADV_TEACHER_HEAD = "ikd_adv_teacher_head"  # ... on batch[ADV_IMG]
+ADV_WEIGHT_HEAD = "ikd_adv_weight_head"  # the teacher head whose scores weight the positions of batch[ADV_IMG]
 ADV_IMG = "ikd_adv_img"  # adversarial copy of batch["img"] (only on attack iterations)
 ADV_TEACHER_FEATS = "ikd_adv_teacher_feats"  # teacher maps on batch[ADV_IMG]
 
@@ -41,13 +44,46 @@ def boxes_per_image(batch: Mapping[str, Any]) -> list[torch.Tensor]:
     return [xyxy[index == i] for i in range(batch["img"].shape[0])]
 
 
+def head_needed(cfg: Mapping[str, Any]) -> bool:
+    """Whether the base loss of `cfg` also distils the head (and so needs the teacher's head outputs)."""
+    return cfg["kd_loss"] != "none" and BASE_LOSSES[cfg["kd_loss"]].NEEDS_HEAD
+
+
+def projector(student_channels: int, teacher_channels: int, kind: str) -> nn.Module:
+    """What maps a student level onto the teacher's channels: "linear" a 1x1 conv (nothing when the widths are
+    equal), "mlp" 1x1 conv - ReLU - 1x1 conv (FRS, Ultralytics' distill_model)."""
+    if kind == "mlp":
+        return nn.Sequential(nn.Conv2d(student_channels, teacher_channels, 1), nn.ReLU(inplace=True),
+                             nn.Conv2d(teacher_channels, teacher_channels, 1))
+    return nn.Conv2d(student_channels, teacher_channels, 1) if student_channels != teacher_channels else nn.Identity()
+
+
+def level_heads(teacher: Mapping[str, torch.Tensor], student: Mapping[str, torch.Tensor],
+                maps: list[torch.Tensor], weigher: Mapping[str, torch.Tensor] | None = None) -> list[LevelHead]:
+    """Per level, the teacher's and student's head outputs (`hooks.head_outputs` form) with position weights from
+    the scores of `weigher` (a teacher head output on the same positions; default `teacher`), its one-to-many and
+    one-to-one logits averaged where it has both."""
+    weigher = teacher if weigher is None else weigher
+    t_scores = [weigher["scores"], *([weigher["scores_o2o"]] if "scores_o2o" in weigher else [])]
+    weights = split_levels(position_weights(*[t.unsqueeze(-1) for t in t_scores]).squeeze(-1), maps)
+    cut = {name: split_levels(value, maps) for name, value in (
+        ("t_cls", teacher["scores"]), ("s_cls", student["scores"]), ("t_box", teacher["boxes"]),
+        ("s_box", student["boxes"]))}
+    return [LevelHead(t_cls, s_cls, t_box, s_box, w) for t_cls, s_cls, t_box, s_box, w in zip(
+        cut["t_cls"], cut["s_cls"], cut["t_box"], cut["s_box"], weights)]
+
+
+# which base parts the adversarial stream distils, by `adv_distill`, where the base loss is head-aware
+ADV_DISTILLED = {"all": ("feat", "cls", "box"), "features": ("feat",), "predictions": ("cls", "box")}
+
+
 def part_name(loss: str, part: str) -> str:
     """The name of part `part` of loss `loss` in the logs and the calibration: "fgd.fg", or "mse" for a lone part."""
     return f"{loss}.{part}" if part else loss
 
 
 class FeatureDistiller(nn.Module):
-    """Per-level 1x1 channel adapters (student -> teacher width), the base feature loss and the adversarial loss.
+    """Per-level channel projectors (student -> teacher width), the base loss and the adversarial loss.
 
     Args:
         student_channels: Channels of the student's P3..P5 maps.
@@ -60,27 +96,35 @@ class FeatureDistiller(nn.Module):
         super().__init__()
         on_adv = adversarial_term_on(cfg)
         cfg = unit_for_auto(cfg)
-        self.adapters = nn.ModuleList(
-            nn.Conv2d(s, t, 1) if s != t else nn.Identity() for s, t in zip(student_channels, teacher_channels)
-        )
         self.kd_name = cfg["kd_loss"]
+        kind = BASE_LOSSES[self.kd_name].PROJECTOR if self.kd_name != "none" else "linear"
+        self.adapters = nn.ModuleList(projector(s, t, kind) for s, t in zip(student_channels, teacher_channels))
         self.base = (
             nn.ModuleList(build_base_loss(self.kd_name, c, cfg) for c in teacher_channels)
             if self.kd_name != "none"
             else None
         )
         self.adv = AdvFeatureLoss(cfg["adv_weight"]) if on_adv else None
+        self.adv_distill = cfg["adv_distill"]
 
     @property
     def term_names(self) -> list[str]:
         """Loss-column names, in the order `terms` returns them."""
         return ([f"{self.kd_name}_loss"] if self.base is not None else []) + (["adv_loss"] if self.adv else [])
 
+    @property
+    def needs_head(self) -> bool:
+        """Whether the base loss also distils the head (its `parts` take each level's `LevelHead`)."""
+        return self.base is not None and type(self.base[0]).NEEDS_HEAD
+
     def base_parts(
-        self, student: list[torch.Tensor], teacher: list[torch.Tensor], boxes: list[torch.Tensor]
+        self, student: list[torch.Tensor], teacher: list[torch.Tensor], boxes: list[torch.Tensor],
+        heads: list[LevelHead] | None = None,
     ) -> dict[str, torch.Tensor]:
         """The base loss's weighted parts summed over levels, named `<kd_loss>[.<part>]` (fgd.fg, ..., mse)."""
-        levels = [loss.parts(adapt(s), t, boxes) for loss, adapt, s, t in zip(self.base, self.adapters, student, teacher)]
+        extra = [{"head": h} for h in heads] if self.needs_head else [{}] * len(student)
+        levels = [loss.parts(adapt(s), t, boxes, **kw)
+                  for loss, adapt, s, t, kw in zip(self.base, self.adapters, student, teacher, extra)]
         return {part_name(self.kd_name, k): sum(p[k] for p in levels) for k in levels[0]}
 
     def weight_keys(self) -> dict[str, str]:
@@ -105,9 +149,33 @@ class FeatureDistiller(nn.Module):
                 for loss in self.base:
                     setattr(loss, arg, float(weights[key]))
 
-    def adv_parts(self, student: list[torch.Tensor], teacher: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        """IKD's adversarial feature loss summed over levels, through the same adapters: {"adv": loss}."""
-        return {"adv": sum(self.adv(adapt(s), t) for adapt, s, t in zip(self.adapters, student, teacher))}
+    def adv_parts(self, student: list[torch.Tensor], teacher: list[torch.Tensor],
+                  heads: list[LevelHead] | None = None) -> dict[str, torch.Tensor]:
+        """IKD's adversarial term summed over levels, through the same projectors.
+
+        With a feature base loss: {"adv": weight * sum((P(F_s) - F_t)^2) / N} (the authors' term). With a head-aware
+        base: the base loss's own parts on the adversarial images (those `adv_distill` names), each times the
+        adversarial weight: {"adv.feat": ..., "adv.cls": ..., "adv.box": ...}.
+        """
+        if not self.needs_head:
+            return {"adv": sum(self.adv(adapt(s), t) for adapt, s, t in zip(self.adapters, student, teacher))}
+        keep = ADV_DISTILLED[self.adv_distill]
+        parts = self.base_parts(student, teacher, [], heads)
+        return {f"adv.{k.partition('.')[2]}": self.adv.weight * v for k, v in parts.items()
+                if k.partition(".")[2] in keep}
+
+    def adv_at(self, values: Mapping[str, float], weights: Mapping[str, float]) -> float:
+        """The adversarial term's measured value (`values`, at the weights the distiller holds now) recomputed at the
+        base weights `weights` (config keys): a head-aware term is linear in each base part's weight."""
+        if "adv" in values:
+            return values["adv"]
+        total = 0.0
+        for part, key in self.weight_keys().items():
+            name = f"adv.{part.partition('.')[2]}"
+            if part != "adv" and name in values:
+                now = getattr(self.base[0], type(self.base[0]).WEIGHTS[part.partition(".")[2]])
+                total += values[name] * (float(weights.get(key, now)) / now if now else 0.0)
+        return total
 
 
 class _StudentAttribute:
@@ -185,6 +253,27 @@ class IKDModel(nn.Module):
         """The student's Detect-head input maps alone (no head): what the adversarial term compares."""
         return neck_features(self.student, img, self.recorder.layers)
 
+    def distill_parts(self, batch: dict, feats: list[torch.Tensor], preds: Any) -> dict[str, torch.Tensor]:
+        """Every distillation part of one training batch by name (fgd.fg, ..., score.cls, adv), from the student's
+        maps `feats` and training-mode head output `preds` on batch["img"]; the adversarial part only where the
+        batch holds adversarial images. What the loss sums and `weights=auto` measures."""
+        parts = {}
+        if self.distiller.base is not None:
+            heads = None
+            if self.distiller.needs_head:
+                heads = level_heads(batch[TEACHER_HEAD], training_outputs(preds), batch[TEACHER_FEATS])
+            parts.update(self.distiller.base_parts(feats, batch[TEACHER_FEATS], boxes_per_image(batch), heads))
+        if self.distiller.adv is not None and ADV_IMG in batch:
+            if self.distiller.needs_head:
+                adv_feats, adv_preds = self.student_features(batch[ADV_IMG])
+                heads = level_heads(batch[ADV_TEACHER_HEAD], training_outputs(adv_preds), batch[ADV_TEACHER_FEATS],
+                                    batch[ADV_WEIGHT_HEAD])
+                parts.update(self.distiller.adv_parts(adv_feats, batch[ADV_TEACHER_FEATS], heads))
+            else:
+                parts.update(self.distiller.adv_parts(self.student_neck_features(batch[ADV_IMG]),
+                                                      batch[ADV_TEACHER_FEATS]))
+        return parts
+
     def loss(self, batch: dict, preds: Any = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Detection loss on batch["img"] plus every distillation term, each also reported as its own loss item.
 
@@ -198,16 +287,14 @@ class IKDModel(nn.Module):
 
         feats, preds = self.student_features(batch["img"])
         det, items = self.student.loss(batch, preds)
+        parts = self.distill_parts(batch, feats, preds)
+        zero = torch.zeros((), device=det.device)  # the adversarial term outside the phase or between attacks
         terms = []
+        is_adv = [k == "adv" or k.startswith("adv.") for k in parts]
         if self.distiller.base is not None:
-            parts = self.distiller.base_parts(feats, batch[TEACHER_FEATS], boxes_per_image(batch))
-            terms.append(sum(parts.values()))
+            terms.append(sum((v for v, adv in zip(parts.values(), is_adv) if not adv), zero))
         if self.distiller.adv is not None:
-            if ADV_IMG in batch:
-                adv_feats = self.student_neck_features(batch[ADV_IMG])
-                terms.append(self.distiller.adv_parts(adv_feats, batch[ADV_TEACHER_FEATS])["adv"])
-            else:  # outside the augmentation phase, or not an attack iteration
-                terms.append(torch.zeros((), device=det.device))
+            terms.append(sum((v for v, adv in zip(parts.values(), is_adv) if adv), zero))
         terms = torch.stack([t.float().reshape(()) for t in terms]) if terms else det.new_zeros(0)
         batch_size = batch["img"].shape[0]
         items.update({k: v.detach() for k, v in zip(names, terms)})

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from ultralytics.nn.tasks import DetectionModel
 
-from .hooks import FeatureRecorder, detect_input_layers, neck_features
+from .hooks import FeatureRecorder, detect_input_layers, head_outputs, neck_features
 from .inputs import TeacherError, checkpoint_model, detection_problem, find_weights, read_checkpoint
 
 
@@ -102,3 +102,9 @@ class FrozenTeacher(nn.Module):
     def features(self, img: torch.Tensor) -> list[torch.Tensor]:
         """Teacher maps at the Detect-head inputs for a batch of images in [0, 1] (the head itself does not run)."""
         return neck_features(self.model, img, self.recorder.layers)
+
+    @torch.no_grad()
+    def head(self, maps: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The teacher head's raw class and box outputs on its own neck `maps` (`hooks.head_outputs`): the head
+        convolutions alone, after the pass that gave the maps."""
+        return head_outputs(self.model, maps)

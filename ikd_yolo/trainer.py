@@ -30,8 +30,8 @@ from .config import DEFAULTS, DISTILL_KEYS, auto_keys, split_distill_args
 from .hooks import detect_input_layers
 from .inputs import TeacherError, wrapped_student
 from .model import (
-    ADV_IMG, ADV_TEACHER_FEATS, TEACHER_FEATS, FeatureDistiller, IKDModel, adversarial_term_on, level_channels,
-    weight_on,
+    ADV_IMG, ADV_TEACHER_FEATS, ADV_TEACHER_HEAD, ADV_WEIGHT_HEAD, TEACHER_FEATS, TEACHER_HEAD, FeatureDistiller,
+    IKDModel, adversarial_term_on, head_needed, level_channels, weight_on,
 )
 from .preflight import preflight
 from .teacher import FrozenTeacher
@@ -147,10 +147,24 @@ class IKDTrainer(DetectionTrainer):
             batch[TEACHER_FEATS] = self.teacher.features(batch["img"])
             k = self.attack.n_attacked(batch["img"].shape[0]) if attacking else 0
             x_adv = self.adv_stream.next(k, self.device) if k else None
+        head = head_needed(self.distill)
+        if head:
+            batch[TEACHER_HEAD] = self.teacher.head(batch[TEACHER_FEATS])
         if x_adv is not None:  # None when adv_frac leaves no image to attack
             batch[ADV_IMG] = x_adv.to(batch["img"].dtype)
             batch[ADV_TEACHER_FEATS] = self.teacher.features(batch[ADV_IMG])
+            if head:
+                batch[ADV_TEACHER_HEAD] = self.teacher.head(batch[ADV_TEACHER_FEATS])
+                batch[ADV_WEIGHT_HEAD] = self._adv_position_weigher(batch, len(x_adv))
         return batch
+
+    def _adv_position_weigher(self, batch: dict, k: int) -> dict:
+        """The teacher head output whose scores weight the adversarial images' positions: online, the teacher's
+        scores on the clean images that were attacked (the first k: the attack keeps their geometry); cached, the
+        teacher's scores on the adversarial images themselves (their clean images are not in this batch)."""
+        if self.adv_stream is None:
+            return {name: value[:k] for name, value in batch[TEACHER_HEAD].items()}
+        return batch[ADV_TEACHER_HEAD]
 
     def _setup_train(self):
         """Ultralytics' set-up, then (adv_mode=cached) the adversarial cache, built on rank 0 if any image misses."""
@@ -176,8 +190,11 @@ class IKDTrainer(DetectionTrainer):
             with preserved_state(model):
                 values, det, n = measure_terms(model, self._measurement_batches(AUTO_BATCHES))
             keys = {part: key for part, key in model.distiller.weight_keys().items() if key in auto_keys(self.distill)}
-            units = {part: values[part] for part in keys}  # an auto term was built at weight 1.0
+            units = {part: values[part] for part in keys if part != "adv"}  # an auto term was built at weight 1.0
             measured = choose_weights(units, keys, det, self.distill["kd_share"])
+            if "adv" in keys:  # a head-aware adversarial term is the base's parts: measured at the base's new weights
+                units["adv"] = model.distiller.adv_at(values, measured)
+                measured.update(choose_weights({"adv": units["adv"]}, keys, det, self.distill["kd_share"]))
             self.auto_weight_report = {"values": values, "detection_item": det, "batches": n, "weights": measured,
                                        "keys": keys}
             for part, key in keys.items():

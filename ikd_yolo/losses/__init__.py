@@ -1,9 +1,11 @@
 """Feature-distillation losses: tensors in, scalar out, never reaching into a model.
 
 Base losses (one per distilled feature level, chosen by the `kd_loss` config key): `MSELoss`, `CWDLoss`, `MGDLoss`,
-`FGDLoss`; and `AdvFeatureLoss`, IKD's loss on adversarial images (Liang et al., ACM MM 2023). Every loss takes
-student and teacher features (N, C, H, W) of equal shape (channel adapters live elsewhere) plus, for the common
-signature, per-image boxes (xyxy, normalised to [0, 1]), and returns a scalar fp32 tensor.
+`FGDLoss`, the head-aware `ScoreLoss` (score-weighted features, class and box distillation); and `AdvFeatureLoss`,
+IKD's loss on adversarial images (Liang et al., ACM MM 2023). Every loss takes student and teacher features
+(N, C, H, W) of equal shape (channel projectors live elsewhere) plus, for the common signature, per-image boxes (xyxy,
+normalised to [0, 1]); a head-aware loss also takes the level's head outputs (`LevelHead`). Each returns a scalar
+fp32 tensor.
 
 Examples:
     >>> import torch
@@ -25,6 +27,7 @@ from .cwd import CWDLoss
 from .fgd import FGDLoss, GcBlock, fgd_masks
 from .mgd import MGDLoss
 from .mse import MSELoss
+from .score import LevelHead, ScoreLoss, position_weights
 
 __all__ = [
     "BASE_LOSSES",
@@ -33,14 +36,18 @@ __all__ = [
     "DistillLoss",
     "FGDLoss",
     "GcBlock",
+    "LevelHead",
     "MGDLoss",
     "MSELoss",
+    "ScoreLoss",
     "build_base_loss",
     "config_key",
     "fgd_masks",
+    "position_weights",
 ]
 
-BASE_LOSSES: dict[str, type[DistillLoss]] = {"mse": MSELoss, "cwd": CWDLoss, "mgd": MGDLoss, "fgd": FGDLoss}
+BASE_LOSSES: dict[str, type[DistillLoss]] = {"mse": MSELoss, "cwd": CWDLoss, "mgd": MGDLoss, "fgd": FGDLoss,
+                                             "score": ScoreLoss}
 
 
 def config_key(loss: str, arg: str) -> str:

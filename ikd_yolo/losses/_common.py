@@ -15,6 +15,8 @@ class DistillLoss(nn.Module):
     """
 
     WEIGHTS: ClassVar[dict[str, str]] = {"": "weight"}
+    NEEDS_HEAD: ClassVar[bool] = False  # True: `parts` also takes the level's head outputs (`head=`)
+    PROJECTOR: ClassVar[str] = "linear"  # how the distiller aligns student channels: "linear" (1x1 conv) or "mlp"
 
     def parts(self, student: Tensor, teacher: Tensor, boxes: list[Tensor] | None = None) -> dict[str, Tensor]:
         """The weighted parts {name: scalar fp32 tensor}; a single-part loss returns {"": loss}.
