@@ -11,6 +11,9 @@ Variants, all with the same student (yolo11n.yaml), teacher (an untrained yolo11
     ikd-cached   ikd-adv1 with adv_mode=cached (adversarial images from the cache, built during set-up, untimed)
     ikd-adv5     IKDTrainer distill=ikd-fgd-full adv_steps=5 adv_every=1 (the authors' 5 attack steps)
     ikd-tuned    IKDTrainer distill=ikd-fgd (the tuned default: no frequency augmentation), cached 1-step attack
+    score-feat   IKDTrainer distill=score-feat (the control: Ultralytics' loss computed by ikd-yolo)
+    score        IKDTrainer distill=score (head-aware base: score-weighted features, class and box distillation)
+    ikd-score    IKDTrainer distill=ikd-score (IKD on the head-aware base), cached 1-step attack
 
 Two ways to time a step (see benchmarks/_timing.py):
 
@@ -55,6 +58,10 @@ def variants(teacher: Path) -> dict[str, tuple[str, dict]]:
                                "adv_mode": "cached"}),
         "ikd-adv5": ("ikd", {"teacher": t, "distill": "ikd-fgd-full", "adv_steps": 5, "adv_every": 1}),
         "ikd-tuned": ("ikd", {"teacher": t, "distill": "ikd-fgd", "adv_steps": 1, "adv_every": 1,
+                              "adv_mode": "cached"}),
+        "score-feat": ("ikd", {"teacher": t, "distill": "score-feat"}),
+        "score": ("ikd", {"teacher": t, "distill": "score"}),
+        "ikd-score": ("ikd", {"teacher": t, "distill": "ikd-score", "adv_steps": 1, "adv_every": 1,
                               "adv_mode": "cached"}),
     }
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 
 from ikd_yolo.cli import help_text, main
-from ikd_yolo.config import parse_key_values
-from ikd_yolo.inputs import weights_dir
 from ikd_yolo.config import (
     DEFAULTS,
     DistillConfigError,
     check_value,
+    parse_key_values,
     preset_names,
     resolve_distill_config,
     split_distill_args,
 )
+from ikd_yolo.inputs import weights_dir
 
 
 def test_every_preset_resolves_to_every_key():
@@ -52,13 +52,15 @@ def test_user_yaml(tmp_path):
 @pytest.mark.parametrize(
     "explicit, message",
     [
-        ({"distill": "fgdd"}, "distill='fgdd' is neither a preset nor a YAML file. Did you mean 'fgd'? Presets: cwd, fgd,"),
+        ({"distill": "fgdd"},
+         "distill='fgdd' is neither a preset nor a YAML file. Did you mean 'fgd'? Presets: cwd, fgd,"),
         ({"fgd_alpha": -1e-3}, "fgd_alpha=-0.001 must not be negative: use 0 to turn the term off"),
         ({"adv_steps": "five"}, "adv_steps='five' must be a number (default 5)"),
         ({"adv_steps": 2.5}, "adv_steps=2.5 must be a whole number (default 5)"),
         ({"freq_mode": "fft"}, "freq_mode='fft' is not valid: choose one of off, spectral, paper"),
         ({"freq_p": 1.5}, "freq_p=1.5 must lie in [0, 1]"),
-        ({"freq_lam": [0.9, 0.1]}, "freq_lam=[0.9, 0.1] must be a range [min, max] of two numbers with 0 <= min <= max"),
+        ({"freq_lam": [0.9, 0.1]},
+         "freq_lam=[0.9, 0.1] must be a range [min, max] of two numbers with 0 <= min <= max"),
     ],
 )
 def test_bad_values_raise_one_clear_line(explicit, message):
@@ -70,7 +72,8 @@ def test_bad_values_raise_one_clear_line(explicit, message):
 def test_unknown_key_in_yaml_suggests_closest(tmp_path):
     path = tmp_path / "typo.yaml"
     path.write_text("kd_loss: fgd\nfgd_alpah: 0.1\n")
-    with pytest.raises(DistillConfigError, match=r"unknown key 'fgd_alpah' in distill YAML .* Did you mean 'fgd_alpha'\?"):
+    with pytest.raises(DistillConfigError,
+                       match=r"unknown key 'fgd_alpah' in distill YAML .* Did you mean 'fgd_alpha'\?"):
         resolve_distill_config({"distill": str(path)})
 
 
@@ -84,12 +87,14 @@ def test_yaml_that_does_not_parse(tmp_path):
 def test_split_routes_keys_and_rejects_typos():
     distill, rest = split_distill_args({"epochs": 3, "kd_loss": "mse", "teacher": "t.pt"})
     assert distill == {"kd_loss": "mse", "teacher": "t.pt"} and rest == {"epochs": 3}
-    with pytest.raises(DistillConfigError, match="'epochz' is not a valid ikd-yolo or Ultralytics argument. Did you mean 'epochs'"):
+    with pytest.raises(DistillConfigError,
+                       match="'epochz' is not a valid ikd-yolo or Ultralytics argument. Did you mean 'epochs'"):
         split_distill_args({"epochz": 3})
 
 
 def test_cli_parsing_and_help(capsys):
-    assert parse_key_values(["epochs=3", "freq_lam=[0.1,0.2]", "teacher=null", "resume", "name=007", "mgd_alpha=1e-5"]) == {
+    words = ["epochs=3", "freq_lam=[0.1,0.2]", "teacher=null", "resume", "name=007", "mgd_alpha=1e-5"]
+    assert parse_key_values(words) == {
         "epochs": 3, "freq_lam": [0.1, 0.2], "teacher": None, "resume": True, "name": "007", "mgd_alpha": 1e-5,
     }
     assert main(["train", "help"]) == 0
@@ -133,7 +138,7 @@ def test_every_schema_line_is_checked_from_its_comment():
         if spec.kind == "choice":
             with pytest.raises(DistillConfigError, match=key):
                 resolve_distill_config({key: "no-such-choice"})
-    assert SCHEMA["kd_loss"].choices == ("mse", "cwd", "mgd", "fgd", "none")  # the losses the code implements
+    assert SCHEMA["kd_loss"].choices == ("mse", "cwd", "mgd", "fgd", "score", "none")  # the losses the code implements
     assert SCHEMA["freq_mix"].choices == ("complex", "amplitude")
 
 

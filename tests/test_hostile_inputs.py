@@ -1,4 +1,5 @@
-"""Hostile inputs: a bad teacher or distill YAML stops with one exact line; odd data and sizes train as Ultralytics does."""
+"""Hostile inputs: a bad teacher or distill YAML stops with one exact line; odd data and sizes train as Ultralytics
+does."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def _write_teacher(kind: str, path: Path, teacher_pt: Path) -> Path:
 @pytest.mark.parametrize("kind, name, message", [
     ("missing", "none.pt", "teacher={p} not found: pass the path of a local .pt file (also looked in {w})"),
     ("wrong_suffix", "teacher.onnx",
-     "teacher={p} must be an Ultralytics .pt checkpoint (or a model .yaml for tests)"),
+     "teacher={p} must be an Ultralytics .pt checkpoint (a trained detection model)"),
+    ("wrong_suffix", "yolo11s.yaml", "teacher={p} must be an Ultralytics .pt checkpoint (a trained detection model)"),
     ("not_a_checkpoint", "junk.pt", "teacher={p} cannot be read (UnpicklingError): the file is truncated or not a "
                                     "PyTorch checkpoint"),
     ("state_dict", "weights.pt", "teacher={p} is not an Ultralytics checkpoint (it holds no model): pass the best.pt "
@@ -71,7 +73,7 @@ def test_hostile_teacher_stops_the_trainer_with_one_exact_line(kind, name, messa
                     "it as epochs=... (or in a cfg= YAML)"),
     ("adv_steps: five\n", "adv_steps='five' must be a number (default 5)"),
     ("freq_lam: 0.5\n", "freq_lam=0.5 must be a range [min, max] of two numbers with 0 <= min <= max <= 1"),
-    ("kd_loss: [fgd]\n", "kd_loss=['fgd'] is not valid: choose one of mse, cwd, mgd, fgd, none"),
+    ("kd_loss: [fgd]\n", "kd_loss=['fgd'] is not valid: choose one of mse, cwd, mgd, fgd, score, none"),
     ("fgd_alpha: -1.0e-3\n", "fgd_alpha=-0.001 must not be negative: use 0 to turn the term off"),
     ("adv_weight: -1\n", "adv_weight=-1.0 must not be negative: use 0 to turn the term off"),
 ])

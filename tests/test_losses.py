@@ -6,7 +6,6 @@ import copy
 import math
 import pickle
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -377,6 +376,10 @@ CFG = {
     "fgd_gamma": 4e-4,
     "fgd_lambda": 6e-6,
     "fgd_temp": 0.25,
+    "score_feat": 6.0,
+    "score_cls": 0.5,
+    "score_box": 2.0,
+    "score_temp": 3.0,
 }
 
 
@@ -387,9 +390,11 @@ def test_build_base_loss_reads_config():
     mgd = build_base_loss("mgd", 8, CFG)
     assert (mgd.channels, mgd.alpha, mgd.ratio) == (8, 3e-5, 0.5)
     assert mgd.generator[0].in_channels == 8
-    fgd = build_base_loss("fgd", 16, SimpleNamespace(**CFG))  # attribute namespaces work too
+    fgd = build_base_loss("fgd", 16, CFG)
     assert (fgd.channels, fgd.alpha, fgd.beta, fgd.gamma, fgd.lambda_, fgd.temp) == (16, 1e-3, 5e-4, 4e-4, 6e-6, 0.25)
-    assert set(BASE_LOSSES) == {"mse", "cwd", "mgd", "fgd"}
+    score = build_base_loss("score", 16, CFG)
+    assert (score.feat, score.cls, score.box, score.temp) == (6.0, 0.5, 2.0, 3.0)
+    assert set(BASE_LOSSES) == {"mse", "cwd", "mgd", "fgd", "score"}
 
 
 def test_build_base_loss_errors():
