@@ -1,7 +1,7 @@
-"""Build and install ikd-yolo.
+"""Build the C++/CUDA extension of ikd-yolo (ikd_yolo._C); the project's metadata is in pyproject.toml.
 
 Developer install (uses the torch already installed; see README):
-    pip install -c constraints.txt torch torchvision
+    pip install -c constraints.txt torch torchvision ninja
     pip install --no-build-isolation -c constraints.txt -e ".[test]"
 """
 
@@ -9,7 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import setup
 
 ROOT = Path(__file__).parent
 
@@ -74,26 +74,4 @@ def extension_modules() -> tuple[list, dict]:
 
 ext_modules, cmdclass = extension_modules()
 
-setup(
-    name="ikd-yolo",
-    version="0.1.0",
-    description="Inconsistent Knowledge Distillation (IKD, ACM MM 2023) for Ultralytics YOLO detectors",
-    long_description=(ROOT / "README.md").read_text(encoding="utf-8") if (ROOT / "README.md").exists() else "",
-    long_description_content_type="text/markdown",
-    python_requires=">=3.10",
-    packages=find_packages(include=["ikd_yolo", "ikd_yolo.*"]) + ["ikd_yolo.configs"],
-    package_dir={"ikd_yolo.configs": "configs"},
-    package_data={"ikd_yolo.configs": ["*.yaml"]},
-    install_requires=[  # ninja only builds the kernels (install it first, see README); nothing here needs pybind11
-        "torch>=2.1",
-        "torchvision",
-        "ultralytics>=8.4.77",
-        "numpy",
-        "pycocotools",
-    ],
-    extras_require={"test": ["pytest", "hypothesis", "onnx", "cloudpickle>=3.1.1"]},  # cloudpickle: Ultralytics' DDP launcher
-    entry_points={"console_scripts": ["ikd-yolo=ikd_yolo.cli:main"]},
-    ext_modules=ext_modules,
-    cmdclass=cmdclass,
-    zip_safe=False,
-)
+setup(ext_modules=ext_modules, cmdclass=cmdclass)  # everything else is in pyproject.toml

@@ -5,7 +5,7 @@ and over the whole first epoch the mean of each weighted term divided by one det
 Each pair trains an ikd-fgd student (FGD parts + the adversarial term) for one epoch on the synthetic set drawn at
 the training size; the teachers are trained briefly on the same images first (cached under the benchmark cache).
 
-    python benchmarks/auto_weights_table.py                       # yolo11s, yolov8s, yolo11m -> yolo11n at 128 and 320 px
+    python benchmarks/auto_weights_table.py                     # yolo11s, yolov8s, yolo11m -> yolo11n at 128 and 320 px
     python benchmarks/auto_weights_table.py --sizes 128 --teachers yolo11s.yaml
 Writes benchmarks/results/auto_weights.json and prints a Markdown table.
 """

@@ -10,7 +10,7 @@ Timed, interleaved round by round in a rotated order (benchmarks/_timing.py):
         shuffle source (another image of the batch), and the authors' paper rule (noise / crop). Each spectral mode
         runs with the fused kernels and with the PyTorch reference (`ikd_yolo.ops.set_backend`); the paper rule
         uses no `ikd_yolo.ops` op, so it has one row. Every mode also runs with freq_p = 1 (every image augmented,
-        the upper bound); the preset rows use the presets' own freq_p (ikd-fgd 0.5, ikd-fgd-paper 0.3).
+        the upper bound); the preset rows use the presets' own freq_p (ikd-fgd-full 0.5, ikd-fgd-paper 0.3).
         All augmentation tasks of one round draw from the same seed, so they select the same images.
     (b) one full training step of the fgd trainer: preprocess (incl. teacher features), forward + loss, backward,
         optimizer step + EMA.
@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _timing as T  # noqa: E402
 
 MODES = {  # row label -> distillation settings of the FrequencyAugment
-    "spectral, noise source": {"distill": "ikd-fgd", "freq_source": "noise"},
-    "spectral, shuffle source": {"distill": "ikd-fgd", "freq_source": "shuffle"},
+    "spectral, noise source": {"distill": "ikd-fgd-full", "freq_source": "noise"},
+    "spectral, shuffle source": {"distill": "ikd-fgd-full", "freq_source": "shuffle"},
     "paper (noise / crop)": {"distill": "ikd-fgd-paper"},
 }
 

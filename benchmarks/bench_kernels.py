@@ -167,7 +167,8 @@ def main():
     parser.add_argument("--bands", nargs="+", default=["policy", "full"], help="policy (per-sample high/low), full")
     parser.add_argument("--repeats", type=int, help="timed repeats per variant (default 9, quick 5)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads for both paths")
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"folder of kernels_<device>.json (default {RESULTS})")
+    parser.add_argument("--out", type=Path, default=RESULTS,
+                        help=f"folder of kernels_<device>.json (default {RESULTS})")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)  # the same for reference and fused
@@ -198,7 +199,8 @@ def main():
 def save(out: Path, meta: dict, records: list[dict]) -> Path:
     """Merge into `out` (kernels_<device>.json): a new run replaces the rows of the same configuration."""
     for r in records:
-        r.update(threads=meta["threads"], device_name=meta["device_name"], loadavg_1min=meta["environment"]["load_avg_1m"])
+        r.update(threads=meta["threads"], device_name=meta["device_name"],
+                 loadavg_1min=meta["environment"]["load_avg_1m"])
     old = json.loads(out.read_text()).get("results", []) if out.exists() else []
     key = lambda r: (r["op"], r["mode"], r["band"], r["shape"], r["dtype"], r.get("threads"))  # noqa: E731
     fresh = {key(r) for r in records}

@@ -13,8 +13,9 @@
 #
 # Usage: bash benchmarks/gpu_check.sh [--dry] [FOLDER]
 #   FOLDER   where the files go: default $OUT when set, else .ikd_cache/gpu_check
-#   --dry    on CPU, in a minute: reuses an existing build, runs the emulated-kernel and self-check tests and a tiny
-#            CPU kernel benchmark, skips what needs CUDA (CI runs this: tests/test_gpu_check.py)
+#   --dry    checks the plan, runs nothing (seconds, no GPU): every step that would run is recorded as planned, with
+#            its command, or as failed when its program, Python module or a file it names is missing
+#            (CI runs this: tests/test_gpu_check.py)
 # Env: PYTHON (python3), IKD_GPU_CHECK_SCRATCH (/tmp/ikd_gpu_check: installed wheels, Ultralytics runs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -51,9 +52,38 @@ skip() {  # skip NAME NOTE
   record "$1" skipped 0 "$2"
 }
 
-run_step() {  # run_step NAME CAP_S CMD...: CMD under a timeout of min(CAP_S, time left)
+plan() {  # plan NAME CMD...: a dry run's step, what CMD would run and whether its program, modules and files exist
+  local name=$1 arg prev="" missing=()
+  shift
+  command -v "$1" >/dev/null || missing+=("$1")
+  for arg in "${@:2}"; do
+    if [[ $prev == -m ]]; then
+      "$PY" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec(sys.argv[1]) is None)' "$arg" \
+        2>/dev/null || missing+=("module $arg")
+    elif [[ $arg == "$PY" ]]; then
+      command -v "$arg" >/dev/null || missing+=("$arg")
+    elif [[ $arg == *.py || $arg == *.whl ]]; then
+      [[ -f $arg ]] || missing+=("$arg")
+    fi
+    prev=$arg
+  done
+  local cmd="${*//$'\n'/; }"
+  echo "=== $name (dry run): $cmd" >>"$log"
+  if ((${#missing[@]})); then
+    echo "=== $name: failed, missing ${missing[*]}" >>"$log"
+    record "$name" failed 0 "missing ${missing[*]}"
+  else
+    record "$name" planned 0 "would run: $cmd"
+  fi
+}
+
+run_step() {  # run_step NAME CAP_S CMD...: CMD under a timeout of min(CAP_S, time left); in a dry run, its plan
   local name=$1 cap=$2 t0=$SECONDS rc status limit
   shift 2
+  if ((dry)); then
+    plan "$name" "$@"
+    return
+  fi
   limit=$(left)
   ((cap < limit)) && limit=$cap
   if ((limit < 5)); then
@@ -83,8 +113,6 @@ shopt -s nullglob
 wheels=(.whl/*.whl)
 if ((${#wheels[@]} == 0)); then
   skip wheels "no .whl/ folder (benchmarks/fetch_gpu_wheels.sh makes one)"
-elif ((dry)); then
-  skip wheels "dry run: would install ${wheels[*]}"
 else
   run_step wheels 90 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target "$scratch/site" "${wheels[@]}"
@@ -92,47 +120,27 @@ else
 fi
 
 # ----- build ----------------------------------------------------------------------------------------------------
-built() { compgen -G "ikd_yolo/_C*.so" >/dev/null; }
-if ((dry)); then
-  if built; then skip build "dry run: reusing the existing build"; else skip build "dry run: no build to reuse"; fi
-else
-  run_step build 300 env TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" "$PY" setup.py build_ext --inplace
-fi
+run_step build 300 env TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" "$PY" setup.py build_ext --inplace
 
 # ----- tests ----------------------------------------------------------------------------------------------------
 pytest_args=(-q -p no:cacheprovider --junitxml="$folder/junit.xml")
-if ((dry)); then
-  run_step tests 240 "$PY" -m pytest tests/test_emulated_cuda.py tests/test_self_check.py "${pytest_args[@]}"
-else
-  run_step tests 240 "$PY" -m pytest tests/test_ops_fused.py tests/test_emulated_cuda.py tests/test_self_check.py \
-    tests/test_properties.py "${pytest_args[@]}"
-fi
+run_step tests 240 "$PY" -m pytest tests/test_ops_fused.py tests/test_emulated_cuda.py tests/test_self_check.py \
+  tests/test_properties.py "${pytest_args[@]}"
 
 # ----- kernel benchmark -----------------------------------------------------------------------------------------
-if ((dry)); then
-  run_step bench_kernels 60 "$PY" benchmarks/bench_kernels.py --devices cpu --quick --repeats 1 \
-    --shapes 2x3x32x32 --bands policy --out "$folder"
-else
-  run_step bench_kernels 180 "$PY" benchmarks/bench_kernels.py --devices cuda --out "$folder"
-fi
+run_step bench_kernels 180 "$PY" benchmarks/bench_kernels.py --devices cuda --out "$folder"
 
 # ----- training-step cost at 640 px -----------------------------------------------------------------------------
-if ((dry)); then
-  skip step_cost "dry run: needs CUDA"
-else
-  run_step step_cost 180 "$PY" benchmarks/bench_step_cost.py --device 0 --imgsz 640 --batch 16 --rounds 10 \
-    --out "$folder/step_cost_gpu.json"
-fi
+run_step step_cost 180 "$PY" benchmarks/bench_step_cost.py --device 0 --imgsz 640 --batch 16 --rounds 10 \
+  --out "$folder/step_cost_gpu.json"
 
 # ----- evidence profile, if time remains ------------------------------------------------------------------------
-if ((dry)); then
-  skip evidence "dry run: needs CUDA"
-elif (($(left) < evidence_min)); then
+if (($(left) < evidence_min)); then
   skip evidence "$(left)s left, under ${evidence_min}s"
 else
   run_step evidence $(($(left) - 20)) "$PY" -m ikd_yolo.cli bench-distill profile=gpu out="$scratch/evidence" \
     project="$scratch/runs"
-  [[ -d "$scratch/evidence" ]] && tar -czf "$folder/evidence.tar.gz" -C "$scratch" evidence
+  ((dry)) || [[ ! -d "$scratch/evidence" ]] || tar -czf "$folder/evidence.tar.gz" -C "$scratch" evidence
 fi
 
 # ----- summary --------------------------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ the adversarial images, the untrained adapters) through the distiller at unit we
     weight = kd_share * (mean detection-loss item) / (mean value of the term at unit weight)
 
 so that every term starts at `kd_share` detection-loss items per image (the detection loss has three items: box, cls
-and dfl; YOLO26's box, cls and l1). Weights the preset or the user set are kept. The measured numbers replace "auto" in the run's settings, so
-args.yaml, every checkpoint, a resume and every DDP rank use them without measuring again.
+and dfl; YOLO26's box, cls and l1). Weights the preset or the user set are kept. The measured numbers replace "auto" in
+the run's settings, so args.yaml, every checkpoint, a resume and every DDP rank use them without measuring again.
 """
 
 from __future__ import annotations

@@ -201,7 +201,8 @@ def attack(args: dict[str, Any]) -> None:
 
     for key in ("data", "teacher"):
         if key not in args:
-            raise DistillConfigError(f"attack needs {key}=: ikd-yolo attack data=data.yaml teacher=teacher.pt imgsz=640")
+            raise DistillConfigError(f"attack needs {key}=: "
+                                     "ikd-yolo attack data=data.yaml teacher=teacher.pt imgsz=640")
     run_attack(**args)
 
 

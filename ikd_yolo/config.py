@@ -41,8 +41,10 @@ if not CONFIGS_DIR.is_dir():  # non-editable install: setup.py ships configs/ as
 CODE_CHOICES: dict[str, tuple[str, ...]] = {"kd_loss": (*BASE_LOSSES, "none"), "freq_mix": MIX_MODES}
 AUTO = "auto"  # a weight value: measured at the start of training (weights=auto)
 EXTENDS = "extends"  # a distill YAML's key naming the preset (or YAML) it starts from instead of default.yaml
-# keys renamed since a release: old name -> new name (old configs, presets and checkpoints keep working)
+# keys renamed since a release: old name -> new name (old configs, presets and checkpoints keep working until
+# RENAMED_UNTIL, the release that drops the old names; see CHANGELOG.md)
 RENAMED = {"adv_step": "adv_step_size"}
+RENAMED_UNTIL = "0.3.0"
 
 
 class DistillConfigError(UserError):
@@ -178,7 +180,8 @@ def upgrade_keys(values: Mapping[str, Any], where: str) -> dict[str, Any]:
         if old in out:
             value = out.pop(old)
             out.setdefault(new, value)
-            LOGGER.warning(f"ikd-yolo: '{old}' in {where} is now called '{new}'; the old name still works for now")
+            LOGGER.warning(f"ikd-yolo: '{old}' in {where} is now called '{new}'; the old name is accepted until "
+                           f"ikd-yolo {RENAMED_UNTIL}")
     return out
 
 
@@ -197,7 +200,8 @@ def split_distill_args(args: Mapping[str, Any]) -> tuple[dict[str, Any], dict[st
             rest[k] = v
         else:
             hint = closest_key(k, DISTILL_KEYS | set(DEFAULT_CFG_KEYS))
-            raise DistillConfigError(f"'{k}' is not a valid ikd-yolo or Ultralytics argument.{hint} See 'ikd-yolo --help'")
+            raise DistillConfigError(f"'{k}' is not a valid ikd-yolo or Ultralytics argument.{hint} "
+                                     "See 'ikd-yolo --help'")
     return distill, rest
 
 
@@ -278,7 +282,8 @@ def check_value(key: str, value: Any) -> Any:
         if not ok or float(value[0]) > float(value[1]) or not all(_in_bounds(spec, float(v)) for v in value):
             lo = f"{_num(spec.lo)} {'<' if spec.lo_open else '<='} " if spec.lo is not None else ""
             hi = f" {'<' if spec.hi_open else '<='} {_num(spec.hi)}" if spec.hi is not None else ""
-            raise DistillConfigError(f"{key}={value!r} must be a range [min, max] of two numbers with {lo}min <= max{hi}")
+            raise DistillConfigError(f"{key}={value!r} must be a range [min, max] of two numbers "
+                                     f"with {lo}min <= max{hi}")
         return [float(v) for v in value]
     if spec.kind == "weight" and value == AUTO:
         return AUTO
@@ -429,6 +434,7 @@ class Configured:
     """A component built from one settings section: subclasses name it in `SETTINGS` and get `from_config`.
 
     Examples:
+        >>> from ikd_yolo.augment.attack import AdversarialAttack
         >>> attack = AdversarialAttack.from_config(resolve_distill_config({}))
         >>> attack.settings.eps
         0.0313725

@@ -98,10 +98,13 @@ class FeatureRecorder:
     to the network it observes.
 
     Examples:
+        >>> from ultralytics.nn.tasks import DetectionModel
+        >>> model = DetectionModel("yolo11n.yaml", verbose=False).eval()
         >>> recorder = FeatureRecorder(detect_input_layers(model))
         >>> with recorder.capture(model) as feats:
-        ...     preds = model(images)
+        ...     preds = model(torch.zeros(1, 3, 64, 64))
         >>> [f.shape for f in feats]  # P3, P4, P5
+        [torch.Size([1, 64, 8, 8]), torch.Size([1, 128, 4, 4]), torch.Size([1, 256, 2, 2])]
     """
 
     def __init__(self, layers: list[int]) -> None:

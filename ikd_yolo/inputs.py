@@ -130,7 +130,8 @@ def check_student(model: Any, trust: bool = False) -> nn.Module | None:
         try:
             cfg = yaml_model_load(name)
         except FileNotFoundError:
-            raise StudentError(f"model={name} not found: pass a model YAML such as yolo11n.yaml or a trained .pt") from None
+            raise StudentError(
+                f"model={name} not found: pass a model YAML such as yolo11n.yaml or a trained .pt") from None
         problem, student = detection_problem(cfg), None
         if problem is None:
             student = DetectionModel(cfg, verbose=False)

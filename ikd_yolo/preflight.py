@@ -50,8 +50,7 @@ def preflight(overrides: dict[str, Any], explicit: dict[str, Any]) -> tuple[dict
     check_not_inside(check_teacher_path(distill["teacher"]), "teacher", folder, TeacherError)
     data = load_data(data_arg)
     nc, names = (1, None) if single_cls else (data["nc"], data["names"])
-    teacher = load_teacher(distill["teacher"], nc=nc, names=names, channels=data.get("channels", 3),
-                           single_cls=single_cls, trust=trust)
+    teacher = load_teacher(distill["teacher"], nc=nc, names=names, single_cls=single_cls, trust=trust)
     if student is not None:
         check_compatible(teacher, wrapped_student(student) or student)
     if ckpt is not None:
@@ -112,7 +111,8 @@ def check_device(device: Any) -> None:
 
 
 def resume_checkpoint(resume: Any) -> Path:
-    """The checkpoint a resume reads: the path given, else the newest last*.pt below the working folder (as Ultralytics)."""
+    """The checkpoint a resume reads: the path given, else the newest last*.pt below the working folder (as
+    Ultralytics)."""
     from ultralytics.utils.files import get_latest_run
 
     if isinstance(resume, (str, Path)) and Path(resume).exists():

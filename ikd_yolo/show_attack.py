@@ -6,7 +6,8 @@ so a user sees what the attack does to the teacher.
 
 Examples:
     >>> from ikd_yolo.show_attack import run_attack
-    >>> report = run_attack(data="data.yaml", teacher="teacher.pt", imgsz=128, preview="attack.png")
+    >>> report = run_attack(  # needs a dataset and a trained teacher.pt  # doctest: +SKIP
+    ...     data="data.yaml", teacher="teacher.pt", imgsz=128, preview="attack.png")
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ so nothing is downloaded).
 
 Examples:
     >>> from ikd_yolo.show_aug import show_augmentation
-    >>> show_augmentation("coco8.yaml", {**ikd_settings, "freq_mode": "spectral"}, "grid.png", n=8, imgsz=256)
+    >>> show_augmentation(  # needs a dataset  # doctest: +SKIP
+    ...     "coco8.yaml", {**ikd_settings, "freq_mode": "spectral"}, "grid.png", n=8, imgsz=256)
 """
 
 from __future__ import annotations

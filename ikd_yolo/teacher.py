@@ -22,20 +22,15 @@ def check_teacher_path(path: str | Path | None) -> Path:
     for in Ultralytics' weights folder (nothing is downloaded)."""
     if not path:
         raise TeacherError("no teacher given: pass teacher=path/to/teacher.pt (a trained Ultralytics detection model)")
-    if Path(str(path)).suffix in {".yaml", ".yml"}:
-        if not Path(str(path)).is_file():
-            raise TeacherError(f"teacher={path} not found: pass teacher=path/to/teacher.pt (a trained detection checkpoint)")
-        return Path(str(path))
     if Path(str(path)).suffix != ".pt" and not Path(str(path)).is_dir():
-        raise TeacherError(f"teacher={path} must be an Ultralytics .pt checkpoint (or a model .yaml for tests)")
+        raise TeacherError(f"teacher={path} must be an Ultralytics .pt checkpoint (a trained detection model)")
     return find_weights(path, "teacher", TeacherError)
 
 
 def load_teacher(
-    path: str | Path, nc: int, names: Mapping[int, str] | None = None, channels: int = 3, single_cls: bool = False,
-    trust: bool = False,
+    path: str | Path, nc: int, names: Mapping[int, str] | None = None, single_cls: bool = False, trust: bool = False,
 ) -> DetectionModel:
-    """Load a detection teacher from a .pt checkpoint (or build one from a .yaml, for tests) and check its classes.
+    """Load a detection teacher from a .pt checkpoint and check its classes.
 
     The checkpoint is read as `read_checkpoint` reads it: model types only unless `trust` (trust_checkpoints=True).
 
@@ -43,10 +38,7 @@ def load_teacher(
     other classes would distil them into the student's.
     """
     path = check_teacher_path(path)
-    if path.suffix == ".pt":
-        model = checkpoint_model(read_checkpoint(path, "teacher", TeacherError, trust))
-    else:
-        model = DetectionModel(str(path), nc=nc, ch=channels, verbose=False)
+    model = checkpoint_model(read_checkpoint(path, "teacher", TeacherError, trust))
     if problem := detection_problem(model):
         need = "a detection teacher (a model trained with task=detect)" if "model (" in problem else (
             "a YOLO detection teacher (e.g. YOLOv8, YOLO11 or YOLO26 trained with task=detect)")
@@ -56,7 +48,7 @@ def load_teacher(
         fix = ("drop single_cls=True (it trains one class) or use a single-class teacher" if single_cls else
                "use a teacher trained on the same dataset (same class list)")
         raise TeacherError(f"teacher={path} predicts {teacher_nc} classes but the data has nc={nc}: {fix}")
-    if names is not None and path.suffix == ".pt" and not single_cls:
+    if names is not None and not single_cls:
         theirs, ours = [model.names[i] for i in range(nc)], [names[i] for i in range(nc)]
         if theirs != ours:
             first = next(i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b)
@@ -82,8 +74,8 @@ class FrozenTeacher(nn.Module):
     """A detection model fixed for distillation: eval mode always, no gradients to its weights, BN stats untouched.
 
     Examples:
-        >>> teacher = FrozenTeacher(load_teacher("teacher.pt", nc=6))
-        >>> feats = teacher.features(images)  # P3, P4, P5 maps, no autograd graph
+        >>> teacher = FrozenTeacher(load_teacher("teacher.pt", nc=6))  # needs a teacher.pt  # doctest: +SKIP
+        >>> feats = teacher.features(images)  # P3, P4, P5 maps, no autograd graph  # doctest: +SKIP
     """
 
     def __init__(self, model: DetectionModel) -> None:

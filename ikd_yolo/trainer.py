@@ -57,7 +57,8 @@ class IKDTrainer(DetectionTrainer):
 
     Examples:
         >>> from ultralytics import YOLO
-        >>> YOLO("yolo11n.yaml").train(trainer=IKDTrainer, teacher="teacher.pt", distill="ikd-fgd", data="data.yaml")
+        >>> YOLO("yolo11n.yaml").train(  # needs a trained teacher.pt and a dataset  # doctest: +SKIP
+        ...     trainer=IKDTrainer, teacher="teacher.pt", distill="ikd-fgd", data="data.yaml")
     """
 
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None) -> None:
@@ -288,7 +289,8 @@ class IKDTrainer(DetectionTrainer):
 
     @contextmanager
     def _model_as(self, module: nn.Module) -> Iterator[None]:
-        """Let Ultralytics see `module` as the trained model (its EMA repair reads the live weights by the EMA's keys)."""
+        """Let Ultralytics see `module` as the trained model (its EMA repair reads the live weights by the EMA's
+        keys)."""
         model, self.model = self.model, module
         try:
             yield

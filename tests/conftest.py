@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny synthetic dataset, a briefly trained teacher, a killed run, Ultralytics' log lines.
+"""Shared fixtures: a tiny synthetic dataset, briefly trained teachers, a killed and a finished run, Ultralytics'
+log lines.
 
 Helpers that are not fixtures live in tests/helpers.py."""
 
@@ -17,7 +18,7 @@ import pytest
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # Ultralytics: never try the network from tests
 
-from helpers import KILL_SCRIPT, resume_kwargs, train_kwargs  # noqa: E402
+from helpers import KILL_SCRIPT, resume_kwargs, train_brief_teacher, train_kwargs  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +37,25 @@ def teacher_pt(tmp_path_factory, synthetic_data) -> Path:
     project = tmp_path_factory.mktemp("teacher")
     YOLO("yolo11s.yaml").train(data=str(synthetic_data), **train_kwargs(project, "t", epochs=2, val=False))
     return project / "t" / "weights" / "last.pt"
+
+
+@pytest.fixture(scope="session")
+def yolo26_teacher_pt(tmp_path_factory, synthetic_data) -> Path:
+    """A yolo26n teacher checkpoint (end-to-end head, one value per box side, E2ELoss), briefly trained."""
+    return train_brief_teacher("yolo26n.yaml", synthetic_data, tmp_path_factory.mktemp("teacher26"))
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory, synthetic_data, teacher_pt) -> Path:
+    """The folder of a finished one-epoch `ikd-yolo train` run (final_eval stripped its optimizer and ikd-yolo
+    state)."""
+    from ikd_yolo.cli import main
+
+    project = tmp_path_factory.mktemp("finished")
+    words = [f"{k}={v}" for k, v in train_kwargs(project, "run").items()]
+    assert main(["train", "model=yolo11n.yaml", f"teacher={teacher_pt}", f"data={synthetic_data}", "distill=fgd",
+                 *words]) == 0
+    return project / "run"
 
 
 @pytest.fixture

@@ -26,6 +26,23 @@ def train_kwargs(project: Path, name: str, **extra) -> dict:
     return {**base, **extra}
 
 
+def train_brief_teacher(model_yaml: str, data: Path, project: Path) -> Path:
+    """Train a tiny teacher for 40 short epochs (2 iterations each) on the 64 px synthetic set; return its last.pt.
+
+    Trained because an untrained teacher barely responds to an 8/255 attack (YOLO26's cls loss moves below fp32
+    resolution).
+    """
+    from ultralytics import YOLO
+
+    YOLO(model_yaml).train(
+        data=str(data), epochs=40, imgsz=64, batch=8, workers=0, device="cpu", plots=False, val=False,
+        save=False,  # checkpoints only after the last epoch
+        amp=False, mosaic=0.0, warmup_epochs=0, optimizer="AdamW", lr0=0.01, seed=0, deterministic=True,
+        verbose=False, project=str(project), name="teacher",
+    )
+    return project / "teacher" / "weights" / "last.pt"
+
+
 def digest(tensors: dict[str, torch.Tensor]) -> str:
     """sha256 of named tensors, to compare weights across processes."""
     h = hashlib.sha256()

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from ikd_yolo.augment.attack import AdversarialAttack, _resize_pad_matrix, teacher_class_loss
 from ikd_yolo.config import DistillConfigError, resolve_distill_config
+from ikd_yolo.teacher import load_teacher
 
 IMGSZ, BATCH = 64, 8
 CFG = {  # the authors' attack (configs/default.yaml values)
@@ -40,58 +41,18 @@ def _freeze(model: torch.nn.Module) -> torch.nn.Module:
 
 
 @pytest.fixture(scope="module")
-def synthetic_data(tmp_path_factory):
-    """Synthetic shapes dataset (16 train, 8 val images at 64 px); returns its data.yaml."""
-    from ikd_yolo.data import make_synthetic_dataset
-
-    return make_synthetic_dataset(tmp_path_factory.mktemp("shapes"), n_train=16, n_val=8, imgsz=IMGSZ)
-
-
-def _train_teacher(model_yaml: str, data, project) -> torch.nn.Module:
-    """Train a tiny teacher for 40 short epochs (2 iterations each) on the synthetic set and freeze it."""
-    from ultralytics import YOLO
-
-    yolo = YOLO(model_yaml)
-    yolo.train(
-        data=str(data),
-        epochs=40,
-        imgsz=IMGSZ,
-        batch=BATCH,
-        workers=0,
-        device="cpu",
-        plots=False,
-        val=False,
-        save=False,  # checkpoints only after the last epoch
-        amp=False,
-        mosaic=0.0,
-        warmup_epochs=0,
-        optimizer="AdamW",
-        lr0=0.01,
-        seed=0,
-        deterministic=True,
-        verbose=False,
-        project=str(project),
-        name="teacher",
-    )
-    return _freeze(yolo.model)
-
-
-@pytest.fixture(scope="module")
 def trained_teacher(synthetic_data, tmp_path_factory):
-    """A yolo11n teacher (v8DetectionLoss) trained briefly on the synthetic set (about 10 s on 2 CPU cores), frozen.
+    """A yolo11n teacher (v8DetectionLoss) trained briefly on the synthetic set (about 10 s on 2 CPU cores), frozen."""
+    from helpers import train_brief_teacher
 
-    Module-scoped and self-contained (with `synthetic_data`) so it can move to a shared conftest.py unchanged.
-    """
-    return _train_teacher("yolo11n.yaml", synthetic_data, tmp_path_factory.mktemp("runs11"))
+    return _freeze(load_teacher(train_brief_teacher("yolo11n.yaml", synthetic_data, tmp_path_factory.mktemp("runs11")),
+                                nc=8))
 
 
 @pytest.fixture(scope="module")
-def yolo26_teacher(synthetic_data, tmp_path_factory):
-    """A yolo26n teacher (one-to-many + one-to-one heads, E2ELoss) trained the same way (about 11 s), frozen.
-
-    Trained because an untrained YOLO26 barely responds to 8/255 (its cls loss moves below fp32 resolution).
-    """
-    return _train_teacher("yolo26n.yaml", synthetic_data, tmp_path_factory.mktemp("runs26"))
+def yolo26_teacher(yolo26_teacher_pt):
+    """The yolo26n teacher (one-to-many + one-to-one heads, E2ELoss) of conftest.py, trained the same way, frozen."""
+    return _freeze(load_teacher(yolo26_teacher_pt, nc=8))
 
 
 @pytest.fixture(scope="module")

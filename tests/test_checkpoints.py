@@ -1,4 +1,5 @@
-"""Checkpoints: a mid-epoch one is fp16 and exports to ONNX without ikd_yolo; wrapped student checkpoints train their student."""
+"""Checkpoints: a mid-epoch one is fp16 and exports to ONNX without ikd_yolo; wrapped student checkpoints train their
+student."""
 
 from __future__ import annotations
 
@@ -22,12 +23,12 @@ from ultralytics.utils.torch_utils import ModelEMA
 
 from helpers import Stop, stop, train_kwargs
 from ikd_yolo import IKDTrainer
-from ikd_yolo.trainer import wrapped_student
 from ikd_yolo.config import resolve_distill_config
 from ikd_yolo.hooks import detect_input_layers
-from ikd_yolo.model import FeatureDistiller, IKDModel, level_channels
 from ikd_yolo.inputs import InputError
+from ikd_yolo.model import FeatureDistiller, IKDModel, level_channels
 from ikd_yolo.teacher import load_teacher
+from ikd_yolo.trainer import wrapped_student
 
 
 def test_checkpoint_written_mid_epoch_is_fp16_and_loads(killed_run):

@@ -74,7 +74,8 @@ def test_ikd_step_under_autocast_gives_finite_fp32_terms_and_grads(kd_loss, dtyp
     with torch.autocast("cpu", dtype=dtype):  # as Ultralytics runs preprocess_batch and the forward
         b = FrequencyAugment.from_config(cfg)(dict(batch), generator=torch.Generator().manual_seed(0))
         b[TEACHER_FEATS] = teacher.features(b["img"])
-        b[ADV_IMG] = AdversarialAttack.from_config(cfg)(teacher.model, criterion, b, generator=torch.Generator().manual_seed(0))
+        attack = AdversarialAttack.from_config(cfg)
+        b[ADV_IMG] = attack(teacher.model, criterion, b, generator=torch.Generator().manual_seed(0))
         b[ADV_TEACHER_FEATS] = teacher.features(b[ADV_IMG])
         loss, items = model(b)
     assert b["img"].dtype == torch.float32 and b[ADV_IMG].dtype == torch.float32

@@ -120,18 +120,6 @@ def test_level_heads_cut_the_flat_outputs_at_each_level():
     assert heads[0].student_box.shape == (1, 4, 4, 4) and heads[0].teacher_box.shape == (1, 64, 4, 4)
 
 
-@pytest.fixture(scope="module")
-def yolo26_teacher_pt(tmp_path_factory, synthetic_data):
-    """A yolo26n teacher checkpoint (end-to-end head, one value per box side) trained one short epoch."""
-    from ultralytics import YOLO
-
-    from helpers import train_kwargs
-
-    project = tmp_path_factory.mktemp("teacher26")
-    YOLO("yolo26n.yaml").train(data=str(synthetic_data), **train_kwargs(project, "t", epochs=1, val=False))
-    return project / "t" / "weights" / "last.pt"
-
-
 @pytest.mark.parametrize("student, teacher, box", [
     ("yolo11n.yaml", "teacher_pt", "LD"),  # DFL on both sides, 16 bins
     ("yolov8n.yaml", "teacher_pt", "LD"),  # another family, same bins

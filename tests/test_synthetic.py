@@ -182,8 +182,10 @@ def test_refuses_foreign_folder_and_bad_args(tmp_path):
     (tmp_path / "images").mkdir()
     with pytest.raises(DataError, match="not made by make_synthetic_dataset: pass another out="):
         make_synthetic_dataset(tmp_path, n_train=2, n_val=1)
-    for kwargs, message in (({"imgsz": 32}, "imgsz=32 must be >= 64"), ({"n_train": 2.5}, "n_train=2.5 must be a whole"),
-                            ({"n_train": 0}, "n_train=0 must be >= 1"), ({"n_val": "abc"}, "n_val='abc' must be a whole"),
+    for kwargs, message in (({"imgsz": 32}, "imgsz=32 must be >= 64"),
+                            ({"n_train": 2.5}, "n_train=2.5 must be a whole"),
+                            ({"n_train": 0}, "n_train=0 must be >= 1"),
+                            ({"n_val": "abc"}, "n_val='abc' must be a whole"),
                             ({"clutter": 1.5}, r"clutter=1.5 must be a number in \[0, 1\]")):
         with pytest.raises(DataError, match=message):
             make_synthetic_dataset(tmp_path / "x", **kwargs)

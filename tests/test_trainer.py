@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 from ultralytics import YOLO
-from ultralytics.nn.tasks import SegmentationModel
+from ultralytics.nn.tasks import DetectionModel, SegmentationModel
 
 from helpers import read_results, train_kwargs
 from ikd_yolo import IKDTrainer
@@ -156,3 +156,23 @@ def test_nan_recovery_reloads_the_last_checkpoint(tmp_path, synthetic_data, teac
                 **train_kwargs(tmp_path, "nan", epochs=3))
     assert epochs_ended == [0, 1, 1, 2]  # epoch 2 was redone from epoch 1's checkpoint
     assert read_results(tmp_path / "nan")["epoch"] == [1.0, 2.0, 3.0]
+
+
+def test_nan_in_one_ema_tensor_is_repaired_and_the_run_finishes(tmp_path, synthetic_data, teacher_pt):
+    """One non-finite EMA value (student or distiller) is resynced from the live model, as plain Ultralytics does."""
+
+    def poison(trainer):
+        if trainer.epoch == 0:
+            with torch.no_grad():
+                trainer.ema.ema.student.model[0].conv.weight[0, 0, 0, 0] = float("nan")
+                next(trainer.ema.ema.distiller.parameters()).view(-1)[0] = float("inf")
+
+    model = YOLO("yolo11n.yaml")
+    model.add_callback("on_train_epoch_end", poison)
+    model.train(trainer=IKDTrainer, teacher=str(teacher_pt), distill="mgd", data=str(synthetic_data),
+                **train_kwargs(tmp_path, "nan", epochs=2))
+    for name in ("last.pt", "best.pt"):
+        ckpt = torch.load(tmp_path / "nan" / "weights" / name, weights_only=False)
+        saved = ckpt["ema"] or ckpt["model"]  # a finished run's checkpoints hold the EMA as "model"
+        assert isinstance(saved, DetectionModel)
+        assert all(torch.isfinite(v).all() for v in saved.state_dict().values() if v.is_floating_point())

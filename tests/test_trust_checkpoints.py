@@ -167,15 +167,6 @@ def test_run_folder_is_the_one_ultralytics_would_create(tmp_path):
 
 
 # ---- 3. atomic checkpoint writes -------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, synthetic_data, teacher_pt) -> Path:
-    """The folder of a finished one-epoch ikd-yolo run."""
-    project = tmp_path_factory.mktemp("finished")
-    YOLO("yolo11n.yaml").train(trainer=IKDTrainer, teacher=str(teacher_pt), data=str(synthetic_data), distill="fgd",
-                               **train_kwargs(project, "run"))
-    return project / "run"
-
-
 def test_finished_run_leaves_no_temporary_files_and_loadable_checkpoints(finished_run):
     weights = finished_run / "weights"
     assert sorted(p.name for p in weights.iterdir()) == ["best.pt", "last.pt"]  # no staging folder left behind

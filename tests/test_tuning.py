@@ -1,5 +1,6 @@
-"""The shipped IKD defaults are the ones the tuning recorded (benchmarks/results/tuning/defaults.json), and the
-tuning runner's paired comparison is the evidence code's arithmetic on hand-made numbers."""
+"""The tuning runner (benchmarks/tune_ikd.py): its paired comparison is the evidence code's arithmetic on hand-made
+numbers, a screen in parts keeps its earlier rows, a misspelt variant stops before any run. (That the shipped preset is
+the recorded winner is a results check: benchmarks/check_results.py.)"""
 
 from __future__ import annotations
 
@@ -9,10 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ikd_yolo.config import resolve_distill_config
-
 ROOT = Path(__file__).resolve().parents[1]
-RECORD = ROOT / "benchmarks" / "results" / "tuning" / "defaults.json"
 
 
 def _tune_ikd():
@@ -20,20 +18,6 @@ def _tune_ikd():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def test_the_shipped_preset_is_the_recorded_winner():
-    record = json.loads(RECORD.read_text())
-    shipped = resolve_distill_config({"distill": record["preset"]})
-    assert record["settings"], "the record names the settings it decided"
-    assert {k: shipped[k] for k in record["settings"]} == record["settings"]
-
-
-def test_every_screened_setting_is_a_key_of_the_record():
-    """A screened key whose default the record does not pin could drift from what the screen measured."""
-    tune = _tune_ikd()
-    screened = {part.split("=")[0] for s in tune.SCREEN for part in s.split(";")}
-    assert screened <= set(json.loads(RECORD.read_text())["settings"])
 
 
 def test_compare_pairs_seeds_against_the_preset_and_fgd():

@@ -7,10 +7,11 @@ random start, pixels kept in the image's valid range). Here the attack runs onli
 device, batched; the update rule is the fused `ikd_yolo.ops.adv_step`.
 
 Examples:
-    >>> attack = AdversarialAttack.from_config(cfg)  # cfg: validated IKD settings (ikd_yolo.config)
-    >>> teacher.args = trainer.args  # the criterion reads the box/cls/dfl gains from here
-    >>> criterion = teacher.init_criterion()
-    >>> if attack.should_attack(iteration):
+    >>> from ikd_yolo.config import resolve_distill_config
+    >>> attack = AdversarialAttack.from_config(resolve_distill_config({"distill": "ikd-fgd"}))  # validated settings
+    >>> teacher.args = trainer.args  # the criterion reads the box/cls/dfl gains from here  # doctest: +SKIP
+    >>> criterion = teacher.init_criterion()  # a trained teacher  # doctest: +SKIP
+    >>> if attack.should_attack(iteration):  # doctest: +SKIP
     ...     x_adv = attack(teacher, criterion, batch)  # (B, C, H, W), first attack.n_attacked(B) images perturbed
 """
 
@@ -93,11 +94,12 @@ class AdversarialAttack(Configured):
     resize by a random integer width in [ceil(0.9 W), W) (height in proportion, bilinear, align_corners=False) and
     zero-pad back to (H, W) at a random offset; the image's boxes are moved with it so the loss still targets the
     objects. Each image draws its own size and offset; the resize-and-pad is two batched matmuls with per-image
-    interpolation matrices, so the backward pass is deterministic on every device. (2) Gradient of the teacher class loss w.r.t. the pre-diversity image, by
-    autograd on the input alone. (3) `ikd_yolo.ops.adv_step`: L1-normalise the gradient per image, momentum, sign step,
-    project to the eps ball around the clean image and clamp each channel to the clean image's own [min, max] of that
-    channel (the authors' clipping). The first step attacks the clean images without input diversity, so that its
-    forward also gives the teacher's clean feature maps (`with_features`): one teacher pass serves both.
+    interpolation matrices, so the backward pass is deterministic on every device. (2) Gradient of the teacher class
+    loss w.r.t. the pre-diversity image, by autograd on the input alone. (3) `ikd_yolo.ops.adv_step`: L1-normalise the
+    gradient per image, momentum, sign step, project to the eps ball around the clean image and clamp each channel to
+    the clean image's own [min, max] of that channel (the authors' clipping). The first step attacks the clean images
+    without input diversity, so that its forward also gives the teacher's clean feature maps (`with_features`): one
+    teacher pass serves both.
 
     Only the first `n_attacked(B)` images of the batch (round(adv_frac * B), at least one if adv_frac > 0) are
     attacked and returned; Ultralytics shuffles its batches, so that is a random subset.
@@ -113,8 +115,10 @@ class AdversarialAttack(Configured):
             every k-th training iteration, see `should_attack`), frac (fraction of the batch attacked).
 
     Examples:
+        >>> from ikd_yolo.config import resolve_distill_config
         >>> attack = AdversarialAttack.from_config(resolve_distill_config({"adv_steps": 5}))
-        >>> x_adv = attack(teacher, teacher.init_criterion(), batch, generator=torch.Generator().manual_seed(0))
+        >>> x_adv = attack(  # a trained teacher and a training batch  # doctest: +SKIP
+        ...     teacher, teacher.init_criterion(), batch, generator=torch.Generator().manual_seed(0))
     """
 
     DI_MIN_SCALE = 0.9  # input diversity resizes to [0.9 W, W)
@@ -195,7 +199,9 @@ class AdversarialAttack(Configured):
         if layers is None:
             return x_adv.to(img.dtype), None
         rest = _no_grad_features(teacher, img[k:], layers) if k < img.shape[0] else None
-        feats = attacked_feats if rest is None else [torch.cat((a, r.to(a.dtype))) for a, r in zip(attacked_feats, rest)]
+        if rest is None:
+            return x_adv.to(img.dtype), attacked_feats
+        feats = [torch.cat((a, r.to(a.dtype))) for a, r in zip(attacked_feats, rest)]
         return x_adv.to(img.dtype), feats
 
     def _attack(

@@ -4,13 +4,18 @@ Per image, the label policy (`policy.image_band_choice`) picks the HIGH band for
 the LOW band for images with a large box; the selected images have that band of their spectrum mixed with a noise or
 another image's spectrum through `ikd_yolo.ops`.
 
-Modes (config key `freq_mode`): "off" (identity), "spectral" (band-limited spectral mixing through `ikd_yolo.ops`, the
-project's generalisation), "paper" (the authors' Gaussian-noise / random-crop rule, see `ikd_yolo.augment.paper`).
+Modes (config key `freq_mode`): "spectral" (band-limited spectral mixing through `ikd_yolo.ops`, the project's
+generalisation), "paper" (the authors' Gaussian-noise / random-crop rule, see `ikd_yolo.augment.paper`). With
+freq_mode=off there is no augmenter: the trainer builds none.
 
 Examples:
-    >>> aug = FrequencyAugment.from_config(cfg)  # cfg: validated IKD settings (ikd_yolo.config)
+    >>> from ikd_yolo.config import resolve_distill_config
+    >>> aug = FrequencyAugment.from_config(resolve_distill_config({"distill": "ikd-fgd-full"}))  # validated settings
+    >>> batch = {"img": torch.rand(2, 3, 64, 64), "batch_idx": torch.tensor([0.0, 1.0]), "cls": torch.zeros(2, 1),
+    ...          "bboxes": torch.tensor([[0.5, 0.5, 0.1, 0.1], [0.5, 0.5, 0.8, 0.8]]), "ori_shape": [(64, 64)] * 2}
     >>> batch = aug(batch, generator=torch.Generator(batch["img"].device).manual_seed(0))
-    >>> batch["freq_info"]["high"], batch["freq_info"]["lam"]
+    >>> batch["freq_info"]["high"]  # the all-small image takes the high band, the one with a large box the low band
+    tensor([ True, False])
 """
 
 from __future__ import annotations
@@ -64,9 +69,10 @@ class FrequencyAugment(Configured):
 
     Per image it draws whether it is augmented (probability `freq_p`), takes its band from the label policy
     (`image_band_choice`) and a strength lam ~ U[freq_lam]; the source spectrum is the image plus Gaussian noise whose
-    in-band standard deviation is freq_sigma (see `band_fraction`), or another image of the batch (a random derangement). Only the
-    selected images go through the spectral op, so the others come back bit-identical. In "paper" mode the authors' noise/crop rule runs instead
-    (`ikd_yolo.augment.paper`), which also changes `cls`, `bboxes` and `batch_idx`.
+    in-band standard deviation is freq_sigma (see `band_fraction`), or another image of the batch (a random
+    derangement). Only the selected images go through the spectral op, so the others come back bit-identical. In "paper"
+    mode the authors' noise/crop rule runs instead (`ikd_yolo.augment.paper`), which also changes `cls`, `bboxes` and
+    `batch_idx`.
 
     The input dict is not modified: the call returns a shallow copy with the changed tensors replaced and a record
     `freq_info` (per-image tensors of length B on the batch's device) for logging and `ikd_yolo.show_aug`:
@@ -78,13 +84,23 @@ class FrequencyAugment(Configured):
             keys; see configs/default.yaml for each one's meaning).
 
     Examples:
-        >>> aug = FrequencyAugment.from_config(resolve_distill_config({"freq_source": "shuffle"}))
+        >>> from ikd_yolo.config import resolve_distill_config
+        >>> cfg = resolve_distill_config({"distill": "ikd-fgd-full", "freq_source": "shuffle"})
+        >>> aug = FrequencyAugment.from_config(cfg)
+        >>> batch = {"img": torch.rand(2, 3, 64, 64), "batch_idx": torch.tensor([0.0, 1.0]), "cls": torch.zeros(2, 1),
+        ...          "bboxes": torch.tensor([[0.5, 0.5, 0.1, 0.1], [0.5, 0.5, 0.8, 0.8]]), "ori_shape": [(64, 64)] * 2}
         >>> out = aug(batch, generator=torch.Generator().manual_seed(0))
         >>> out["img"].shape == batch["img"].shape
         True
     """
 
     SETTINGS = FrequencySettings
+
+    def __init__(self, settings: FrequencySettings) -> None:
+        """Keep the validated settings; freq_mode=off has no augmenter (the trainer builds none)."""
+        if settings.mode == "off":
+            raise ValueError("freq_mode=off has no frequency augmentation to build")
+        super().__init__(settings)
 
     def __repr__(self) -> str:
         """Summarise the settings."""
@@ -105,12 +121,10 @@ class FrequencyAugment(Configured):
                 moved to the batch's, so a CPU generator reproduces the same choices on any device.
 
         Returns:
-            (dict): The same batch in mode "off", else a shallow copy with `img` (and in paper mode the labels)
-                replaced and `freq_info` added.
+            (dict): A shallow copy of the batch with `img` (and in paper mode the labels) replaced and `freq_info`
+                added.
         """
         s = self.settings
-        if s.mode == "off":
-            return batch
         high = image_band_choice(batch, s.small)
         if s.mode == "paper":
             return paper_augment(batch, high, s.p, s.sigma, s.crop, generator)

@@ -13,12 +13,12 @@ Where it runs: on the batch, after `DetectionTrainer.preprocess_batch`, not as a
 (1) it must be the same hook as the spectral mode, so `freq_mode` switches between the two with nothing else changed
 and the IKD phase can turn it off mid-training without rebuilding the dataloader; (2) teacher and student must see
 the very same augmented images (the augmented batch replaces the clean one for every loss, as the authors' pipeline
-replaced the training image), which is simplest where both forwards happen; (3) the policy needs the final boxes (after mosaic/affine)
-together with `ori_shape`, which are both in the batch. The crop window is therefore resampled back to the batch's
-(H, W) with one batched bilinear `grid_sample` (zoom by 1/fraction, up to 1.25; height and width independently, so
-the aspect ratio may stretch by up to 1.25 as the authors' independent fractions imply) and the boxes are mapped by
-the same affine transform, keeping the tensor shape. Unlike mmdetection's RandomCrop, a crop that removes every box
-of an image is kept (the image becomes a background sample) rather than resampled.
+replaced the training image), which is simplest where both forwards happen; (3) the policy needs the final boxes (after
+mosaic/affine) together with `ori_shape`, which are both in the batch. The crop window is therefore resampled back to
+the batch's (H, W) with one batched bilinear `grid_sample` (zoom by 1/fraction, up to 1.25; height and width
+independently, so the aspect ratio may stretch by up to 1.25 as the authors' independent fractions imply) and the boxes
+are mapped by the same affine transform, keeping the tensor shape. Unlike mmdetection's RandomCrop, a crop that removes
+every box of an image is kept (the image becomes a background sample) rather than resampled.
 """
 
 from __future__ import annotations

@@ -15,7 +15,9 @@ def rand(n: int, generator: torch.Generator | None, device: torch.device) -> tor
     return torch.rand(n, generator=generator, device=gdev).to(device)
 
 
-def uniform(n: int, lo_hi: tuple[float, float], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+def uniform(
+    n: int, lo_hi: tuple[float, float], generator: torch.Generator | None, device: torch.device
+) -> torch.Tensor:
     """Draw U[lo, hi] of shape (n,)."""
     lo, hi = (float(v) for v in lo_hi)
     return lo + (hi - lo) * rand(n, generator, device)

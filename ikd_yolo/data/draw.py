@@ -97,7 +97,8 @@ def _background(rng: np.random.Generator, s: int, clutter: float = 1.0) -> np.nd
     img = c0 + (c1 - c0) * t[..., None]
     g = int(rng.integers(3, 9))
     img += cv2.resize(rng.normal(0, rng.uniform(10, 35), (g, g, 3)).astype(np.float32), (s, s))
-    for _ in range(round(rng.integers(1, 4) * clutter)):  # irregular blobs: thresholded two-scale noise, plain or hatched
+    # irregular blobs: thresholded two-scale noise, plain or hatched
+    for _ in range(round(rng.integers(1, 4) * clutter)):
         blob = sum(
             cv2.resize(rng.standard_normal((g, g), dtype=np.float32), (s, s), interpolation=cv2.INTER_CUBIC) * w
             for g, w in ((int(rng.integers(3, 6)), 1.0), (int(rng.integers(10, 16)), 0.4))

@@ -12,9 +12,10 @@ Size buckets are defined on the box area relative to the image area, anchored at
     large  : w * h >  (96 / 256)^2 of the image  (> 96x96 px at imgsz=256, > 240x240 px at 640)
 
 This equals COCO's pixel thresholds at 256 px and keeps the same composition at any `imgsz`, since objects scale
-with the image (`min_side` keeps the smallest ones resolvable when the images themselves are small). Objects are sized to give roughly equal instance counts per bucket; about 12.5% of images hold only
-small objects and 7.5% hold none. Parameters are stored in `synthetic.json` next to `data.yaml`, so a second call
-with the same parameters returns at once.
+with the image (`min_side` keeps the smallest ones resolvable when the images themselves are small). Objects are sized
+to give roughly equal instance counts per bucket; about 12.5% of images hold only small objects and 7.5% hold none.
+Parameters are stored in `synthetic.json` next to `data.yaml`, so a second call with the same parameters returns at
+once.
 
 Examples:
     >>> from ikd_yolo.data import make_synthetic_dataset, dataset_stats

@@ -5,7 +5,7 @@ cached teacher; `coco` is the second evaluator; `report` summarises and plots; `
 
 Examples:
     >>> from ikd_yolo.evidence import run_benchmark
-    >>> summary = run_benchmark(profile="quick")  # 3 seeds x none, ultralytics, fgd, ikd-fgd on 2 CPU cores
+    >>> summary = run_benchmark(profile="quick")  # trains a teacher and 3 seeds of 4 students  # doctest: +SKIP
 """
 
 from .bench import PROFILES, method_args, parse_methods, parse_seeds, resolve_settings, run_benchmark, run_one

@@ -11,8 +11,9 @@ summary.json (every number), bars.png and curves.png; Ultralytics runs under `<p
 
 Examples:
     >>> from ikd_yolo.evidence import run_benchmark
-    >>> summary = run_benchmark(profile="quick")  # 3 seeds x none, ultralytics, fgd, ikd-fgd on 2 CPU cores
-    >>> summary = run_benchmark(profile="full", data="data.yaml", teacher="teacher.pt", methods="none,fgd,ikd-fgd")
+    >>> summary = run_benchmark(profile="quick")  # trains a teacher and 3 seeds of 4 students  # doctest: +SKIP
+    >>> summary = run_benchmark(  # needs a dataset and a trained teacher.pt  # doctest: +SKIP
+    ...     profile="full", data="data.yaml", teacher="teacher.pt", methods="none,fgd,ikd-fgd")
 """
 
 from __future__ import annotations
@@ -226,22 +227,20 @@ def check_values(s: dict[str, Any]) -> None:
 
 def check_inputs(s: dict[str, Any]) -> None:
     """Refuse, in one line, a device, dataset, teacher or model that this machine cannot use, before any work."""
-    from ..inputs import InputError, check_student, find_weights, load_data
+    from ..inputs import InputError, TeacherError, check_student, find_weights, load_data, read_checkpoint
     from ..preflight import check_device
 
     check_device(s["device"])
-    for key in ("student", "teacher_model"):
-        if str(s[key]).endswith(".pt"):
-            find_weights(s[key], key)
-            continue
+    trust = bool(s["ikd_args"].get("trust_checkpoints", False))
+    for key in ("student", "teacher_model"):  # a .pt is read by the safe reader before Ultralytics unpickles it
         try:
-            check_student(s[key])
+            check_student(s[key], trust)
         except InputError as e:  # its line names the student's key, model=
             raise InputError(str(e).replace(f"model={s[key]}", f"{key}={s[key]}", 1)) from None
     if s["data"]:
         load_data(s["data"])
-    if s["teacher"]:
-        find_weights(s["teacher"], "teacher")
+    if s["teacher"]:  # validated by Ultralytics before any run: it must pass the safe reader first
+        read_checkpoint(find_weights(s["teacher"], "teacher", TeacherError), "teacher", TeacherError, trust)
 
 
 def parse_methods(methods: Any) -> list[str]:
@@ -286,7 +285,8 @@ def split_variant(label: str) -> tuple[str, dict[str, Any]]:
     if not rest:
         return base, {}
     if base not in preset_names() or not rest.endswith("]"):
-        raise DistillConfigError(f"method '{label}': only presets take [key=value;...] settings, e.g. ikd-fgd[freq_p=0.25]")
+        raise DistillConfigError(f"method '{label}': only presets take [key=value;...] settings, "
+                                 "e.g. ikd-fgd[freq_p=0.25]")
     settings = {}
     for item in filter(None, rest[:-1].split(";")):
         key, _, value = item.partition("=")

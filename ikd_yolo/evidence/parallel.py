@@ -4,7 +4,7 @@ Ultralytics trains on one thread on a 2-core machine and gives a run no more; N 
 each fill the machine (on a GPU, N small students share the device).
 
 Examples:
-    >>> with Jobs(2) as jobs:
+    >>> with Jobs(2) as jobs:  # two trainings  # doctest: +SKIP
     ...     plain, distilled = jobs.submit(train_plain_student), jobs.submit(train_distilled_student)
     ...     results = plain.result(), distilled.result()
 """

@@ -217,7 +217,8 @@ def plot_curves(summary: dict[str, Any], file: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), constrained_layout=True)
     for ax, key, label in ((axes[0], "cls_loss", "train cls_loss"), (axes[1], "map50_95", "val mAP50-95 x100")):
         for m in summary["methods"]:
-            curves = [[p.get(key, np.nan) for p in r["curve"]] for r in summary["runs"] if r["method"] == m and r["curve"]]
+            runs = [r for r in summary["runs"] if r["method"] == m and r["curve"]]
+            curves = [[p.get(key, np.nan) for p in r["curve"]] for r in runs]
             if not curves:
                 continue
             n = min(map(len, curves))

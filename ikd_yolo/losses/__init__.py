@@ -65,7 +65,7 @@ def build_base_loss(name: str, channels: int, cfg: Mapping[str, Any]) -> Distill
     Args:
         name (str): One of BASE_LOSSES (case-insensitive).
         channels (int): Channels of the (teacher-aligned) feature level; used by mgd and fgd.
-        cfg (Mapping[str, Any]): Config values, a dict or an attribute namespace holding the keys above.
+        cfg (Mapping[str, Any]): Config values holding the keys above.
 
     Returns:
         (DistillLoss): The loss module; mgd and fgd carry trainable parameters.
@@ -79,13 +79,8 @@ def build_base_loss(name: str, channels: int, cfg: Mapping[str, Any]) -> Distill
         raise ValueError(f"unknown base distillation loss '{name}', valid choices are {', '.join(BASE_LOSSES)}")
     cls = BASE_LOSSES[key]
     args = inspect.signature(cls).parameters
-    kwargs = {arg: _cfg_value(cfg, config_key(key, arg)) for arg in args if arg != "channels"}
+    keys = {arg: config_key(key, arg) for arg in args if arg != "channels"}
+    if missing := [k for k in keys.values() if k not in cfg]:
+        raise KeyError(f"distillation config is missing '{missing[0]}'")
+    kwargs = {arg: cfg[k] for arg, k in keys.items()}
     return cls(channels, **kwargs) if "channels" in args else cls(**kwargs)
-
-
-def _cfg_value(cfg: Mapping[str, Any] | Any, key: str) -> Any:
-    """Read `key` from a mapping or an attribute namespace (e.g. Ultralytics' IterableSimpleNamespace)."""
-    present = key in cfg if isinstance(cfg, Mapping) else hasattr(cfg, key)
-    if not present:
-        raise KeyError(f"distillation config is missing '{key}'")
-    return cfg[key] if isinstance(cfg, Mapping) else getattr(cfg, key)

@@ -33,7 +33,10 @@ class AdvFeatureLoss(DistillLoss):
         self.weight = float(weight)
 
     def forward(self, student: Tensor, teacher: Tensor, boxes: list[Tensor] | None = None) -> Tensor:
-        """Return the weighted per-image sum of squared differences as a scalar fp32 tensor (`boxes` is unused: the common base-loss signature)."""
+        """Return the weighted per-image sum of squared differences as a scalar fp32 tensor.
+
+        `boxes` is unused: the common base-loss signature.
+        """
         check_pair(student, teacher, "AdvFeatureLoss")
         return self.weight * (student.float() - teacher.float()).pow(2).sum() / max(student.shape[0], 1)
 

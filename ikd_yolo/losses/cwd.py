@@ -39,7 +39,10 @@ class CWDLoss(DistillLoss):
         self.tau = float(tau)
 
     def forward(self, student: Tensor, teacher: Tensor, boxes: list[Tensor] | None = None) -> Tensor:
-        """Return the weighted channel-wise KL divergence as a scalar fp32 tensor (`boxes` is unused: the common base-loss signature)."""
+        """Return the weighted channel-wise KL divergence as a scalar fp32 tensor.
+
+        `boxes` is unused: the common base-loss signature.
+        """
         check_pair(student, teacher, "CWDLoss")
         n, c = student.shape[:2]
         log_q = F.log_softmax(student.float().flatten(2) / self.tau, dim=-1)  # (N, C, H*W)
