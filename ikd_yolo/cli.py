@@ -110,19 +110,24 @@ def refuse_writing_into_source(cfg_path: Path, args: dict[str, Any]) -> None:
 def ultralytics_mode(mode: str, words: list[str]) -> None:
     """`ikd-yolo val|predict|export|track|benchmark`: Ultralytics' own command, as `yolo <mode> ...` runs it.
 
-    A distilled best.pt is a plain Ultralytics model, so nothing here is ikd-yolo's; only a `.pt` that is not on this
-    machine is refused in one line instead of being downloaded.
+    A distilled best.pt is a plain Ultralytics model, so nothing here is ikd-yolo's, except that a `.pt` model is
+    read by the safe reader first (`trust_checkpoints=True` to opt out) and one that is not on this machine is refused
+    in one line instead of being downloaded.
     """
     from ultralytics.cfg import entrypoint
 
-    from .inputs import find_weights
+    from .checkpoints import TRUST_KEY
+    from .config import check_value
+    from .inputs import find_weights, read_checkpoint
 
     args = parse_key_values(words)
     model = args.get("model")
     if model is None:  # Ultralytics would download its default model
         raise InputError(f"{mode} needs model=path/to/best.pt (a trained checkpoint; ikd-yolo never downloads)")
-    if isinstance(model, str) and model.endswith(".pt"):
-        find_weights(model, "model")
+    trust = check_value(TRUST_KEY, args.get(TRUST_KEY, False))
+    words = [w for w in words if not w.startswith(f"{TRUST_KEY}=")]  # ikd-yolo's key, unknown to Ultralytics
+    if isinstance(model, str) and model.endswith(".pt"):  # read safely before Ultralytics unpickles it
+        read_checkpoint(find_weights(model, "model"), "model", InputError, trust)
     with as_argv(["yolo", mode, *words]):  # entrypoint's debug string splits at spaces, so a path with one broke
         entrypoint()
 

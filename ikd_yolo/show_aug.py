@@ -68,9 +68,10 @@ def load_train_batch(data: str, n: int, imgsz: int, seed: int, small: float = 32
     """
     from ultralytics.cfg import get_cfg
     from ultralytics.data import build_yolo_dataset
-    from ultralytics.data.utils import check_det_dataset
 
-    info = check_det_dataset(data)
+    from .inputs import load_data
+
+    info = load_data(data)  # one line for a folder or file that is not a dataset
     args = get_cfg(overrides={"imgsz": imgsz, "mosaic": 0.0, "mixup": 0.0, "cutmix": 0.0, "copy_paste": 0.0})
     dataset = build_yolo_dataset(args, info["train"], batch=n, data=info, mode="train", stride=32)
     state = random.getstate(), np.random.get_state()

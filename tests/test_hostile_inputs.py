@@ -175,6 +175,8 @@ SEEDS = "give a count (seeds=3) or a list of distinct seeds >= 0 (seeds=[0,4,7])
     (["show-aug", "{data}", "distill=ikd-fgd-full", "out=."], "out=. is a folder: pass the image file to write"),
     (["show-aug", "{data}", "distill=ikd-fgd-full", "out={file}/grid.png"], "is a file, not a folder"),
     (["synth", "out={file}"], "is a file, not a folder: pick a folder for the dataset"),
+    (["show-aug", "data={work}", "distill=ikd-fgd-full"], "cannot be used: No YAML file found in"),
+    (["train", "{teacher}", "data=/etc/passwd", "epochs=1"], "data=/etc/passwd cannot be used: Not a YAML file"),
 ])
 def test_former_tracebacks_are_one_line_exit_2_and_no_run_folder(words, message, tmp_path, monkeypatch, capsys,
                                                                 synthetic_data, teacher_pt):
@@ -186,7 +188,7 @@ def test_former_tracebacks_are_one_line_exit_2_and_no_run_folder(words, message,
     work.mkdir()
     (tmp_path / "a file").write_text("not a folder")
     monkeypatch.chdir(work)
-    fill = dict(teacher=f"teacher={teacher_pt}", data=f"data={synthetic_data}", file=tmp_path / "a file")
+    fill = dict(teacher=f"teacher={teacher_pt}", data=f"data={synthetic_data}", file=tmp_path / "a file", work=work)
     capsys.readouterr()
     assert main([w.format(**fill) for w in words]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
