@@ -37,13 +37,23 @@ def detect_head(model: nn.Module) -> Detect:
 def head_outputs(model: nn.Module, maps: list[torch.Tensor]) -> dict[str, torch.Tensor]:
     """The raw outputs of `model`'s Detect head on its own neck `maps`, without decoding: {"scores": class logits
     (N, nc, A), "boxes": box output (N, 4 * reg_max, A)} of the one-to-many branch, plus "scores_o2o" for a head
-    that also has a one-to-one branch (YOLO26, YOLOv10). A = the positions of every level, P3 first."""
+    that also has a one-to-one branch (YOLO26, YOLOv10). A = the positions of every level, P3 first.
+
+    A Segment, Pose or OBB head is a Detect head plus a branch (mask coefficients, keypoints, angles): only its
+    detection branch runs here. An OBB head's "boxes" are its DFL distances in each object's rotated frame (the angle
+    is a branch of its own), so a box term between two OBB heads compares like with like."""
     head = detect_head(model)
-    out = head.forward_head(maps, **head.one2many)
+    out = head.forward_head(maps, **detection_branch(head.one2many))
     result = {"scores": out["scores"], "boxes": out["boxes"]}
     if getattr(head, "one2one_cv2", None) is not None:
-        result["scores_o2o"] = head.forward_head(maps, **head.one2one)["scores"]
+        result["scores_o2o"] = head.forward_head(maps, **detection_branch(head.one2one))["scores"]
     return result
+
+
+def detection_branch(parts: dict[str, nn.Module]) -> dict[str, nn.Module | None]:
+    """A head's `one2many` / `one2one` parts with every branch but box and class set to None: `forward_head` then
+    skips the task branches (masks, keypoints, angles)."""
+    return {name: part if name in ("box_head", "cls_head") else None for name, part in parts.items()}
 
 
 def training_outputs(preds: dict) -> dict[str, torch.Tensor]:

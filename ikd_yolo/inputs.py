@@ -15,11 +15,16 @@ from torch import nn
 from .checkpoints import UntrustedCheckpoint, load_pt
 from .errors import DataError, InputError, StudentError, TeacherError
 
-__all__ = ["DataError", "InputError", "StudentError", "TeacherError", "check_student", "checkpoint_model",
-           "detection_problem", "find_weights", "load_data", "read_checkpoint", "wrapped_student"]
+__all__ = ["TASKS", "DataError", "InputError", "StudentError", "TeacherError", "check_student", "checkpoint_model",
+           "detection_problem", "model_task", "task_model_class", "find_weights", "load_data", "read_checkpoint", "wrapped_student"]
 
-# Detect heads IKD distils (the Detect class and its plain subclasses); other heads are other tasks or families
-DETECT_HEADS = {"Detect", "v10Detect"}
+# the tasks IKD distils: every Ultralytics task whose head is a YOLO Detect head plus a branch (masks, keypoints,
+# angles); classify has no detection head, RT-DETR, YOLO-World and YOLOE are other detector families
+TASKS = ("detect", "segment", "pose", "obb")
+# the head classes of those tasks, by the name a model YAML gives them
+TASK_HEADS = {"Detect": "detect", "v10Detect": "detect", "Segment": "segment", "Segment26": "segment",
+              "Pose": "pose", "Pose26": "pose", "OBB": "obb", "OBB26": "obb"}
+DETECT_HEADS = {name for name, task in TASK_HEADS.items() if task == "detect"}
 
 
 def weights_dir() -> Path:
@@ -90,38 +95,54 @@ def _epoch(p: Path) -> int:
     return int(digits) if digits.isdigit() else -1
 
 
-def detection_problem(model: nn.Module | dict) -> str | None:
-    """None for a YOLO detection model (or its YAML dict), else what it is: 'a segment model (SegmentationModel)'."""
-    from ultralytics.nn.tasks import DetectionModel, guess_model_task
+def detection_problem(model: nn.Module | dict, tasks: tuple[str, ...] = TASKS) -> str | None:
+    """None for a YOLO model of one of `tasks` built on a detection head (or its YAML dict), else what it is:
+    'a classify model (ClassificationModel)', 'a RTDETRDetectionModel, not a YOLO DetectionModel'."""
+    from ultralytics.nn.tasks import guess_model_task
 
     if isinstance(model, dict):
         head = str(model["head"][-1][2])
         task = guess_model_task(model)
-        if head in DETECT_HEADS:
+        if head in TASK_HEADS and TASK_HEADS[head] in tasks:
             return None
         if task in (None, "detect"):  # RT-DETR's decoder names no task
             return f"a {head} detector, not a YOLO Detect model"
         return f"{_article(task)} {task} model ({head} head)"
     task = guess_model_task(getattr(model, "yaml", None) or model)  # the architecture, not a stored label
-    if task != "detect":
+    if task not in tasks:
         return f"{_article(task)} {task} model ({type(model).__name__})"
-    if type(model) is not DetectionModel:  # RT-DETR, YOLO-World, YOLOE: detectors, but not with a plain Detect head
-        return f"a {type(model).__name__}, not a YOLO DetectionModel"
+    if type(model) is not task_model_class(task):  # RT-DETR, YOLO-World, YOLOE: not a plain detection head
+        return f"a {type(model).__name__}, not a YOLO {task_model_class(task).__name__}"
     return None
+
+
+def task_model_class(task: str) -> type[nn.Module]:
+    """Ultralytics' model class of a task IKD distils: DetectionModel, SegmentationModel, PoseModel or OBBModel."""
+    from ultralytics.nn import tasks as models
+
+    return {"detect": models.DetectionModel, "segment": models.SegmentationModel, "pose": models.PoseModel,
+            "obb": models.OBBModel}[task]
+
+
+def model_task(model: nn.Module) -> str:
+    """The task of a model IKD accepted (`detection_problem` is None): detect, segment, pose or obb."""
+    from ultralytics.nn.tasks import guess_model_task
+
+    return guess_model_task(getattr(model, "yaml", None) or model)
 
 
 def _article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
 
 
-def check_student(model: Any, trust: bool = False) -> nn.Module | None:
+def check_student(model: Any, trust: bool = False, tasks: tuple[str, ...] = TASKS) -> nn.Module | None:
     """The student `model=` names (built from its YAML, or read from its `.pt`), refused in one line when it is not a
-    YOLO detection model (segment, pose, obb, classify, RT-DETR, World); None for a name that is neither.
+    YOLO model of one of `tasks` (classify, RT-DETR, World, YOLOE never are); None for a name that is neither.
 
     A `.pt` student is looked up (never downloaded) and read as `read_checkpoint` reads it (`trust`); a wrapped one
     (a distillation run's checkpoint) is checked by the student it holds.
     """
-    from ultralytics.nn.tasks import DetectionModel, yaml_model_load
+    from ultralytics.nn.tasks import yaml_model_load
 
     if model is None or isinstance(model, nn.Module):
         return model
@@ -132,19 +153,20 @@ def check_student(model: Any, trust: bool = False) -> nn.Module | None:
         except FileNotFoundError:
             raise StudentError(
                 f"model={name} not found: pass a model YAML such as yolo11n.yaml or a trained .pt") from None
-        problem, student = detection_problem(cfg), None
+        problem, student = detection_problem(cfg, tasks), None
         if problem is None:
-            student = DetectionModel(cfg, verbose=False)
+            student = task_model_class(TASK_HEADS[str(cfg["head"][-1][2])])(cfg, verbose=False)
     elif name.endswith(".pt"):
         path = find_weights(name, "model", StudentError)
         saved = checkpoint_model(read_checkpoint(path, "model", StudentError, trust))
         student = wrapped_student(saved) or saved
-        problem = detection_problem(student)
+        problem = detection_problem(student, tasks)
     else:
         return None  # Ultralytics' own formats (exported models, hub names) are for its other commands
     if problem:
-        raise StudentError(f"model={name} is {problem}: ikd-yolo distils YOLO detection students (task=detect); "
-                           "use a detect model such as yolo11n.yaml")
+        what = "detection students (task=detect); use a detect model" if tasks == ("detect",) else (
+            f"students of task {', '.join(tasks)} (a YOLO detection head); use a model")
+        raise StudentError(f"model={name} is {problem}: ikd-yolo distils YOLO {what} such as yolo11n.yaml")
     return student
 
 

@@ -38,9 +38,14 @@ def level_channels(model: nn.Module, layers: list[int], imgsz: int = 64) -> list
 
 
 def boxes_per_image(batch: Mapping[str, Any]) -> list[torch.Tensor]:
-    """Split the batch's normalised xywh labels into one (n_i, 4) normalised xyxy tensor per image."""
-    xywh, index = batch["bboxes"], batch["batch_idx"].long()
-    xyxy = torch.cat([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], 1).clamp(0, 1)
+    """Split the batch's normalised xywh labels into one (n_i, 4) normalised xyxy tensor per image; a rotated box
+    (xywhr, obb) gives the axis-aligned box around it (training images are square, so w and h share one scale)."""
+    boxes, index = batch["bboxes"], batch["batch_idx"].long()
+    half = boxes[:, 2:4] / 2
+    if boxes.shape[1] == 5:
+        cos, sin = boxes[:, 4:].cos().abs(), boxes[:, 4:].sin().abs()
+        half = torch.cat([half[:, :1] * cos + half[:, 1:] * sin, half[:, :1] * sin + half[:, 1:] * cos], 1)
+    xyxy = torch.cat([boxes[:, :2] - half, boxes[:, :2] + half], 1).clamp(0, 1)
     return [xyxy[index == i] for i in range(batch["img"].shape[0])]
 
 
@@ -192,7 +197,8 @@ class _StudentAttribute:
 
 
 class IKDModel(nn.Module):
-    """Student detection model + feature distiller, trained together; returns detection + distillation losses.
+    """Student model (detect, segment, pose or obb) + distiller, trained together; returns its own task loss +
+    distillation losses.
 
     Reads and writes of the attributes Ultralytics' trainer and validator use (`model`, `stride`, `args`, `criterion`,
     `class_weights`, ...) go to the student, and `load_state_dict` also takes a plain student state dict, which is what
@@ -212,6 +218,9 @@ class IKDModel(nn.Module):
     criterion = _StudentAttribute()
     end2end = _StudentAttribute()
     class_weights = _StudentAttribute()
+    kpt_shape = _StudentAttribute()  # pose: PoseTrainer sets these on the model it trains
+    kpt_oks_sigmas = _StudentAttribute()
+    kpt_names = _StudentAttribute()
 
     def __init__(self, student: nn.Module, distiller: FeatureDistiller) -> None:
         super().__init__()

@@ -16,9 +16,11 @@ from ultralytics.utils import LOGGER
 
 from .checkpoints import STATE_ATTR, TRUST_KEY, read_state
 from .config import check_value, resolve_distill_config, restore_saved_config
-from .errors import StudentError, TeacherError
+from .errors import DataError, StudentError, TeacherError
 from .hooks import detect_input_layers
-from .inputs import InputError, check_student, checkpoint_model, load_data, read_checkpoint, wrapped_student
+from .inputs import (
+    InputError, check_student, checkpoint_model, load_data, model_task, read_checkpoint, wrapped_student,
+)
 from .teacher import check_compatible, check_teacher_path, load_teacher
 
 __all__ = ["STATE_ATTR", "check_device", "preflight", "resume_checkpoint", "run_folder"]  # STATE_ATTR: old importers
@@ -52,10 +54,26 @@ def preflight(overrides: dict[str, Any], explicit: dict[str, Any]) -> tuple[dict
     nc, names = (1, None) if single_cls else (data["nc"], data["names"])
     teacher = load_teacher(distill["teacher"], nc=nc, names=names, single_cls=single_cls, trust=trust)
     if student is not None:
+        check_student_task(wrapped_student(student) or student, overrides.get("task") or "detect", distill)
         check_compatible(teacher, wrapped_student(student) or student)
+    if (overrides.get("task") or "detect") == "pose" and "kpt_shape" not in data:
+        raise DataError(f"data={data_arg} has no kpt_shape: a pose student needs a keypoint dataset (kpt_shape and "
+                        "flip_idx in its YAML; ikd-yolo synth task=pose writes one)")
     if ckpt is not None:
         check_saved_teacher_width(read_state(ckpt), student, teacher, distill["teacher"], path)
     return distill, teacher
+
+
+def check_student_task(student: nn.Module, task: str, distill: dict[str, Any]) -> None:
+    """The student's task must be the trainer's (a `.pt` student given to `IKDTrainer` without `task=` runs as
+    detect), and freq_mode=paper, which crops images and moves boxes only, trains detection students only."""
+    ours = model_task(student)
+    if ours != task:
+        raise StudentError(f"the student is a {ours} model but this run trains task={task}: pass task={ours} (or "
+                           f"trainer=ikd_trainer_for('{ours}'); ikd-yolo train picks it by itself)")
+    if task != "detect" and distill.get("freq_mode") == "paper":
+        raise StudentError(f"freq_mode=paper crops images and moves their boxes but not the {task} labels (masks, "
+                           "keypoints, angles): use freq_mode=spectral or off for this student")
 
 
 def run_folder(overrides: dict[str, Any]) -> Path:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .augment.adv_cache import AdversarialCache, attack_dataset, prepare_cache
+from .augment.adv_cache import AdversarialCache, attack_dataset, label_task, prepare_cache
 from .augment.attack import AttackSettings
 from .config import resolve_distill_config, section, split_distill_args
 from .errors import InputError
@@ -60,8 +60,8 @@ def run_attack(
     report = {"cache": str(cache.folder), **stats,
               "images_per_s": stats["images"] / stats["seconds"] if stats["seconds"] else None}
     if preview:
-        report["preview"] = str(write_preview(cache, attack_dataset(data_dict, imgsz, batch), model, settings,
-                                              Path(preview), n))
+        dataset = attack_dataset(data_dict, imgsz, batch, label_task(model, data_dict))
+        report["preview"] = str(write_preview(cache, dataset, model, settings, Path(preview), n))
     print(f"ikd-yolo attack: {stats['total']} images in {cache.folder} ({stats['bytes'] / 1e6:.1f} MB); "
           f"{stats['images']} attacked now in {stats['seconds']:.1f}s"
           + (f" ({stats['repaired']} bad entries among them)" if stats["repaired"] else "")

@@ -14,7 +14,11 @@ from torch import nn
 from ultralytics.nn.tasks import DetectionModel
 
 from .hooks import FeatureRecorder, detect_input_layers, head_outputs, neck_features
-from .inputs import TeacherError, checkpoint_model, detection_problem, find_weights, read_checkpoint
+from .inputs import TeacherError, checkpoint_model, detection_problem, find_weights, model_task, read_checkpoint
+
+# the box geometry of each task's detection branch: the class and box outputs of two heads are comparable (and the
+# attack's class loss reads the same labels) only within one geometry
+BOX_GEOMETRY = {"detect": "axis-aligned", "segment": "axis-aligned", "pose": "axis-aligned", "obb": "rotated"}
 
 
 def check_teacher_path(path: str | Path | None) -> Path:
@@ -40,8 +44,9 @@ def load_teacher(
     path = check_teacher_path(path)
     model = checkpoint_model(read_checkpoint(path, "teacher", TeacherError, trust))
     if problem := detection_problem(model):
-        need = "a detection teacher (a model trained with task=detect)" if "model (" in problem else (
-            "a YOLO detection teacher (e.g. YOLOv8, YOLO11 or YOLO26 trained with task=detect)")
+        need = ("a teacher with a detection head (a model trained with task=detect, segment, pose or obb)"
+                if "model (" in problem else
+                "a YOLO teacher with a detection head (e.g. YOLOv8, YOLO11 or YOLO26 trained with task=detect)")
         raise TeacherError(f"teacher={path} is {problem}: IKD needs {need}")
     teacher_nc = int(model.model[-1].nc)
     if teacher_nc != nc:
@@ -57,8 +62,22 @@ def load_teacher(
     return model
 
 
+def check_task_pair(teacher: nn.Module, student: nn.Module) -> None:
+    """Teacher and student must share the task, or at least their detection branch's box geometry: a detect teacher
+    teaches a segment or pose student (and a segment or pose teacher a detect student) its features, classes and
+    axis-aligned boxes; obb pairs only with obb (its boxes are distances in each object's rotated frame)."""
+    t_task, s_task = model_task(teacher), model_task(student)
+    if BOX_GEOMETRY[t_task] != BOX_GEOMETRY[s_task]:
+        same = [task for task, geometry in BOX_GEOMETRY.items() if geometry == BOX_GEOMETRY[s_task]]
+        raise TeacherError(f"the teacher is a {t_task} model and the student a {s_task} model: their boxes differ "
+                           f"({BOX_GEOMETRY[t_task]} vs {BOX_GEOMETRY[s_task]}), so this student needs a teacher "
+                           f"trained with task={' or '.join(same)}")
+
+
 def check_compatible(teacher: nn.Module, student: nn.Module) -> None:
-    """Teacher and student must feed their heads the same number of levels at the same strides."""
+    """Teacher and student must share the box geometry (`check_task_pair`) and feed their heads the same number of
+    levels at the same strides."""
+    check_task_pair(teacher, student)
     t_levels, s_levels = detect_input_layers(teacher), detect_input_layers(student)
     if len(t_levels) != len(s_levels):
         raise TeacherError(
@@ -71,7 +90,7 @@ def check_compatible(teacher: nn.Module, student: nn.Module) -> None:
 
 
 class FrozenTeacher(nn.Module):
-    """A detection model fixed for distillation: eval mode always, no gradients to its weights, BN stats untouched.
+    """A detection-head model (detect, segment, pose or obb) fixed for distillation: eval mode always, no gradients to its weights, BN stats untouched.
 
     Examples:
         >>> teacher = FrozenTeacher(load_teacher("teacher.pt", nc=6))  # needs a teacher.pt  # doctest: +SKIP

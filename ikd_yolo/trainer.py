@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 from torch import nn
 from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.models.yolo.obb import OBBTrainer
+from ultralytics.models.yolo.pose import PoseTrainer
+from ultralytics.models.yolo.segment import SegmentationTrainer
 from ultralytics.utils import DEFAULT_CFG, LOCAL_RANK, LOGGER, RANK, YAML, colorstr
 from ultralytics.utils.torch_utils import torch_distributed_zero_first, unwrap_model
 
-from .augment.attack import AdversarialAttack
+from .augment.attack import AdversarialAttack, class_loss_criterion
 from .augment.frequency import FrequencyAugment
 from .auto_weights import AUTO_BATCHES, choose_weights, measure_terms, preserved_state
 from .checkpoints import (
@@ -28,7 +31,7 @@ from .checkpoints import (
 )
 from .config import DEFAULTS, DISTILL_KEYS, auto_keys, split_distill_args
 from .hooks import detect_input_layers
-from .inputs import TeacherError, wrapped_student
+from .inputs import StudentError, TeacherError, wrapped_student
 from .model import (
     ADV_IMG, ADV_TEACHER_FEATS, ADV_TEACHER_HEAD, ADV_WEIGHT_HEAD, TEACHER_FEATS, TEACHER_HEAD, FeatureDistiller,
     IKDModel, adversarial_term_on, head_needed, level_channels, weight_on,
@@ -50,7 +53,12 @@ def resync_nonfinite(ema: nn.Module, live: nn.Module) -> None:
 
 
 class IKDTrainer(DetectionTrainer):
-    """Detection trainer that distils a frozen teacher into the student with IKD.
+    """Detection trainer that distils a frozen teacher into the student with IKD; the parts for every task.
+
+    `IKDTrainer(...)` builds the trainer of the run's task (`ikd_trainer_for`: `IKDSegmentationTrainer`,
+    `IKDPoseTrainer`, `IKDOBBTrainer` for those students), so `trainer=IKDTrainer` fits any student, as Ultralytics'
+    own `YOLO(...).train()` picks its trainer by the model's task. Those subclasses add nothing but their Ultralytics
+    base: the student's task loss, validator and checkpoint are Ultralytics' own.
 
     Every distillation setting is an ordinary trainer argument (see configs/default.yaml), so Ultralytics' DDP
     launcher, which rebuilds the trainer from `vars(args)`, reproduces the same run in every rank.
@@ -61,8 +69,16 @@ class IKDTrainer(DetectionTrainer):
         ...     trainer=IKDTrainer, teacher="teacher.pt", distill="ikd-fgd", data="data.yaml")
     """
 
+    TASK = "detect"
+
+    def __new__(cls, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None) -> IKDTrainer:
+        if cls is IKDTrainer:
+            cls = ikd_trainer_for(run_task(cfg, overrides))
+        return super().__new__(cls)
+
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None) -> None:
         explicit, overrides = split_distill_args(dict(overrides or {}))
+        overrides["task"] = self.TASK  # as the task's Ultralytics trainer sets it, but before preflight names the folder
         if overrides.get("distill_model"):
             raise TeacherError("IKDTrainer takes the teacher as teacher=..., not Ultralytics' distill_model=")
         distill, teacher = preflight(overrides, explicit)  # every check before Ultralytics prints or creates anything
@@ -88,7 +104,7 @@ class IKDTrainer(DetectionTrainer):
 
     # ---- model -------------------------------------------------------------------------------------------------
     def get_model(self, cfg=None, weights=None, verbose: bool = True):
-        """Ultralytics' detection model; weights saved inside a distillation wrapper give their student (logged)."""
+        """Ultralytics' model of the task; weights saved inside a distillation wrapper give their student (logged)."""
         student = wrapped_student(weights)
         if student is not None:
             LOGGER.info(
@@ -141,7 +157,7 @@ class IKDTrainer(DetectionTrainer):
         x_adv = None
         if attacking and self.adv_stream is None:  # online: the attack's first forward gives the clean maps too
             if self.teacher_criterion is None:
-                self.teacher_criterion = self.teacher.model.init_criterion()
+                self.teacher_criterion = class_loss_criterion(self.teacher.model)
             x_adv, batch[TEACHER_FEATS] = self.attack.with_features(
                 self.teacher.model, self.teacher_criterion, batch, self.teacher.recorder.layers)
         else:
@@ -230,7 +246,7 @@ class IKDTrainer(DetectionTrainer):
             self.adv_stream = type(stream)(stream.dataset.cache, self.args.fliplr, 0, self.args.seed + 1)
         try:
             for _, raw in zip(range(n), (b for _ in iter(int, 1) for b in loader)):  # a small set repeats
-                yield self._distillation_inputs(DetectionTrainer.preprocess_batch(self, raw), self.attack is not None)
+                yield self._distillation_inputs(super().preprocess_batch(raw), self.attack is not None)
         finally:
             for name, values in kept.items():
                 getattr(dataset, name)[:] = values
@@ -248,7 +264,7 @@ class IKDTrainer(DetectionTrainer):
             self.ema.ema = wrapper
 
     def get_validator(self):
-        """Ultralytics' DetectionValidator, built from the Ultralytics keys of `args` (it rejects unknown keys)."""
+        """Ultralytics' validator of the task, built from the Ultralytics keys of `args` (it rejects unknown keys)."""
         with self._ultralytics_args():
             return super().get_validator()
 
@@ -332,3 +348,56 @@ class IKDTrainer(DetectionTrainer):
             LOGGER.info(f"{colorstr('ikd-yolo:')} distilled student saved as a plain Ultralytics model in {self.wdir}")
         with atomic_strip_optimizer():
             super().final_eval()
+
+
+class IKDSegmentationTrainer(IKDTrainer, SegmentationTrainer):
+    """IKD for a segment student: the detection branch and features distilled, Ultralytics' mask loss untouched."""
+
+    TASK = "segment"
+
+
+class IKDPoseTrainer(IKDTrainer, PoseTrainer):
+    """IKD for a pose student: the detection branch and features distilled, Ultralytics' keypoint loss untouched."""
+
+    TASK = "pose"
+
+
+class IKDOBBTrainer(IKDTrainer, OBBTrainer):
+    """IKD for an obb student (an obb teacher): features, classes and the rotated-frame box distances distilled."""
+
+    TASK = "obb"
+
+
+TASK_TRAINERS: dict[str, type[IKDTrainer]] = {"detect": IKDTrainer, "segment": IKDSegmentationTrainer,
+                                              "pose": IKDPoseTrainer, "obb": IKDOBBTrainer}
+
+
+def ikd_trainer_for(task: str) -> type[IKDTrainer]:
+    """The IKD trainer class of an Ultralytics task (detect, segment, pose, obb); one line for any other."""
+    if task not in TASK_TRAINERS:
+        why = TASK_REFUSALS.get(task, "it has no YOLO detection head")
+        raise StudentError(f"task={task} cannot be distilled with ikd-yolo: {why}; it distils task "
+                           f"{', '.join(TASK_TRAINERS)}")
+    return TASK_TRAINERS[task]
+
+
+TASK_REFUSALS = {"classify": "a classifier has no detection head, features or boxes to distil at the head's inputs"}
+
+
+def run_task(cfg: Any = DEFAULT_CFG, overrides: dict | None = None) -> str:
+    """The task a trainer built from `cfg` and `overrides` runs: `task=` as given (Ultralytics' `YOLO.train` passes
+    the model's), else the head of a student `model=` YAML (yolo11n-seg.yaml: segment), else `cfg`'s (detect).
+    A `.pt` student without `task=` is not opened here: preflight refuses it in one line if its task differs."""
+    from ultralytics.cfg import get_cfg
+    from ultralytics.nn.tasks import guess_model_task, yaml_model_load
+
+    overrides = overrides or {}
+    if overrides.get("task"):
+        return str(overrides["task"])
+    model = overrides.get("model")
+    if isinstance(model, (str, Path)) and str(model).endswith((".yaml", ".yml")):
+        try:
+            return guess_model_task(yaml_model_load(model))
+        except Exception:  # a missing or broken YAML is refused in preflight, with its own line
+            pass
+    return get_cfg(cfg).task or "detect"

@@ -43,7 +43,7 @@ from torch import nn
 from ultralytics.utils import LOGGER, colorstr
 
 from ..errors import InputError
-from .attack import AdversarialAttack, AttackSettings
+from .attack import AdversarialAttack, AttackSettings, class_loss_criterion
 
 try:
     import fcntl
@@ -282,13 +282,24 @@ def open_cache(root: Path, teacher: nn.Module, dataset: Any, imgsz: int, setting
 
 
 # ------------------------------------------------------------------------------------------------- building ----
-def attack_dataset(data: dict[str, Any], imgsz: int, batch: int) -> Any:
-    """The training split as the cache attacks it: letterboxed to imgsz, no augmentation, with its labels."""
+def attack_dataset(data: dict[str, Any], imgsz: int, batch: int, task: str = "detect") -> Any:
+    """The training split as the cache attacks it: letterboxed to imgsz, no augmentation, with its labels read as
+    `task` reads them (`label_task`)."""
     from ultralytics.cfg import get_cfg
     from ultralytics.data.build import build_yolo_dataset
 
-    cfg = get_cfg(overrides={"imgsz": imgsz, "task": "detect", "rect": False, "cache": False, "fraction": 1.0})
+    cfg = get_cfg(overrides={"imgsz": imgsz, "task": task, "rect": False, "cache": False, "fraction": 1.0})
     return build_yolo_dataset(cfg, data["train"], batch, data, mode="val", rect=False)
+
+
+def label_task(teacher: nn.Module, data: dict[str, Any]) -> str:
+    """How the attacked split's labels are read: rotated boxes for an obb teacher, pose rows for a keypoint dataset,
+    else boxes (a segment dataset's polygons become their boxes)."""
+    from ultralytics.nn.tasks import guess_model_task
+
+    if guess_model_task(getattr(teacher, "yaml", None) or teacher) == "obb":
+        return "obb"
+    return "pose" if "kpt_shape" in data else "detect"
 
 
 def build_cache(
@@ -341,7 +352,7 @@ def attack_entries(
 
     if not todo:
         return
-    criterion = teacher.init_criterion()
+    criterion = class_loss_criterion(teacher)
     loader = DataLoader(Subset(dataset, todo), batch_size=batch, shuffle=False, collate_fn=dataset.collate_fn)
     bar = TQDM(total=len(todo), desc="ikd-yolo attack", disable=not progress)
     for chunk, labels in zip(_chunks(todo, batch), loader):
@@ -374,7 +385,7 @@ def prepare_cache(
     """
     from ..cache import cache_dir
 
-    dataset = attack_dataset(data, imgsz, batch)
+    dataset = attack_dataset(data, imgsz, batch, label_task(teacher, data))
     cache = open_cache(cache_dir() / "adv", teacher, dataset, imgsz, settings, seed)
     attack = AdversarialAttack(replace(settings, frac=1.0))  # every image of every batch
     stats = build_cache(cache, dataset, teacher, attack, device, batch, seed, progress)

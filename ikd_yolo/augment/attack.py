@@ -35,6 +35,19 @@ LABEL_KEYS = ("batch_idx", "cls", "bboxes")  # what a detection criterion reads 
 Generators = torch.Generator | Sequence[torch.Generator] | None  # one stream for the batch, or one per image
 
 
+def class_loss_criterion(teacher: nn.Module) -> Any:
+    """The criterion whose class term the attack ascends: the teacher's own for detect and obb (the obb loss reads
+    rotated boxes), a detection loss on the detection branch of a segment or pose teacher (the same class term, with
+    the same assigner, without the masks and keypoints the attack's labels do not carry)."""
+    from ultralytics.nn.tasks import guess_model_task
+    from ultralytics.utils.loss import E2ELoss, v8DetectionLoss
+
+    if guess_model_task(getattr(teacher, "yaml", None) or teacher) not in ("segment", "pose"):
+        return teacher.init_criterion()
+    end2end = getattr(teacher.model[-1], "one2one_cv2", None) is not None
+    return E2ELoss(teacher, v8DetectionLoss) if end2end else v8DetectionLoss(teacher)
+
+
 def teacher_class_loss(teacher: nn.Module, criterion: Any, img: torch.Tensor, batch: Mapping) -> torch.Tensor:
     """Forward the teacher on `img` and return its classification loss against the batch's ground truth.
 
@@ -49,10 +62,11 @@ def teacher_class_loss(teacher: nn.Module, criterion: Any, img: torch.Tensor, ba
 
     Args:
         teacher (nn.Module): Ultralytics DetectionModel. In eval mode its forward returns (inference, train dict).
-        criterion (Any): `teacher.init_criterion()`: v8DetectionLoss (or a subclass with a "cls_loss"), E2ELoss.
+        criterion (Any): `class_loss_criterion(teacher)`: v8DetectionLoss (or a subclass with a "cls_loss"),
+            E2ELoss.
         img (torch.Tensor): Images (B, C, H, W) in [0, 1], in the teacher's dtype.
         batch (Mapping): Labels for `img` as the criterion wants them: "batch_idx" (N,), "cls" (N, 1) and "bboxes"
-            (N, 4) normalised xywh.
+            (N, 4) normalised xywh ((N, 5) xywhr for obb).
 
     Returns:
         (torch.Tensor): Scalar classification loss.
@@ -260,8 +274,8 @@ class AdversarialAttack(Configured):
         i = labels["batch_idx"].long()
         sx, sy = (new_w / w)[i], (new_h / h)[i]
         tx, ty = (off_x / w)[i], (off_y / h)[i]
-        bx, by, bw, bh = labels["bboxes"].unbind(-1)
-        bboxes = torch.stack((bx * sx + tx, by * sy + ty, bw * sx, bh * sy), -1).to(labels["bboxes"].dtype)
+        bx, by, bw, bh, *angle = labels["bboxes"].unbind(-1)  # obb: xywhr (the resize keeps the aspect, so r too)
+        bboxes = torch.stack((bx * sx + tx, by * sy + ty, bw * sx, bh * sy, *angle), -1).to(labels["bboxes"].dtype)
         return x_div, {**labels, "bboxes": bboxes}
 
 

@@ -43,9 +43,10 @@ def _object_plan(rng: np.random.Generator, kind: str) -> list[str]:
 
 
 def render_image(
-    rng: np.random.Generator, s: int, kind: str, clutter: float = 1.0, min_side: int = 0
-) -> tuple[np.ndarray, list[tuple[int, ...]]]:
-    """Draw one image of side s; return it (uint8 BGR) and its boxes (cls, x0, y0, x1, y1) in pixels."""
+    rng: np.random.Generator, s: int, kind: str, clutter: float = 1.0, min_side: int = 0, masks: bool = False
+) -> tuple[np.ndarray, list[tuple[int, ...]]] | tuple[np.ndarray, list[tuple[int, ...]], list[np.ndarray]]:
+    """Draw one image of side s; return it (uint8 BGR) and its boxes (cls, x0, y0, x1, y1) in pixels, and with
+    `masks` each object's visible pixels in its box (boolean, the box's shape). The drawing is the same either way."""
     img = _background(rng, s, clutter)
     owner = np.full((s, s), -1, np.int16)  # index of the object that owns each pixel, -1 for background
     full, visible, placed_objects = [], [], []  # full polygon area, visible pixel count, (class, patch) per object
@@ -71,12 +72,15 @@ def render_image(
             placed_objects.append((cls, x0, y0, x1, y1))
             break
     img = _camera(rng, img)
-    labels = []
+    labels, kept = [], []
     for k, (cls, x0, y0, x1, y1) in enumerate(placed_objects):  # tight box of the pixels each object kept
         ys, xs = np.nonzero(owner[y0:y1, x0:x1] == k)
         if len(xs):
-            labels.append((cls, x0 + int(xs.min()), y0 + int(ys.min()), x0 + int(xs.max()) + 1, y0 + int(ys.max()) + 1))
-    return np.clip(img, 0, 255).astype(np.uint8), labels
+            box = (x0 + int(xs.min()), y0 + int(ys.min()), x0 + int(xs.max()) + 1, y0 + int(ys.max()) + 1)
+            labels.append((cls, *box))
+            kept.append(owner[box[1]:box[3], box[0]:box[2]] == k)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    return (img, labels, kept) if masks else (img, labels)
 
 
 def _camera(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:

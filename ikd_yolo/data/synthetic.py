@@ -36,6 +36,7 @@ import yaml
 
 from ..errors import DataError
 from .draw import CLASS_NAMES, image_kinds, render_image
+from .geometry import FLIP_IDX, KPT_NAMES, KPT_SHAPE, LABEL_TASKS, label_row
 
 __all__ = ["CLASS_NAMES", "LARGE_AREA", "SMALL_AREA", "dataset_stats", "make_synthetic_dataset", "size_bucket"]
 
@@ -57,11 +58,14 @@ def make_synthetic_dataset(
     seed: int = 0,
     clutter: float = 1.0,
     min_side: int = 0,
+    task: str = "detect",
 ) -> Path:
     """Write the synthetic dataset under `out` and return the path of its data.yaml.
 
-    Layout: out/images/{train,val}/*.jpg, out/labels/{train,val}/*.txt (class cx cy w h, normalised) and
-    out/data.yaml. Output is deterministic for a seed (labels byte-identical; images identical for the same numpy,
+    Layout: out/images/{train,val}/*.jpg, out/labels/{train,val}/*.txt and out/data.yaml. The labels are those of
+    `task` (`geometry.py`): detect boxes (class cx cy w h, normalised), segment outline polygons, pose boxes with four
+    keypoints (data.yaml gets kpt_shape, flip_idx and kpt_names), obb rotated boxes as four corners; the images are
+    the same for every task. Output is deterministic for a seed (labels byte-identical; images identical for the same numpy,
     OpenCV and libjpeg). If `out` already holds a complete dataset made with the same parameters, nothing is
     rewritten; otherwise out/images, out/labels and the metadata are removed and generated again. Other files in
     `out` are left alone; a folder with images/ or labels/ that this function did not make is refused.
@@ -76,6 +80,7 @@ def make_synthetic_dataset(
             full clutter, 0 leaves the gradient and the smooth colour noise only.
         min_side (int): Smallest box side in pixels (>= 0): raises the lower end of each size bucket's range so
             that, at a small `imgsz`, no object is drawn smaller than the network can resolve.
+        task (str): The labels to write: detect, segment, pose or obb.
 
     Returns:
         (Path): Absolute path of out/data.yaml.
@@ -89,18 +94,22 @@ def make_synthetic_dataset(
             raise DataError(f"{key}={v} must be >= {lower[key]}")
     if isinstance(clutter, bool) or not isinstance(clutter, (int, float)) or not 0 <= clutter <= 1:
         raise DataError(f"clutter={clutter!r} must be a number in [0, 1]")
+    if task not in LABEL_TASKS:
+        raise DataError(f"task={task!r} is not a task the synthetic data labels: use one of {', '.join(LABEL_TASKS)}")
     n_train, n_val, imgsz, seed, min_side = (int(v) for v in values.values())
     out = Path(out).resolve()
     params = {"version": GENERATOR_VERSION, "n_train": n_train, "n_val": n_val, "imgsz": imgsz, "seed": seed}
     if (clutter, min_side) != (1.0, 0):  # the defaults stay out, so datasets made before these options match
         params.update(clutter=float(clutter), min_side=min_side)
+    if task != "detect":  # likewise: a detect dataset's metadata is what it was before tasks existed
+        params["task"] = task
     meta_file, yaml_file = out / META_FILE, out / "data.yaml"
     try:
         meta = json.loads(meta_file.read_text())
     except (OSError, ValueError):  # missing or half-written
         meta = None
     if meta == {**params, "complete": True} and _files_complete(out, n_train, n_val):
-        _write_yaml(yaml_file, out)  # the folder may have moved; rewritten only if its text changed
+        _write_yaml(yaml_file, out, task)  # the folder may have moved; rewritten only if its text changed
         return yaml_file
 
     if meta is None and any((out / d).exists() for d in ("images", "labels")):
@@ -115,10 +124,10 @@ def make_synthetic_dataset(
     cv2.setNumThreads(1)  # the images are small: OpenCV's thread pool costs more than it saves
     try:
         for split_id, (split, n) in enumerate((("train", n_train), ("val", n_val))):
-            _write_split(out, split, split_id, n, imgsz, seed, float(clutter), min_side)
+            _write_split(out, split, split_id, n, imgsz, seed, float(clutter), min_side, task)
     finally:
         cv2.setNumThreads(threads)
-    _write_yaml(yaml_file, out)
+    _write_yaml(yaml_file, out, task)
     meta_file.write_text(json.dumps({**params, "complete": True}, indent=2))
     return yaml_file
 
@@ -165,16 +174,18 @@ def dataset_stats(data_yaml: str | Path) -> dict:
 
 
 def _write_split(
-    out: Path, split: str, split_id: int, n: int, imgsz: int, seed: int, clutter: float, min_side: int
+    out: Path, split: str, split_id: int, n: int, imgsz: int, seed: int, clutter: float, min_side: int, task: str
 ) -> None:
     """Render and write the n images and label files of one split; each image has its own seeded generator."""
     (out / "images" / split).mkdir(parents=True)
     (out / "labels" / split).mkdir(parents=True)
     kinds = image_kinds(n, np.random.default_rng([seed, split_id, 1]))
     for i, kind in enumerate(kinds):
-        img, labels = render_image(np.random.default_rng([seed, split_id, 0, i]), imgsz, kind, clutter, min_side)
+        rng = np.random.default_rng([seed, split_id, 0, i])
+        img, labels, masks = render_image(rng, imgsz, kind, clutter, min_side, masks=True)
         cv2.imwrite(str(out / "images" / split / f"{i:06d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
-        (out / "labels" / split / f"{i:06d}.txt").write_text(_format_labels(labels, imgsz))
+        text = "".join(label_row(task, c, box, m, imgsz) for (c, *box), m in zip(labels, masks))
+        (out / "labels" / split / f"{i:06d}.txt").write_text(text)
 
 
 def _empty_counts(names: list[str]) -> dict:
@@ -201,9 +212,12 @@ def _files_complete(out: Path, n_train: int, n_val: int) -> bool:
     )
 
 
-def _write_yaml(file: Path, root: Path) -> None:
+def _write_yaml(file: Path, root: Path, task: str = "detect") -> None:
     """Write data.yaml for the dataset at `root`, leaving the file untouched if its text is already right."""
     body = {"path": str(root), "train": "images/train", "val": "images/val", "nc": len(CLASS_NAMES)}
+    if task == "pose":
+        body.update(kpt_shape=list(KPT_SHAPE), flip_idx=list(FLIP_IDX),
+                    kpt_names={i: list(KPT_NAMES) for i in range(len(CLASS_NAMES))})
     text = (
         f"# Synthetic shapes dataset made by ikd_yolo.data.make_synthetic_dataset (parameters in {META_FILE})\n"
         + yaml.safe_dump(body, sort_keys=False)
@@ -211,9 +225,3 @@ def _write_yaml(file: Path, root: Path) -> None:
     )
     if not file.exists() or file.read_text() != text:
         file.write_text(text)
-
-
-def _format_labels(labels: list[tuple[int, int, int, int, int]], imgsz: int) -> str:
-    """Return YOLO label text for pixel boxes (cls, x0, y0, x1, y1), x1/y1 exclusive."""
-    rows = [(c, (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0) for c, x0, y0, x1, y1 in labels]
-    return "".join(f"{c} " + " ".join(f"{v / imgsz:.6f}" for v in box) + "\n" for c, *box in rows)
