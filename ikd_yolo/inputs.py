@@ -16,7 +16,8 @@ from .checkpoints import UntrustedCheckpoint, load_pt
 from .errors import DataError, InputError, StudentError, TeacherError
 
 __all__ = ["TASKS", "DataError", "InputError", "StudentError", "TeacherError", "check_student", "checkpoint_model",
-           "detection_problem", "model_task", "task_model_class", "find_weights", "load_data", "read_checkpoint", "wrapped_student"]
+           "detection_problem", "find_weights", "load_data", "model_task", "read_checkpoint", "task_model_class",
+           "wrapped_student"]
 
 # the tasks IKD distils: every Ultralytics task whose head is a YOLO Detect head plus a branch (masks, keypoints,
 # angles); classify has no detection head, RT-DETR, YOLO-World and YOLOE are other detector families

@@ -90,7 +90,8 @@ def check_compatible(teacher: nn.Module, student: nn.Module) -> None:
 
 
 class FrozenTeacher(nn.Module):
-    """A detection-head model (detect, segment, pose or obb) fixed for distillation: eval mode always, no gradients to its weights, BN stats untouched.
+    """A detection-head model (detect, segment, pose or obb) fixed for distillation: eval mode always, no gradients
+    to its weights, BN stats untouched.
 
     Examples:
         >>> teacher = FrozenTeacher(load_teacher("teacher.pt", nc=6))  # needs a teacher.pt  # doctest: +SKIP

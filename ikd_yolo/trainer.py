@@ -78,7 +78,7 @@ class IKDTrainer(DetectionTrainer):
 
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None) -> None:
         explicit, overrides = split_distill_args(dict(overrides or {}))
-        overrides["task"] = self.TASK  # as the task's Ultralytics trainer sets it, but before preflight names the folder
+        overrides["task"] = self.TASK  # as the task's Ultralytics trainer does, but before preflight names the folder
         if overrides.get("distill_model"):
             raise TeacherError("IKDTrainer takes the teacher as teacher=..., not Ultralytics' distill_model=")
         distill, teacher = preflight(overrides, explicit)  # every check before Ultralytics prints or creates anything

@@ -65,8 +65,8 @@ def make_synthetic_dataset(
     Layout: out/images/{train,val}/*.jpg, out/labels/{train,val}/*.txt and out/data.yaml. The labels are those of
     `task` (`geometry.py`): detect boxes (class cx cy w h, normalised), segment outline polygons, pose boxes with four
     keypoints (data.yaml gets kpt_shape, flip_idx and kpt_names), obb rotated boxes as four corners; the images are
-    the same for every task. Output is deterministic for a seed (labels byte-identical; images identical for the same numpy,
-    OpenCV and libjpeg). If `out` already holds a complete dataset made with the same parameters, nothing is
+    the same for every task. Output is deterministic for a seed (labels byte-identical; images identical for the same
+    numpy, OpenCV and libjpeg). If `out` already holds a complete dataset made with the same parameters, nothing is
     rewritten; otherwise out/images, out/labels and the metadata are removed and generated again. Other files in
     `out` are left alone; a folder with images/ or labels/ that this function did not make is refused.
 
