@@ -69,9 +69,9 @@ def check_task_pair(teacher: nn.Module, student: nn.Module) -> None:
     t_task, s_task = model_task(teacher), model_task(student)
     if BOX_GEOMETRY[t_task] != BOX_GEOMETRY[s_task]:
         same = [task for task, geometry in BOX_GEOMETRY.items() if geometry == BOX_GEOMETRY[s_task]]
-        raise TeacherError(f"the teacher is a {t_task} model and the student a {s_task} model: their boxes differ "
-                           f"({BOX_GEOMETRY[t_task]} vs {BOX_GEOMETRY[s_task]}), so this student needs a teacher "
-                           f"trained with task={' or '.join(same)}")
+        raise TeacherError(f"the teacher (task={t_task}) and the student (task={s_task}) predict different boxes "
+                           f"({BOX_GEOMETRY[t_task]} vs {BOX_GEOMETRY[s_task]}): use a teacher trained with "
+                           f"task={' or '.join(same)}")
 
 
 def check_compatible(teacher: nn.Module, student: nn.Module) -> None:

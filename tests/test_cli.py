@@ -59,10 +59,11 @@ def _cases(tmp: Path, data: Path, teacher: Path, finished: Path) -> list[tuple[l
                                             f"{weights_dir()})"),
         (["train", "model=yolo11n.pt", t, d], "model=yolo11n.pt not found (an Ultralytics download; ikd-yolo never "
                                               "downloads)"),
-        (["train", "model=yolo11n-seg.yaml", t, d], "model=yolo11n-seg.yaml is a segment model (Segment head): "
-                                                    "ikd-yolo distils YOLO detection students"),
-        (["train", "model=yolo11n-pose.yaml", t, d], "model=yolo11n-pose.yaml is a pose model"),
-        (["train", "model=yolo11n-obb.yaml", t, d], "model=yolo11n-obb.yaml is an obb model"),
+        (["train", "model=yolo11n-pose.yaml", t, d], f"data={data} has no kpt_shape: a pose student needs "
+                                                     "a keypoint dataset"),
+        (["train", "model=yolo11n-obb.yaml", t, d], "the teacher (task=detect) and the student (task=obb) predict "
+                                                    "different boxes (axis-aligned vs rotated): use a teacher trained "
+                                                    "with task=obb"),
         (["train", "model=yolo11n-cls.yaml", t, d], "model=yolo11n-cls.yaml is a classify model"),
         (["train", "model=rtdetr-l.yaml", t, d], "model=rtdetr-l.yaml is a RTDETRDecoder detector, not a YOLO Detect"),
         (["train", "model=yolov8s-worldv2.yaml", t, d], "model=yolov8s-worldv2.yaml is a WorldDetect detector"),

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 from ultralytics import YOLO
-from ultralytics.nn.tasks import ClassificationModel, DetectionModel, SegmentationModel, WorldModel
+from ultralytics.nn.tasks import ClassificationModel, DetectionModel, OBBModel, WorldModel
 
 from helpers import read_results, train_kwargs
 from ikd_yolo import IKDTrainer
@@ -31,7 +31,7 @@ def _write_teacher(kind: str, path: Path, teacher_pt: Path) -> Path:
         shutil.copy(teacher_pt, path)
     elif kind != "missing":
         model = {"classify": lambda: ClassificationModel("yolo11n-cls.yaml", nc=8, verbose=False),
-                 "segment": lambda: SegmentationModel("yolo11n-seg.yaml", nc=8, verbose=False),
+                 "obb": lambda: OBBModel("yolo11n-obb.yaml", nc=8, verbose=False),
                  "world": lambda: WorldModel("yolov8n-worldv2.yaml", nc=8, verbose=False),
                  "nc": lambda: DetectionModel("yolo11n.yaml", nc=6, verbose=False)}[kind]()
         torch.save({"model": model}, path)
@@ -47,14 +47,14 @@ def _write_teacher(kind: str, path: Path, teacher_pt: Path) -> Path:
                                     "PyTorch checkpoint"),
     ("state_dict", "weights.pt", "teacher={p} is not an Ultralytics checkpoint (it holds no model): pass the best.pt "
                                  "or last.pt of a training run"),
-    ("classify", "cls.pt", "teacher={p} is a classify model (ClassificationModel): IKD needs a detection teacher "
-                           "(a model trained with task=detect)"),
-    ("segment", "seg.pt", "teacher={p} is a segment model (SegmentationModel): IKD needs a detection teacher "
-                          "(a model trained with task=detect)"),
+    ("classify", "cls.pt", "teacher={p} is a classify model (ClassificationModel): IKD needs a teacher with a "
+                           "detection head (a model trained with task=detect, segment, pose or obb)"),
+    ("obb", "obb.pt", "the teacher (task=obb) and the student (task=detect) predict different boxes (rotated vs "
+                      "axis-aligned): use a teacher trained with task=detect or segment or pose"),
     ("nc", "six.pt", "teacher={p} predicts 6 classes but the data has nc=8: use a teacher trained on the same "
                      "dataset (same class list)"),
-    ("world", "world.pt", "teacher={p} is a WorldModel, not a YOLO DetectionModel: IKD needs a YOLO detection "
-                          "teacher (e.g. YOLOv8, YOLO11 or YOLO26 trained with task=detect)"),
+    ("world", "world.pt", "teacher={p} is a WorldModel, not a YOLO DetectionModel: IKD needs a YOLO teacher with a "
+                          "detection head (e.g. YOLOv8, YOLO11 or YOLO26 trained with task=detect)"),
 ])
 def test_hostile_teacher_stops_the_trainer_with_one_exact_line(kind, name, message, tmp_path, synthetic_data,
                                                                teacher_pt):

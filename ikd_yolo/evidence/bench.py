@@ -234,7 +234,7 @@ def check_inputs(s: dict[str, Any]) -> None:
     trust = bool(s["ikd_args"].get("trust_checkpoints", False))
     for key in ("student", "teacher_model"):  # a .pt is read by the safe reader before Ultralytics unpickles it
         try:
-            check_student(s[key], trust)
+            check_student(s[key], trust, tasks=("detect",))  # bench-distill scores box mAP only, for now
         except InputError as e:  # its line names the student's key, model=
             raise InputError(str(e).replace(f"model={s[key]}", f"{key}={s[key]}", 1)) from None
     if s["data"]:
