@@ -15,6 +15,7 @@ from ultralytics.nn.tasks import ClassificationModel, DetectionModel, OBBModel, 
 from helpers import read_results, train_kwargs
 from ikd_yolo import IKDTrainer
 from ikd_yolo.config import DistillConfigError
+from ikd_yolo.data import CLASS_NAMES
 from ikd_yolo.inputs import weights_dir
 from ikd_yolo.teacher import TeacherError, load_teacher
 
@@ -34,6 +35,7 @@ def _write_teacher(kind: str, path: Path, teacher_pt: Path) -> Path:
                  "obb": lambda: OBBModel("yolo11n-obb.yaml", nc=8, verbose=False),
                  "world": lambda: WorldModel("yolov8n-worldv2.yaml", nc=8, verbose=False),
                  "nc": lambda: DetectionModel("yolo11n.yaml", nc=6, verbose=False)}[kind]()
+        model.names = dict(enumerate(CLASS_NAMES))  # the dataset's classes: what is refused is the model itself
         torch.save({"model": model}, path)
     return path
 
