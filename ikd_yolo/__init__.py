@@ -12,13 +12,14 @@ Examples:
 
 __version__ = "0.1.0"
 
-__all__ = ["IKDTrainer", "__version__"]
+__all__ = ["IKDOBBTrainer", "IKDPoseTrainer", "IKDSegmentationTrainer", "IKDTrainer", "__version__", "ikd_trainer_for"]
+_TRAINER_NAMES = {"IKDTrainer", "IKDSegmentationTrainer", "IKDPoseTrainer", "IKDOBBTrainer", "ikd_trainer_for"}
 
 
 def __getattr__(name: str):
-    """Import the trainer lazily so `import ikd_yolo.ops` stays light."""
-    if name == "IKDTrainer":
-        from .trainer import IKDTrainer
+    """Import the trainers lazily so `import ikd_yolo.ops` stays light."""
+    if name in _TRAINER_NAMES:
+        from . import trainer
 
-        return IKDTrainer
+        return getattr(trainer, name)
     raise AttributeError(f"module 'ikd_yolo' has no attribute {name!r}")
