@@ -89,13 +89,14 @@ def test_generation_runs_opencv_on_one_thread_and_restores_it(tmp_path, monkeypa
     afterwards, also when generation fails half way."""
     seen = []
     render = synthetic.render_image
-    monkeypatch.setattr(synthetic, "render_image", lambda *a: (seen.append(cv2.getNumThreads()), render(*a))[1])
+    monkeypatch.setattr(synthetic, "render_image",
+                        lambda *a, **kw: (seen.append(cv2.getNumThreads()), render(*a, **kw))[1])
     before = cv2.getNumThreads()
     cv2.setNumThreads(3)
     try:
         make_synthetic_dataset(tmp_path / "ok", n_train=3, n_val=1, imgsz=64, seed=0)
         assert seen == [1] * 4 and cv2.getNumThreads() == 3
-        monkeypatch.setattr(synthetic, "render_image", lambda *a: 1 / 0)
+        monkeypatch.setattr(synthetic, "render_image", lambda *a, **kw: 1 / 0)
         with pytest.raises(ZeroDivisionError):
             make_synthetic_dataset(tmp_path / "broken", n_train=3, n_val=1, imgsz=64, seed=0)
         assert cv2.getNumThreads() == 3
