@@ -14,11 +14,14 @@ the run's settings, so args.yaml, every checkpoint, a resume and every DDP rank 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import torch
+from ultralytics.utils import LOGGER, RANK, YAML, colorstr
+from ultralytics.utils.torch_utils import unwrap_model
 
+from .config import DEFAULTS, auto_keys
 from .model import IKDModel
 
 AUTO_BATCHES = 4  # training batches the measurement runs (the attack, if on, runs on each)
@@ -90,3 +93,65 @@ class preserved_state:
             torch.cuda.set_rng_state_all(cuda)
         np.random.set_state(numpy_state)
         random.setstate(python_state)
+
+
+def set_auto_weights(trainer: Any) -> dict[str, Any] | None:
+    """weights=auto for an `IKDTrainer` after its set-up: measure the unset weights on rank 0 (every DDP rank then
+    uses its numbers), give them to the distiller and its EMA, and store them in the run's settings and args.yaml.
+
+    Returns what this process measured (`IKDTrainer.auto_weight_report`: the values, the detection-loss item, the
+    batches, the weights and their keys), or None on the other ranks.
+    """
+    model = unwrap_model(trainer.model)
+    cfg = trainer.distill
+    measured, report = None, None
+    trainer.epoch = trainer.start_epoch  # the measurement sees the first epoch's augmentations (the loop sets it later)
+    if RANK in {-1, 0}:
+        with preserved_state(model):
+            values, det, n = measure_terms(model, measurement_batches(trainer, AUTO_BATCHES))
+        keys = {part: key for part, key in model.distiller.weight_keys().items() if key in auto_keys(cfg)}
+        units = {part: values[part] for part in keys if part != "adv"}  # an auto term was built at weight 1.0
+        measured = choose_weights(units, keys, det, cfg["kd_share"])
+        if "adv" in keys:  # a head-aware adversarial term is the base's parts: measured at the base's new weights
+            units["adv"] = model.distiller.adv_at(values, measured)
+            measured.update(choose_weights({"adv": units["adv"]}, keys, det, cfg["kd_share"]))
+        report = {"values": values, "detection_item": det, "batches": n, "weights": measured, "keys": keys}
+        for part, key in keys.items():
+            LOGGER.info(f"{colorstr('ikd-yolo:')} auto weight {key}={measured[key]:.3g}: {part} is "
+                        f"{units[part]:.4g} at unit weight, one detection-loss item {det:.3g} ({n} batches, "
+                        f"kd_share {cfg['kd_share']:g})")
+    if trainer.world_size > 1:
+        import torch.distributed as dist
+
+        box = [measured]
+        dist.broadcast_object_list(box, src=0)
+        measured = box[0]
+    for key in auto_keys(cfg):  # a term this run does not compute keeps the fixed default
+        cfg[key] = measured.get(key, DEFAULTS[key])
+        setattr(trainer.args, key, cfg[key])
+    for distiller in (model.distiller, trainer.ema.ema.distiller):
+        distiller.set_weights(cfg)
+    if RANK in {-1, 0}:
+        YAML.save(trainer.save_dir / "args.yaml", vars(trainer.args))
+    return report
+
+
+def measurement_batches(trainer: Any, n: int) -> Iterator[dict]:
+    """`n` training batches of an `IKDTrainer` for the weight measurement, from a loader of their own; the training
+    loader's order and the dataset's mosaic buffer are as before afterwards (with the random state `preserved_state`
+    restores), and a cached attack reads a stream of its own."""
+    from ultralytics.data import build_dataloader
+
+    dataset = trainer.train_loader.dataset
+    kept = {name: list(getattr(dataset, name)) for name in ("buffer", "ims", "im_hw0", "im_hw")}  # mosaic's
+    stream = trainer.adv_stream
+    loader = build_dataloader(dataset, trainer.batch_size, workers=0, shuffle=True, rank=-1)
+    if stream is not None:
+        trainer.adv_stream = type(stream)(stream.dataset.cache, trainer.args.fliplr, 0, trainer.args.seed + 1)
+    try:
+        for _, raw in zip(range(n), (b for _ in iter(int, 1) for b in loader)):  # a small set repeats
+            yield trainer.distillation_batch(raw, trainer.attack is not None)
+    finally:
+        for name, values in kept.items():
+            getattr(dataset, name)[:] = values
+        trainer.adv_stream = stream

@@ -24,12 +24,12 @@ from ultralytics.utils.torch_utils import torch_distributed_zero_first, unwrap_m
 
 from .augment.attack import AdversarialAttack, class_loss_criterion
 from .augment.frequency import FrequencyAugment
-from .auto_weights import AUTO_BATCHES, choose_weights, measure_terms, preserved_state
+from .auto_weights import set_auto_weights
 from .checkpoints import (
     STATE_ATTR, TRUST_KEY, atomic_save, atomic_strip_optimizer, attach_state, load_pt, remove_state, staged_writes,
     strip_state,
 )
-from .config import DEFAULTS, DISTILL_KEYS, auto_keys, split_distill_args
+from .config import DISTILL_KEYS, auto_keys, split_distill_args
 from .hooks import detect_input_layers
 from .inputs import StudentError, TeacherError, wrapped_student
 from .model import (
@@ -144,10 +144,14 @@ class IKDTrainer(DetectionTrainer):
 
     def preprocess_batch(self, batch: dict) -> dict:
         """Normalise as Ultralytics does, then add IKD's augmented inputs and the teacher's features to the batch."""
-        batch = super().preprocess_batch(batch)
         attacking = self.augmentation_phase and self.attack is not None and self.attack.should_attack(self._step)
         self._step += 1
-        return self._distillation_inputs(batch, attacking)
+        return self.distillation_batch(batch, attacking)
+
+    def distillation_batch(self, batch: dict, attacking: bool) -> dict:
+        """A loader batch as the distilled model takes it: Ultralytics' preprocessing, then `_distillation_inputs`
+        (training and the `weights=auto` measurement)."""
+        return self._distillation_inputs(super().preprocess_batch(batch), attacking)
 
     def _distillation_inputs(self, batch: dict, attacking: bool) -> dict:
         """The batch IKD trains on: frequency-mixed in the augmentation phase, with the teacher's maps, and (when
@@ -196,61 +200,7 @@ class IKDTrainer(DetectionTrainer):
                         f"({stats['images']} attacked now, {stats['seconds']:.0f}s)")
             self.adv_stream = AdversarialStream(cache, self.args.fliplr, self.args.workers, self.args.seed)
         if auto_keys(self.distill):
-            self._set_auto_weights()
-
-    def _set_auto_weights(self) -> None:
-        """weights=auto: measure the unset weights on rank 0 (every rank then uses its numbers) and store them."""
-        model = unwrap_model(self.model)
-        measured = None
-        self.epoch = self.start_epoch  # the measurement sees the first epoch's augmentations (the loop sets it later)
-        if RANK in {-1, 0}:
-            with preserved_state(model):
-                values, det, n = measure_terms(model, self._measurement_batches(AUTO_BATCHES))
-            keys = {part: key for part, key in model.distiller.weight_keys().items() if key in auto_keys(self.distill)}
-            units = {part: values[part] for part in keys if part != "adv"}  # an auto term was built at weight 1.0
-            measured = choose_weights(units, keys, det, self.distill["kd_share"])
-            if "adv" in keys:  # a head-aware adversarial term is the base's parts: measured at the base's new weights
-                units["adv"] = model.distiller.adv_at(values, measured)
-                measured.update(choose_weights({"adv": units["adv"]}, keys, det, self.distill["kd_share"]))
-            self.auto_weight_report = {"values": values, "detection_item": det, "batches": n, "weights": measured,
-                                       "keys": keys}
-            for part, key in keys.items():
-                LOGGER.info(f"{colorstr('ikd-yolo:')} auto weight {key}={measured[key]:.3g}: {part} is "
-                            f"{units[part]:.4g} at unit weight, one detection-loss item {det:.3g} ({n} batches, "
-                            f"kd_share {self.distill['kd_share']:g})")
-        if self.world_size > 1:
-            import torch.distributed as dist
-
-            box = [measured]
-            dist.broadcast_object_list(box, src=0)
-            measured = box[0]
-        for key in auto_keys(self.distill):  # a term this run does not compute keeps the fixed default
-            self.distill[key] = measured.get(key, DEFAULTS[key])
-            setattr(self.args, key, self.distill[key])
-        for distiller in (model.distiller, self.ema.ema.distiller):
-            distiller.set_weights(self.distill)
-        if RANK in {-1, 0}:
-            YAML.save(self.save_dir / "args.yaml", vars(self.args))
-
-    def _measurement_batches(self, n: int) -> Iterator[dict]:
-        """`n` training batches for the weight measurement, from a loader of their own; the training loader's order
-        and the dataset's mosaic buffer are as before afterwards (with the random state `preserved_state` restores),
-        and a cached attack reads a stream of its own."""
-        from ultralytics.data import build_dataloader
-
-        dataset = self.train_loader.dataset
-        kept = {name: list(getattr(dataset, name)) for name in ("buffer", "ims", "im_hw0", "im_hw")}  # mosaic's
-        stream = self.adv_stream
-        loader = build_dataloader(dataset, self.batch_size, workers=0, shuffle=True, rank=-1)
-        if stream is not None:
-            self.adv_stream = type(stream)(stream.dataset.cache, self.args.fliplr, 0, self.args.seed + 1)
-        try:
-            for _, raw in zip(range(n), (b for _ in iter(int, 1) for b in loader)):  # a small set repeats
-                yield self._distillation_inputs(super().preprocess_batch(raw), self.attack is not None)
-        finally:
-            for name, values in kept.items():
-                getattr(dataset, name)[:] = values
-            self.adv_stream = stream
+            self.auto_weight_report = set_auto_weights(self)
 
     # ---- validation and checkpoints ------------------------------------------------------------------------
     @contextmanager

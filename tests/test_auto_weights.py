@@ -8,7 +8,7 @@ import torch
 
 from helpers import read_results, train_kwargs
 from ikd_yolo import IKDTrainer
-from ikd_yolo.auto_weights import AUTO_BATCHES, choose_weights, measure_terms, preserved_state
+from ikd_yolo.auto_weights import AUTO_BATCHES, choose_weights, measure_terms, measurement_batches, preserved_state
 from ikd_yolo.config import auto_keys, resolve_distill_config
 from ikd_yolo.model import IKDModel
 
@@ -55,7 +55,7 @@ def test_measured_weights_put_each_term_at_its_share(measured):
     assert trainer.ema.ema.distiller.adv.weight == model.distiller.adv.weight
     # the same batches again (the measurement restores the random state) now give kd_share items per auto term
     with preserved_state(model):
-        parts, det, _ = measure_terms(model, trainer._measurement_batches(AUTO_BATCHES))
+        parts, det, _ = measure_terms(model, measurement_batches(trainer, AUTO_BATCHES))
     assert det == pytest.approx(report["detection_item"], rel=1e-6)
     assert set(report["keys"]) == {"fgd.bg", "fgd.att", "fgd.global", "adv"}
     for part in report["keys"]:
