@@ -148,11 +148,10 @@ class FeatureDistiller(nn.Module):
             if key not in weights:
                 continue
             if part == "adv":
-                self.adv.weight = float(weights[key])
+                self.adv.set_weight("", weights[key])
             else:
-                arg = type(self.base[0]).WEIGHTS[part.partition(".")[2]]
                 for loss in self.base:
-                    setattr(loss, arg, float(weights[key]))
+                    loss.set_weight(part.partition(".")[2], weights[key])
 
     def adv_parts(self, student: list[torch.Tensor], teacher: list[torch.Tensor],
                   heads: list[LevelHead] | None = None) -> dict[str, torch.Tensor]:
@@ -166,7 +165,7 @@ class FeatureDistiller(nn.Module):
             return {"adv": sum(self.adv(adapt(s), t) for adapt, s, t in zip(self.adapters, student, teacher))}
         keep = ADV_DISTILLED[self.adv_distill]
         parts = self.base_parts(student, teacher, [], heads)
-        return {f"adv.{k.partition('.')[2]}": self.adv.weight * v for k, v in parts.items()
+        return {f"adv.{k.partition('.')[2]}": self.adv.weight_of("") * v for k, v in parts.items()
                 if k.partition(".")[2] in keep}
 
     def adv_at(self, values: Mapping[str, float], weights: Mapping[str, float]) -> float:
@@ -178,7 +177,7 @@ class FeatureDistiller(nn.Module):
         for part, key in self.weight_keys().items():
             name = f"adv.{part.partition('.')[2]}"
             if part != "adv" and name in values:
-                now = getattr(self.base[0], type(self.base[0]).WEIGHTS[part.partition(".")[2]])
+                now = self.base[0].weight_of(part.partition(".")[2])
                 total += values[name] * (float(weights.get(key, now)) / now if now else 0.0)
         return total
 

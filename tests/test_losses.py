@@ -251,6 +251,16 @@ def test_fgd_hand_value():
     assert sum(parts.values()).item() == pytest.approx(total.item())
 
 
+def test_a_part_weight_is_set_through_the_loss():
+    """`set_weight` / `weight_of` reach each part's weight by its name in `WEIGHTS` ("" for a lone part)."""
+    loss = FGDLoss(channels=3, alpha=1.0, beta=1.0, gamma=1.0, lambda_=1.0)
+    loss.set_weight("global", 0.25)
+    assert loss.lambda_ == loss.weight_of("global") == 0.25 and loss.weight_of("bg") == 1.0
+    single = MSELoss(weight=2.0)
+    single.set_weight("", 3)
+    assert single.weight == single.weight_of("") == 3.0 and isinstance(single.weight, float)
+
+
 def test_fgd_identical_features():
     loss = FGDLoss(channels=3, alpha=1.0, beta=1.0, gamma=1.0, lambda_=1.0)
     x = _seeded(2, 3, 4, 4)

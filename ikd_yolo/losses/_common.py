@@ -28,6 +28,14 @@ class DistillLoss(nn.Module):
         """
         return {"": self(student, teacher, boxes)}
 
+    def weight_of(self, part: str) -> float:
+        """The weight of part `part` ("" for a single-part loss), read through `WEIGHTS`."""
+        return getattr(self, self.WEIGHTS[part])
+
+    def set_weight(self, part: str, value: float) -> None:
+        """Give part `part` ("" for a single-part loss) the weight `value`, through `WEIGHTS`."""
+        setattr(self, self.WEIGHTS[part], float(value))
+
 
 def check_pair(student: Tensor, teacher: Tensor, name: str) -> None:
     """Raise ValueError unless student and teacher are NCHW feature maps of the same shape.
