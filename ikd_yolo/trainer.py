@@ -26,7 +26,7 @@ from .augment.attack import AdversarialAttack, class_loss_criterion
 from .augment.frequency import FrequencyAugment
 from .auto_weights import set_auto_weights
 from .checkpoints import (
-    STATE_ATTR, TRUST_KEY, atomic_save, atomic_strip_optimizer, attach_state, load_pt, remove_state, staged_writes,
+    TRUST_KEY, atomic_save, atomic_strip_optimizer, attach_state, load_pt, read_state, remove_state, staged_writes,
     strip_state,
 )
 from .config import DISTILL_KEYS, auto_keys, split_distill_args
@@ -131,7 +131,7 @@ class IKDTrainer(DetectionTrainer):
         )
         self.model = IKDModel(student, distiller)
         if ckpt and self.resume:
-            self.model.distiller.load_state_dict(getattr(ckpt["ema"], STATE_ATTR)["distiller"])
+            self.model.distiller.load_state_dict(read_state(ckpt)["distiller"])
         self.teacher.to(self.device)
         self.teacher.model.args = self.args  # the attack uses the teacher's own criterion, which reads hyp gains
         return ckpt
