@@ -19,13 +19,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .augment.adv_cache import AdversarialCache, attack_dataset, label_task, prepare_cache
+from .augment.adv_cache import AdversarialCache, attack_dataset, label_task, open_attack_cache
 from .augment.attack import AttackSettings
 from .config import resolve_distill_config, section, split_distill_args
 from .errors import InputError
 from .inputs import load_data
 from .preflight import check_device
-from .teacher import FrozenTeacher, load_teacher
+from .teacher import load_teacher
 
 
 def run_attack(
@@ -39,9 +39,6 @@ def run_attack(
     rounds it; a bad number or a GPU device on a machine without one is refused in one line before any work. Bad
     cache entries are named in a warning and attacked again.
     """
-    from ultralytics.cfg import get_cfg
-    from ultralytics.utils.torch_utils import select_device
-
     if isinstance(preview, str) and preview.strip().lower() in {"", "none", "null", "false"}:
         preview = None  # `preview=None` on the command line arrives as the word
     check_attack_args(imgsz=imgsz, batch=batch, seed=seed, n=n)
@@ -49,14 +46,10 @@ def run_attack(
     explicit, _ = split_distill_args({**distill, "teacher": teacher})
     cfg = resolve_distill_config(explicit)
     data_dict = load_data(data)
-    model = FrozenTeacher(load_teacher(cfg["teacher"], nc=data_dict["nc"], names=data_dict["names"],
-                                       trust=cfg["trust_checkpoints"])).model
+    model = load_teacher(cfg["teacher"], nc=data_dict["nc"], names=data_dict["names"], trust=cfg["trust_checkpoints"])
     imgsz = stride_multiple(imgsz, model)
-    dev = select_device(device, verbose=False)
-    model.to(dev)
-    model.args = get_cfg()  # the criterion reads the box/cls/dfl gains from here
     settings = section(AttackSettings, cfg)
-    cache, stats = prepare_cache(model, data_dict, imgsz, settings, dev, batch, seed)
+    cache, stats = open_attack_cache(model, data_dict, imgsz, settings, device, batch, seed)  # freezes model in place
     report = {"cache": str(cache.folder), **stats,
               "images_per_s": stats["images"] / stats["seconds"] if stats["seconds"] else None}
     if preview:

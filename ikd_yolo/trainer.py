@@ -191,11 +191,12 @@ class IKDTrainer(DetectionTrainer):
         """Ultralytics' set-up, then (adv_mode=cached) the adversarial cache, built on rank 0 if any image misses."""
         super()._setup_train()
         if self.attack is not None and self.attack.settings.mode == "cached":
-            from .augment.adv_cache import AdversarialStream, prepare_cache
+            from .augment.adv_cache import AdversarialStream, open_attack_cache
 
             with torch_distributed_zero_first(LOCAL_RANK):
-                cache, stats = prepare_cache(self.teacher.model, self.data, self.args.imgsz, self.attack.settings,
-                                             self.device, self.batch_size, progress=RANK in {-1, 0})
+                cache, stats = open_attack_cache(self.teacher, self.data, self.args.imgsz, self.attack.settings,
+                                                 self.device, self.batch_size, progress=RANK in {-1, 0},
+                                                 args=self.args)
             LOGGER.info(f"{colorstr('ikd-yolo:')} adversarial cache {cache.folder}: {stats['total']} images "
                         f"({stats['images']} attacked now, {stats['seconds']:.0f}s)")
             self.adv_stream = AdversarialStream(cache, self.args.fliplr, self.args.workers, self.args.seed)

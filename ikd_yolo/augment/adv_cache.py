@@ -392,6 +392,36 @@ def prepare_cache(
     return cache, {**stats, "total": len(cache.im_files), "bytes": cache.size_bytes()}
 
 
+
+def open_attack_cache(
+    teacher: nn.Module,
+    data: dict[str, Any],
+    imgsz: int,
+    settings: AttackSettings,
+    device: str | torch.device,
+    batch: int = 16,
+    seed: int = 0,
+    progress: bool = True,
+    args: Any = None,
+) -> tuple[AdversarialCache, dict[str, float]]:
+    """The front door of the adversarial cache (training, `ikd-yolo attack`, the benchmark): set the teacher up for
+    the attack once, then `prepare_cache`.
+
+    `teacher` is a `FrozenTeacher` or the detection model to freeze; its model is frozen in place, moved to `device`
+    (a torch.device as it is, else Ultralytics' device string) and given `args` for its criterion's loss gains
+    (Ultralytics' defaults when None). Returns the cache, checked and completed, with its build stats.
+    """
+    from ultralytics.cfg import get_cfg
+    from ultralytics.utils.torch_utils import select_device
+
+    from ..teacher import FrozenTeacher
+
+    model = (teacher if isinstance(teacher, FrozenTeacher) else FrozenTeacher(teacher)).model
+    device = device if isinstance(device, torch.device) else select_device(device, verbose=False)
+    model.to(device)
+    model.args = get_cfg() if args is None else args  # the criterion reads the box/cls/dfl gains from here
+    return prepare_cache(model, data, imgsz, settings, device, batch, seed, progress)
+
 # ----------------------------------------------------------------------------------------------- the stream ----
 class CachedImages(torch.utils.data.Dataset):
     """The cache's images as ((C, H, W) uint8 tensor, -1), each flipped left-right with probability `fliplr`; a bad

@@ -146,12 +146,12 @@ def run_benchmark(
 def build_attack_caches(s: dict[str, Any], data: Path, teacher: Path) -> None:
     """The adversarial cache of every method that trains with adv_mode=cached, built here once (parallel runs would
     each attack the same images)."""
-    from ..augment.adv_cache import prepare_cache
+    from ..augment.adv_cache import open_attack_cache
     from ..augment.attack import AttackSettings
     from ..config import section
     from ..inputs import load_data
     from ..model import adversarial_term_on
-    from ..teacher import FrozenTeacher, load_teacher
+    from ..teacher import load_teacher
 
     settings, trust = set(), False
     for m in s["methods"]:
@@ -161,17 +161,14 @@ def build_attack_caches(s: dict[str, Any], data: Path, teacher: Path) -> None:
             trust = trust or cfg["trust_checkpoints"]
     if not settings:
         return
-    from ultralytics.cfg import get_cfg
     from ultralytics.utils.torch_utils import select_device
 
     data_dict = load_data(data)
-    model = FrozenTeacher(load_teacher(teacher, nc=data_dict["nc"], names=data_dict["names"], trust=trust)).model
+    model = load_teacher(teacher, nc=data_dict["nc"], names=data_dict["names"], trust=trust)
     device = select_device(s["device"], verbose=False)
     set_threads(cpu_threads(1))
-    model.to(device)
-    model.args = get_cfg()
     for attack in settings:
-        prepare_cache(model, data_dict, s["imgsz"], attack, device, s["batch"])
+        open_attack_cache(model, data_dict, s["imgsz"], attack, device, s["batch"])
 
 
 def resolve_settings(profile: str, **overrides: Any) -> dict[str, Any]:
