@@ -289,7 +289,8 @@ def test_labels_with_the_same_settings_are_one_run(tmp_path, fake_training):
 
 
 def test_argument_parsing_and_errors():
-    assert parse_methods("none, freq-only,adv-only,fgd,none") == ["none", "ikd-fgd-freq", "ikd-fgd-adv", "fgd"]
+    assert [m.label for m in parse_methods("none, freq-only,adv-only,fgd,none")] == [
+        "none", "ikd-fgd-freq", "ikd-fgd-adv", "fgd"]
     assert parse_seeds(3) == [0, 1, 2] and parse_seeds("4,7") == [4, 7] and parse_seeds([5]) == [5]
     with pytest.raises(DistillConfigError, match="not known"):
         parse_methods("none,fdg")
@@ -306,7 +307,7 @@ def test_argument_parsing_and_errors():
     with pytest.raises(DistillConfigError, match="jobs=0 must be a whole number >= 1"):
         resolve_settings("quick", jobs=0)
     # a preset with settings of its own: trained and reported beside the preset
-    assert parse_methods("ikd-fgd,ikd-fgd[adv_mode=cached],ikd-fgd[freq_p=0.25,adv_eps=0.02]") == [
+    assert [m.label for m in parse_methods("ikd-fgd,ikd-fgd[adv_mode=cached],ikd-fgd[freq_p=0.25,adv_eps=0.02]")] == [
         "ikd-fgd", "ikd-fgd[adv_mode=cached]", "ikd-fgd[freq_p=0.25;adv_eps=0.02]"]
     quick = resolve_settings("quick")
     assert method_args("ikd-fgd[adv_steps=1;freq_p=0.25]", quick)["adv_steps"] == 1  # over the profile's 2

@@ -22,9 +22,11 @@ import json
 import os
 import re
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import numpy as np
 from ultralytics.utils import LOGGER
@@ -132,11 +134,12 @@ def run_benchmark(
         futures = [jobs.submit(run_one, m, seed, s, data, teacher, gt, area_scale, out_dir / "runs", run_root,
                                threads=cpu_threads(min(s["jobs"], len(order)))) for m, seed in order]
         runs = [f.result() for f in futures]
-    summary = summarize(runs, s["methods"])
+    labels = [m.label for m in s["methods"]]
+    summary = summarize(runs, labels)
     summary.update(
-        profile=profile, name=name, settings=jsonable(s), data=str(data), teacher=str(teacher),
+        profile=profile, name=name, settings=jsonable({**s, "methods": labels}), data=str(data), teacher=str(teacher),
         teacher_scores=teacher_scores, area_scale=area_scale, cocoarea_ranges=area_ranges(area_scale)[1:],
-        method_args={m: method_args(m, s) for m in s["methods"]}, environment=environment(s["device"]),
+        method_args={m.label: method_args(m, s) for m in s["methods"]}, environment=environment(s["device"]),
         wall_seconds=time.time() - start,
     )
     write_outputs(summary, Path(out) / str(report or name))
@@ -172,7 +175,8 @@ def build_attack_caches(s: dict[str, Any], data: Path, teacher: Path) -> None:
 
 
 def resolve_settings(profile: str, **overrides: Any) -> dict[str, Any]:
-    """Profile defaults with `overrides` on top; methods and seeds normalised to lists; unknown keys refused."""
+    """Profile defaults with `overrides` on top; methods parsed (`Method`) and seeds normalised to lists; unknown
+    keys refused."""
     if profile not in PROFILES:
         raise DistillConfigError(f"profile='{profile}' is not known: use one of {', '.join(PROFILES)}")
     from ultralytics.utils import DEFAULT_CFG_KEYS
@@ -240,8 +244,9 @@ def check_inputs(s: dict[str, Any]) -> None:
         read_checkpoint(find_weights(s["teacher"], "teacher", TeacherError), "teacher", TeacherError, trust)
 
 
-def parse_methods(methods: Any) -> list[str]:
-    """Method labels from a list or a comma-separated string, aliases resolved (freq-only, adv-only, no-kd).
+def parse_methods(methods: Any) -> list[Method]:
+    """The methods of a list or a comma-separated string of labels, aliases resolved (freq-only, adv-only, no-kd),
+    each parsed once (`Method`), each label once.
 
     A preset may carry its own settings in brackets, e.g. `ikd-fgd[adv_mode=cached]` or `ikd-fgd[freq_p=0.25;
     adv_eps=0.02]` (`;` between keys): a variant trained and reported beside its preset."""
@@ -254,9 +259,7 @@ def parse_methods(methods: Any) -> list[str]:
     if not labels:
         raise DistillConfigError(f"methods={methods!r} names no method: give at least one, e.g. "
                                  "methods=none,fgd,ikd-fgd")
-    for label in labels:
-        split_variant(label)  # refuses unknown methods and keys
-    return list(dict.fromkeys(labels))
+    return [Method.parse(label) for label in dict.fromkeys(labels)]  # refuses unknown methods and keys
 
 
 def _join_brackets(words: list[str]) -> list[str]:
@@ -270,27 +273,56 @@ def _join_brackets(words: list[str]) -> list[str]:
     return out
 
 
-def split_variant(label: str) -> tuple[str, dict[str, Any]]:
-    """('ikd-fgd', {'adv_mode': 'cached'}) for 'ikd-fgd[adv_mode=cached]'; a plain method has no settings."""
-    from ..config import check_value, parse_cli_value
+@dataclass(frozen=True)
+class Method:
+    """A benchmark method, parsed once from its label: `Method.parse("ikd-fgd[adv_mode=cached]")` is the preset
+    "ikd-fgd" with the settings {"adv_mode": "cached"}; "none" and "ultralytics" are methods without a preset.
 
-    base, _, rest = label.partition("[")
-    valid = {"none", "ultralytics", *preset_names()}
-    if base not in valid:
-        choices = ", ".join(["none", "ultralytics", *preset_names(), *ALIASES])
-        raise DistillConfigError(f"method '{label}' is not known: use one of {choices}")
-    if not rest:
-        return base, {}
-    if base not in preset_names() or not rest.endswith("]"):
-        raise DistillConfigError(f"method '{label}': only presets take [key=value;...] settings, "
-                                 "e.g. ikd-fgd[freq_p=0.25]")
-    settings = {}
-    for item in filter(None, rest[:-1].split(";")):
-        key, _, value = item.partition("=")
-        if key not in DISTILL_KEYS - {"teacher", "distill"}:
-            raise DistillConfigError(f"method '{label}': '{key}' is not a distillation key")
-        settings[key] = check_value(key, parse_cli_value(value))
-    return base, settings
+    Examples:
+        >>> m = Method.parse("ikd-fgd[freq_p=0.25;adv_steps=1]")
+        >>> m.preset, dict(m.settings), m.is_preset, str(m)
+        ('ikd-fgd', {'freq_p': 0.25, 'adv_steps': 1}, True, 'ikd-fgd[freq_p=0.25;adv_steps=1]')
+    """
+
+    label: str  # as given (the run's name, its results' key)
+    preset: str  # "none", "ultralytics" or the ikd-yolo preset the label names
+    settings: Mapping[str, Any] = field(default_factory=dict, hash=False)  # the label's own [key=value] settings
+
+    @classmethod
+    def parse(cls, label: str) -> Method:
+        """The method of `label`; an unknown method or key, or a value out of range, is refused in one line."""
+        from ..config import check_value, parse_cli_value
+
+        base, _, rest = label.partition("[")
+        valid = {"none", "ultralytics", *preset_names()}
+        if base not in valid:
+            choices = ", ".join(["none", "ultralytics", *preset_names(), *ALIASES])
+            raise DistillConfigError(f"method '{label}' is not known: use one of {choices}")
+        if not rest:
+            return cls(label, base, MappingProxyType({}))
+        if base not in preset_names() or not rest.endswith("]"):
+            raise DistillConfigError(f"method '{label}': only presets take [key=value;...] settings, "
+                                     "e.g. ikd-fgd[freq_p=0.25]")
+        settings = {}
+        for item in filter(None, rest[:-1].split(";")):
+            key, _, value = item.partition("=")
+            if key not in DISTILL_KEYS - {"teacher", "distill"}:
+                raise DistillConfigError(f"method '{label}': '{key}' is not a distillation key")
+            settings[key] = check_value(key, parse_cli_value(value))
+        return cls(label, base, MappingProxyType(settings))
+
+    @classmethod
+    def of(cls, method: Method | str) -> Method:
+        """`method` itself, or the method its label names."""
+        return method if isinstance(method, Method) else cls.parse(method)
+
+    @property
+    def is_preset(self) -> bool:
+        """Whether an ikd-yolo preset trains this method (not "none" or Ultralytics' own distillation)."""
+        return self.preset in preset_names()
+
+    def __str__(self) -> str:
+        return self.label
 
 
 def parse_seeds(seeds: Any) -> list[int]:
@@ -336,7 +368,7 @@ def prepare_data(s: dict[str, Any]) -> tuple[Path, float]:
     return data, (size / 256) ** 2
 
 
-def method_args(method: str, s: dict[str, Any]) -> dict[str, Any]:
+def method_args(method: Method | str, s: dict[str, Any]) -> dict[str, Any]:
     """Exactly what `train_student` receives for `method` (a preset label may carry [key=value] settings).
 
     Distillation keys go to ikd-yolo presets only, and never over a key the preset sets itself: a profile's settings
@@ -345,57 +377,60 @@ def method_args(method: str, s: dict[str, Any]) -> dict[str, Any]:
     """
     args = dict(epochs=s["epochs"], imgsz=s["imgsz"], batch=s["batch"], device=s["device"], workers=s["workers"],
                 plots=False, verbose=False, **s["train_args"])
-    base, variant = split_variant(method)
-    if base not in preset_names():
+    method = Method.of(method)
+    if not method.is_preset:
         return args
-    own = load_preset(base)
-    return {**args, **{k: v for k, v in s["ikd_args"].items() if k not in own}, **variant}
+    own = load_preset(method.preset)
+    return {**args, **{k: v for k, v in s["ikd_args"].items() if k not in own}, **method.settings}
 
 
-def distill_config(method: str, s: dict[str, Any]) -> dict[str, Any] | None:
+def distill_config(method: Method | str, s: dict[str, Any]) -> dict[str, Any] | None:
     """Every distillation setting an ikd-yolo `method` trains with (its preset as the file reads now, defaults,
     profile and label settings); None for the methods that are not ikd-yolo presets."""
-    base = split_variant(method)[0]
-    if base not in preset_names():
+    method = Method.of(method)
+    if not method.is_preset:
         return None
-    return resolve_distill_config({**split_distill_args(method_args(method, s))[0], "distill": base})
+    return resolve_distill_config({**split_distill_args(method_args(method, s))[0], "distill": method.preset})
 
 
-def run_key(method: str, seed: int, s: dict, data: Path, teacher: Path, area_scale: float) -> str:
+def run_key(method: Method | str, seed: int, s: dict, data: Path, teacher: Path, area_scale: float) -> str:
     """The reuse key of one run: what it trains with, not what it is called. An ikd-yolo method is its resolved
     settings (the presets and defaults as they read now: an edited preset is a new run), so two labels that resolve
     to the same settings (ikd-fgd and ikd-fgd-adv once the tuning made them equal) are one run."""
+    method = Method.of(method)
     cfg = distill_config(method, s)
     train_args = split_distill_args({**method_args(method, s), "seed": seed})[1]  # distillation keys are in cfg
     key = {k: v for k, v in train_args.items() if k not in UNHASHED}
-    key.update(method=method if cfg is None else "ikd-yolo", data=str(data), student=s["student"],
-               teacher=str(teacher) if method != "none" else None, area_scale=area_scale,
+    key.update(method=method.label if cfg is None else "ikd-yolo", data=str(data), student=s["student"],
+               teacher=str(teacher) if method.label != "none" else None, area_scale=area_scale,
                distill=None if cfg is None else {k: v for k, v in cfg.items() if k not in UNHASHED_DISTILL})
     return config_hash(key)
 
 
-def run_one(method: str, seed: int, s: dict, data: Path, teacher: Path, gt: dict, area_scale: float,
+def run_one(method: Method | str, seed: int, s: dict, data: Path, teacher: Path, gt: dict, area_scale: float,
             result_dir: Path, run_root: Path, threads: int | None = None) -> dict[str, Any]:
     """One (method, seed) run: reuse its JSON (or that of another label with the same settings) when it finished,
     else train and score it."""
+    method = Method.of(method)
     args = {**method_args(method, s), "seed": seed}
     key = run_key(method, seed, s, data, teacher, area_scale)
-    label = re.sub(r"[^\w.-]+", "_", f"{method}-s{seed}")  # a variant's brackets would be glob patterns in a path
+    label = re.sub(r"[^\w.-]+", "_", f"{method.label}-s{seed}")  # a variant's brackets would be glob patterns in a path
     file = result_dir / f"{label}.json"
 
     def train_and_score() -> dict[str, Any]:
         twin = _finished_with(result_dir, key, besides=file)
         if twin is not None:
             LOGGER.info(f"{PREFIX} {label} has the settings of {twin['method']}-s{seed}, reusing its result")
-            return {**{k: v for k, v in twin.items() if k not in ("settings_hash", "finished")}, "method": method}
+            return {**{k: v for k, v in twin.items() if k not in ("settings_hash", "finished")},
+                    "method": method.label}
         LOGGER.info(f"{PREFIX} training {label} ({s['epochs']} epochs)")
-        r = train_student(split_variant(method)[0], data, teacher, s["student"], run_root, label, threads=threads,
+        r = train_student(method.preset, data, teacher, s["student"], run_root, label, threads=threads,
                           **args)
         curve = r["curve"]
         scores = validate_twice(r["weights"], data, gt, area_scale, Path(r["save_dir"]) / "coco-val", threads,
                                 imgsz=s["imgsz"], batch=s["batch"], device=s["device"], workers=s["workers"])
         train_s = curve[-1]["time"] / len(curve) if curve else r["seconds_per_epoch"]
-        return dict(method=method, seed=seed, scores={**scores, "seconds_per_epoch": train_s},
+        return dict(method=method.label, seed=seed, scores={**scores, "seconds_per_epoch": train_s},
                     wall_seconds_per_epoch=r["seconds_per_epoch"], train_final_map50_95=r["map50_95"],
                     train_args=jsonable(args), curve=curve, weights=r["weights"], save_dir=r["save_dir"])
 
