@@ -71,11 +71,8 @@ def level_heads(teacher: Mapping[str, torch.Tensor], student: Mapping[str, torch
     weigher = teacher if weigher is None else weigher
     t_scores = [weigher["scores"], *([weigher["scores_o2o"]] if "scores_o2o" in weigher else [])]
     weights = split_levels(position_weights(*[t.unsqueeze(-1) for t in t_scores]).squeeze(-1), maps)
-    cut = {name: split_levels(value, maps) for name, value in (
-        ("t_cls", teacher["scores"]), ("s_cls", student["scores"]), ("t_box", teacher["boxes"]),
-        ("s_box", student["boxes"]))}
-    return [LevelHead(t_cls, s_cls, t_box, s_box, w) for t_cls, s_cls, t_box, s_box, w in zip(
-        cut["t_cls"], cut["s_cls"], cut["t_box"], cut["s_box"], weights)]
+    outputs = (teacher["scores"], student["scores"], teacher["boxes"], student["boxes"])
+    return [LevelHead(*level) for level in zip(*(split_levels(out, maps) for out in outputs), weights)]
 
 
 # which base parts the adversarial stream distils, by `adv_distill`, where the base loss is head-aware
