@@ -319,6 +319,15 @@ def test_argument_parsing_and_errors():
     assert main(["bench-distill", "profile=nope"]) == 2
 
 
+def test_methods_reach_parallel_workers_intact():
+    # jobs=2 sends each method to a spawned worker by pickling it
+    import pickle
+
+    for method in parse_methods("none,ikd-fgd,ikd-score[adv_step_size=0;adv_distill=predictions]"):
+        copy = pickle.loads(pickle.dumps(method))
+        assert copy == method and dict(copy.settings) == dict(method.settings) and copy.preset == method.preset
+
+
 def test_profile_weights_never_switch_on_what_a_preset_switches_off():
     from ikd_yolo.config import resolve_distill_config, split_distill_args
     from ikd_yolo.evidence import method_args

@@ -311,6 +311,10 @@ class Method:
             settings[key] = check_value(key, parse_cli_value(value))
         return cls(label, base, MappingProxyType(settings))
 
+    def __reduce__(self) -> tuple:
+        # a MappingProxyType does not pickle, and parallel jobs send methods to worker processes: send the label
+        return Method.parse, (self.label,)
+
     @classmethod
     def of(cls, method: Method | str) -> Method:
         """`method` itself, or the method its label names."""
