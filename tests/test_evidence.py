@@ -369,27 +369,6 @@ def test_student_runs_land_in_the_project_folder_given(tmp_path, monkeypatch):
     assert seen["project"] == str(tmp_path / "runs" / "ikd-demo")
 
 
-def test_the_demo_is_one_seed_of_the_quick_profile(monkeypatch, tmp_path, capsys):
-    """`ikd-yolo demo` trains nothing the quick profile would not: its regime, its teacher, two of its methods."""
-    from ikd_yolo import demo
-
-    seen = {}
-
-    def fake_benchmark(**kwargs):
-        seen.update(kwargs)
-        score = dict(map50_95=0.2, map50=0.35, seconds_per_epoch=9.0)
-        return {"runs": [{"method": m, "scores": {**score, "map50_95": 0.2 + 0.01 * i}, "weights": f"{m}.pt"}
-                         for i, m in enumerate(demo.DEMO_METHODS)],
-                "teacher": "t.pt", "teacher_scores": {"map50_95": 0.33, "map50": 0.52}, "wall_seconds": 600.0}
-
-    monkeypatch.setattr(demo, "run_benchmark", fake_benchmark)
-    demo.run_demo(out=str(tmp_path))
-    assert seen["profile"] == "quick" and seen["methods"] == ["none", "ikd-fgd"] and seen["seeds"] == [0]
-    assert set(seen) == {"profile", "name", "out", "project", "methods", "seeds"}  # no regime key overridden
-    printed = capsys.readouterr().out
-    assert "distilled vs no distillation: +0.0100 mAP50-95" in printed and "teacher t.pt: mAP50-95 0.3300" in printed
-
-
 def test_a_stopped_teacher_run_is_resumed_not_reused(monkeypatch, tmp_path):
     """A teacher killed mid-way leaves best.pt beside a last.pt that still has its epoch: that teacher is resumed;
     only a last.pt with epoch -1 (Ultralytics' finished checkpoint) is reused as it is, and an unreadable one means

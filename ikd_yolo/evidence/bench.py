@@ -37,6 +37,7 @@ from ..config import (DISTILL_KEYS, DistillConfigError, load_preset, preset_name
 from .coco import area_ranges, coco_ground_truth, validate_twice
 from .machine import environment
 from .parallel import Jobs, cpu_threads, set_threads
+from .progress import watch
 from .report import PREFIX, jsonable, summarize, write_outputs
 from .runs import cached_teacher, config_hash, train_student
 
@@ -120,7 +121,7 @@ def run_benchmark(
     set_threads(threads_all)
     teacher = Path(s["teacher"]) if s.get("teacher") else cached_teacher(  # first, alone, on every core
         data, s["teacher_model"], s["teacher_epochs"], s["imgsz"], s["batch"], s["device"], 0, threads=threads_all,
-        workers=s["workers"], **s["train_args"], **s["teacher_args"],
+        **teacher_train_args(s),
     )
     gt = coco_ground_truth(data)
     val_args = dict(imgsz=s["imgsz"], batch=s["batch"], device=s["device"], workers=s["workers"])
@@ -130,10 +131,19 @@ def run_benchmark(
     )
     build_attack_caches(s, data, teacher)  # once per teacher, before runs of every seed and method read them
     order = [(method, seed) for method in s["methods"] for seed in s["seeds"]]
+    parallel = s["jobs"] > 1 and len(order) > 1
+    logs = {run_label(m, seed): run_root / "logs" / f"{run_label(m, seed)}.log" for m, seed in order}
+    if parallel:
+        LOGGER.info(f"{PREFIX} {len(order)} runs, {s['jobs']} at a time; each run's output goes to "
+                    f"{run_root / 'logs'}/<run>.log")
     with Jobs(s["jobs"]) as jobs:
-        futures = [jobs.submit(run_one, m, seed, s, data, teacher, gt, area_scale, out_dir / "runs", run_root,
-                               threads=cpu_threads(min(s["jobs"], len(order)))) for m, seed in order]
-        runs = [f.result() for f in futures]
+        futures = {run_label(m, seed): jobs.submit(
+            run_one, m, seed, s, data, teacher, gt, area_scale, out_dir / "runs", run_root,
+            threads=cpu_threads(min(s["jobs"], len(order))), log=logs[run_label(m, seed)] if parallel else None)
+            for m, seed in order}
+        if parallel:
+            watch(futures, run_root, logs, s["epochs"])
+        runs = [f.result() for f in futures.values()]
     labels = [m.label for m in s["methods"]]
     summary = summarize(runs, labels)
     summary.update(
@@ -144,6 +154,12 @@ def run_benchmark(
     )
     write_outputs(summary, Path(out) / str(report or name))
     return summary
+
+
+def teacher_train_args(s: dict[str, Any]) -> dict[str, Any]:
+    """The Ultralytics arguments a profile's teacher trains with besides data, model, epochs, imgsz and batch (they
+    are part of its cache key)."""
+    return dict(workers=s["workers"], **s["train_args"], **s["teacher_args"])
 
 
 def build_attack_caches(s: dict[str, Any], data: Path, teacher: Path) -> None:
@@ -411,6 +427,12 @@ def run_key(method: Method | str, seed: int, s: dict, data: Path, teacher: Path,
     return config_hash(key)
 
 
+def run_label(method: Method | str, seed: int) -> str:
+    """The name of a run's folder, log and result file: `ikd-fgd[adv_steps=1]`, seed 0 -> `ikd-fgd_adv_steps_1_-s0`
+    (a variant's brackets would be glob patterns in a path)."""
+    return re.sub(r"[^\w.-]+", "_", f"{Method.of(method).label}-s{seed}")
+
+
 def run_one(method: Method | str, seed: int, s: dict, data: Path, teacher: Path, gt: dict, area_scale: float,
             result_dir: Path, run_root: Path, threads: int | None = None) -> dict[str, Any]:
     """One (method, seed) run: reuse its JSON (or that of another label with the same settings) when it finished,
@@ -418,7 +440,7 @@ def run_one(method: Method | str, seed: int, s: dict, data: Path, teacher: Path,
     method = Method.of(method)
     args = {**method_args(method, s), "seed": seed}
     key = run_key(method, seed, s, data, teacher, area_scale)
-    label = re.sub(r"[^\w.-]+", "_", f"{method.label}-s{seed}")  # a variant's brackets would be glob patterns in a path
+    label = run_label(method, seed)
     file = result_dir / f"{label}.json"
 
     def train_and_score() -> dict[str, Any]:

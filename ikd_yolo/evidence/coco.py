@@ -118,7 +118,7 @@ def validate_twice(
     model = keep_threads(YOLO(str(weights)), threads)
     metrics = model.val(
         validator=JsonOnlyValidator, data=str(data), save_json=True, plots=False, verbose=False,
-        project=str(save_dir.parent), name=save_dir.name, exist_ok=True, **args,
+        project=str(save_dir.parent.resolve()), name=save_dir.name, exist_ok=True, **args,  # not under runs/detect
     )
     pred_file = Path(metrics.save_dir) / "predictions.json"
     predictions = json.loads(pred_file.read_text()) if pred_file.exists() else []  # no file when nothing was found

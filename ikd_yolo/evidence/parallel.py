@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from typing import Any, Callable
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 
 def cpu_threads(jobs: int) -> int:
@@ -29,9 +32,35 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _call_with_threads(threads: int, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+def _call_with_threads(threads: int, fn: Callable[..., Any], args: tuple, kwargs: dict, log: Path | None = None) -> Any:
     set_threads(threads)
-    return fn(*args, **kwargs)
+    if log is None:
+        return fn(*args, **kwargs)
+    with output_to(log):
+        return fn(*args, **kwargs)
+
+
+@contextmanager
+def output_to(log: Path) -> Iterator[None]:
+    """Send this process's output to the file `log`, appended, until the block ends: file descriptors 1 and 2 (so
+    Ultralytics' logger and progress bars, which hold the original streams, too) and sys.stdout / sys.stderr."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "ab") as f, open(f.fileno(), "w", buffering=1, closefd=False) as text:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            with redirect_stdout(text), redirect_stderr(text):  # where sys.stdout is not fd 1 (a notebook, pytest)
+                yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
 class Jobs:
@@ -55,13 +84,15 @@ class Jobs:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
 
-    def submit(self, fn: Callable[..., Any], *args: Any, threads: int | None = None, **kwargs: Any) -> Future:
+    def submit(self, fn: Callable[..., Any], *args: Any, threads: int | None = None, log: Path | None = None,
+               **kwargs: Any) -> Future:
         """Start `fn(*args, threads=..., **kwargs)`, with this pool's share of threads unless `threads` is given; its
-        Future (already done when n is 1)."""
+        Future (already done when n is 1). With `log`, a worker's output goes to that file (runs at once would
+        interleave their progress bars on one terminal); a call made here keeps the terminal."""
         threads = threads or self.threads
         kwargs = {**kwargs, "threads": threads}
         if self._pool is not None:
-            return self._pool.submit(_call_with_threads, threads, fn, args, kwargs)
+            return self._pool.submit(_call_with_threads, threads, fn, args, kwargs, log)
         done: Future = Future()
         try:
             done.set_result(_call_with_threads(threads, fn, args, kwargs))

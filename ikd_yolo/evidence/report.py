@@ -179,7 +179,11 @@ def plot_bars(summary: dict[str, Any], file: Path) -> None:
     plt = _pyplot()
     methods, stats = summary["methods"], summary["stats"]
     x = np.arange(len(methods))
-    fig, axes = plt.subplots(1, 3, figsize=(max(12, 2.4 * len(methods)), 4), constrained_layout=True)
+    refs = [r for r in REFERENCES if r in stats]
+    # paired intervals need two seeds: with one, the third panel would be bars without an interval
+    paired = len({r["seed"] for r in summary["runs"]}) > 1 and refs
+    fig, axes = plt.subplots(1, 3 if paired else 2, figsize=(max(12 if paired else 8, 2.4 * len(methods)), 4),
+                             constrained_layout=True)
     for ax, keys, title in ((axes[0], ("map50_95", "AP"), "mAP50-95 (Ultralytics) vs AP (COCOeval)"),
                             (axes[1], ("AP_S", "AP_M", "AP_L"), "COCOeval AP by object size")):
         width = 0.8 / len(keys)
@@ -193,7 +197,10 @@ def plot_bars(summary: dict[str, Any], file: Path) -> None:
         ax.set(xticks=x, title=title, ylabel="AP x100")
         ax.set_xticklabels(methods, rotation=30, ha="right")
         ax.legend(fontsize=8)
-    refs = [r for r in REFERENCES if r in stats]
+    if not paired:
+        fig.savefig(file, dpi=120)
+        plt.close(fig)
+        return
     width = 0.8 / max(len(refs), 1)
     for i, ref in enumerate(refs):
         diffs = [summary["paired"][m].get(ref, {}).get("map50_95") for m in methods]
@@ -214,8 +221,11 @@ def plot_curves(summary: dict[str, Any], file: Path) -> None:
     """Per epoch, mean over seeds with a ± std band: the training classification loss, and the validation mAP50-95
     of the epochs that were validated."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4), constrained_layout=True)
-    for ax, key, label in ((axes[0], "cls_loss", "train cls_loss"), (axes[1], "map50_95", "val mAP50-95 x100")):
+    panels = [("cls_loss", "train cls_loss")]
+    if any(sum((p.get("map50_95") or 0) > 0 for p in r["curve"]) > 1 for r in summary["runs"]):
+        panels.append(("map50_95", "val mAP50-95 x100"))  # only where more than the final epoch was validated
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), constrained_layout=True, squeeze=False)
+    for ax, (key, label) in zip(axes[0], panels):
         for m in summary["methods"]:
             runs = [r for r in summary["runs"] if r["method"] == m and r["curve"]]
             curves = [[p.get(key, np.nan) for p in r["curve"]] for r in runs]
