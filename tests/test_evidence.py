@@ -212,7 +212,7 @@ def fake_training(monkeypatch, tmp_path):
                 "seconds_per_epoch": 3.0, "save_dir": str(save_dir),
                 "curve": [{"epoch": 1, "map50_95": 0.1, "map50": 0.2, "time": 2.0}]}
 
-    def fake_validate(weights, data, gt, area_scale, save_dir, threads=None, **val_args):
+    def fake_validate(weights, data, gt, area_scale, save_dir, threads=None, task="detect", **val_args):
         return dict(map50_95=0.1, map50=0.2, AP=0.11, AP50=0.21, AP75=0.1, AP_S=0.0, AP_M=0.1, AP_L=0.2, AR100=0.3)
 
     monkeypatch.setattr(bench, "train_student", fake_train)

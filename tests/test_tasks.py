@@ -203,3 +203,41 @@ def test_a_pt_student_given_to_the_detect_trainer_is_refused_in_one_line(task_se
         IKDTrainer(overrides={"model": str(teacher), "teacher": str(teacher), "data": str(data),
                               **train_kwargs(tmp_path, "run")})
     assert not (tmp_path / "run").exists()
+
+
+# ---- evidence per task -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("task", ["segment", "pose", "obb"])
+def test_bench_distill_scores_each_task_with_its_own_metric(task, task_setup, tmp_path):
+    """bench-distill task=...: the profile's student becomes the task's model, every run is validated by the task's
+    validator, and the table shows the task's metric (mask / pose mAP; an obb mAP is over rotated boxes, so there
+    is no COCOeval of axis-aligned boxes)."""
+    from ikd_yolo.evidence import run_benchmark
+
+    data, teacher = task_setup(task)
+    summary = run_benchmark(profile="quick", task=task, data=data, teacher=teacher, methods="none,score", seeds=1,
+                            epochs=1, imgsz=64, batch=8, jobs=1, out=tmp_path / "out", project=tmp_path / "runs")
+    assert summary["task"] == task and summary["settings"]["student"] == f"yolo11n{SUFFIX[task]}.yaml"
+    for run in summary["runs"]:
+        scores = run["scores"]
+        assert 0 <= scores["map50_95"] <= scores["map50"] <= 1
+        if task == "obb":
+            assert "task_map50_95" not in scores and scores["AP"] is None
+        else:
+            assert 0 <= scores["task_map50_95"] <= scores["task_map50"] <= 1 and 0 <= scores["AP"] <= 1
+        assert YOLO(run["weights"]).task == task
+    table = (tmp_path / "out" / "quick" / "bench_distill.md").read_text()
+    header = table.splitlines()[2]
+    metric = {"segment": "mask mAP50-95", "pose": "pose mAP50-95", "obb": None}[task]
+    assert (metric in header) if metric else ("| AP |" not in header and "AP_S" not in header)
+    assert f"task={task}" not in header and "Δ" + (metric or "mAP50-95") in table
+
+
+def test_bench_distill_refuses_a_student_of_another_task_in_one_line(tmp_path):
+    from ikd_yolo.config import DistillConfigError
+    from ikd_yolo.evidence import resolve_settings
+
+    with pytest.raises(DistillConfigError, match=r"^student=yolo11n-pose.yaml is a pose model but task=segment"):
+        resolve_settings("quick", task="segment", student="yolo11n-pose.yaml")
+    with pytest.raises(DistillConfigError, match="task=classify is not one bench-distill measures"):
+        resolve_settings("quick", task="classify")
+    assert resolve_settings("quick", student="yolo11n-obb.yaml")["task"] == "obb"  # inferred from the student

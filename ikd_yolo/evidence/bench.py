@@ -40,6 +40,7 @@ from .parallel import Jobs, cpu_threads, set_threads
 from .progress import watch
 from .report import PREFIX, jsonable, summarize, write_outputs
 from .runs import cached_teacher, config_hash, train_student
+from .tasks import task_models
 
 ALL_METHODS = ("none", "ultralytics", "fgd", "mgd", "ikd-fgd", "ikd-mgd", "ikd-fgd-freq", "ikd-fgd-adv")
 ALIASES = {"no-kd": "none", "freq-only": "ikd-fgd-freq", "adv-only": "ikd-fgd-adv"}
@@ -56,7 +57,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     # about 4x a plain student, the cached one about 3x: see README, Evidence).
     "quick": dict(
         n_train=800, n_val=300, data_imgsz=96, clutter=0.0, min_side=8, teacher_model="yolo11s.yaml",
-        teacher_epochs=18, teacher_args={}, student="yolo11n.yaml", epochs=15, imgsz=96, batch=8, seeds=3,
+        teacher_epochs=18, teacher_args={}, student="yolo11n.yaml", task=None, epochs=15, imgsz=96, batch=8, seeds=3,
         device="cpu", workers=0, jobs=None, methods=("none", "ultralytics", "fgd", "ikd-fgd"),
         train_args=dict(optimizer="AdamW", lr0=0.002, warmup_epochs=1, nbs=8, val=False),
         ikd_args=dict(adv_steps=2, adv_every=2, adv_mode="cached"),
@@ -65,7 +66,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     # the device, 600 train images at 160 px, students 20 epochs, the teacher 40.
     "gpu": dict(
         n_train=600, n_val=300, data_imgsz=160, clutter=0.0, min_side=8, teacher_model="yolo11s.yaml",
-        teacher_epochs=40, teacher_args={}, student="yolo11n.yaml", epochs=20, imgsz=160, batch=32, seeds=3,
+        teacher_epochs=40, teacher_args={}, student="yolo11n.yaml", task=None, epochs=20, imgsz=160, batch=32, seeds=3,
         device="0", workers=4, jobs=6, methods=("none", "ultralytics", "fgd", "ikd-fgd"),
         train_args=dict(optimizer="AdamW", lr0=0.002, warmup_epochs=1, nbs=32, val=False),
         ikd_args=dict(adv_steps=2, adv_mode="cached"),
@@ -73,8 +74,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     # the user's own data (data= required) with Ultralytics' default recipe and IKD's default attack; pass your trained
     # teacher= (otherwise a yolo11m is trained from scratch on that data: nothing is downloaded)
     "full": dict(
-        teacher_model="yolo11m.yaml", teacher_epochs=100, teacher_args={}, student="yolo11n.yaml", epochs=100,
-        imgsz=640, batch=16, seeds=3, device=None, workers=8, jobs=1, methods=ALL_METHODS, train_args={},
+        teacher_model="yolo11m.yaml", teacher_epochs=100, teacher_args={}, student="yolo11n.yaml", task=None,
+        epochs=100, imgsz=640, batch=16, seeds=3, device=None, workers=8, jobs=1, methods=ALL_METHODS, train_args={},
         ikd_args={},
     ),
 }
@@ -123,11 +124,12 @@ def run_benchmark(
         data, s["teacher_model"], s["teacher_epochs"], s["imgsz"], s["batch"], s["device"], 0, threads=threads_all,
         **teacher_train_args(s),
     )
-    gt = coco_ground_truth(data)
+    gt = coco_ground_truth(data, task=s["task"])
     val_args = dict(imgsz=s["imgsz"], batch=s["batch"], device=s["device"], workers=s["workers"])
     teacher_scores = _cached_json(
         out_dir / "runs" / "teacher.json", config_hash(dict(teacher=str(teacher), data=str(data), **val_args)),
-        lambda: validate_twice(teacher, data, gt, area_scale, run_root / "teacher-val", threads_all, **val_args),
+        lambda: validate_twice(teacher, data, gt, area_scale, run_root / "teacher-val", threads_all, task=s["task"],
+                               **val_args),
     )
     build_attack_caches(s, data, teacher)  # once per teacher, before runs of every seed and method read them
     order = [(method, seed) for method in s["methods"] for seed in s["seeds"]]
@@ -147,7 +149,8 @@ def run_benchmark(
     labels = [m.label for m in s["methods"]]
     summary = summarize(runs, labels)
     summary.update(
-        profile=profile, name=name, settings=jsonable({**s, "methods": labels}), data=str(data), teacher=str(teacher),
+        profile=profile, name=name, task=s["task"], settings=jsonable({**s, "methods": labels}), data=str(data),
+        teacher=str(teacher),
         teacher_scores=teacher_scores, area_scale=area_scale, cocoarea_ranges=area_ranges(area_scale)[1:],
         method_args={m.label: method_args(m, s) for m in s["methods"]}, environment=environment(s["device"]),
         wall_seconds=time.time() - start,
@@ -212,6 +215,7 @@ def resolve_settings(profile: str, **overrides: Any) -> dict[str, Any]:
     if profile == "full" and not s["data"]:
         raise DistillConfigError("profile=full needs your dataset: data=path/to/data.yaml")
     s["methods"], s["seeds"] = parse_methods(s["methods"]), parse_seeds(s["seeds"])
+    s["task"], s["student"], s["teacher_model"] = task_models(s["task"], s["student"], s["teacher_model"])
     if s["device"] is None:
         s["device"] = "0" if _has_cuda() else "cpu"
     if s["jobs"] is None:
@@ -244,20 +248,25 @@ def check_values(s: dict[str, Any]) -> None:
 
 def check_inputs(s: dict[str, Any]) -> None:
     """Refuse, in one line, a device, dataset, teacher or model that this machine cannot use, before any work."""
-    from ..inputs import InputError, TeacherError, check_student, find_weights, load_data, read_checkpoint
+    from ..inputs import (InputError, TeacherError, check_student, checkpoint_model, find_weights, load_data,
+                          read_checkpoint)
     from ..preflight import check_device
+    from ..teacher import check_task_pair
 
     check_device(s["device"])
     trust = bool(s["ikd_args"].get("trust_checkpoints", False))
+    models = {}
     for key in ("student", "teacher_model"):  # a .pt is read by the safe reader before Ultralytics unpickles it
         try:
-            check_student(s[key], trust, tasks=("detect",))  # bench-distill scores box mAP only, for now
+            models[key] = check_student(s[key], trust, tasks=(s["task"],))
         except InputError as e:  # its line names the student's key, model=
             raise InputError(str(e).replace(f"model={s[key]}", f"{key}={s[key]}", 1)) from None
     if s["data"]:
         load_data(s["data"])
     if s["teacher"]:  # validated by Ultralytics before any run: it must pass the safe reader first
-        read_checkpoint(find_weights(s["teacher"], "teacher", TeacherError), "teacher", TeacherError, trust)
+        saved = read_checkpoint(find_weights(s["teacher"], "teacher", TeacherError), "teacher", TeacherError, trust)
+        if models["student"] is not None:
+            check_task_pair(checkpoint_model(saved), models["student"])
 
 
 def parse_methods(methods: Any) -> list[Method]:
@@ -382,9 +391,10 @@ def prepare_data(s: dict[str, Any]) -> tuple[Path, float]:
     from ..data import make_synthetic_dataset
 
     n_train, n_val, size, clutter, min_side = (s[k] for k in ("n_train", "n_val", "data_imgsz", "clutter", "min_side"))
-    folder = cache_dir() / "bench-data" / f"synthetic-{n_train}-{n_val}-{size}px-c{clutter:g}-m{min_side}"
+    task = "" if s["task"] == "detect" else f"-{s['task']}"  # the detection set keeps the folder it always had
+    folder = cache_dir() / "bench-data" / f"synthetic-{n_train}-{n_val}-{size}px-c{clutter:g}-m{min_side}{task}"
     data = make_synthetic_dataset(folder, n_train=n_train, n_val=n_val, imgsz=size, seed=0, clutter=clutter,
-                                  min_side=min_side)
+                                  min_side=min_side, task=s["task"])
     return data, (size / 256) ** 2
 
 
@@ -454,7 +464,8 @@ def run_one(method: Method | str, seed: int, s: dict, data: Path, teacher: Path,
                           **args)
         curve = r["curve"]
         scores = validate_twice(r["weights"], data, gt, area_scale, Path(r["save_dir"]) / "coco-val", threads,
-                                imgsz=s["imgsz"], batch=s["batch"], device=s["device"], workers=s["workers"])
+                                imgsz=s["imgsz"], batch=s["batch"], device=s["device"], workers=s["workers"],
+                                task=s["task"])
         train_s = curve[-1]["time"] / len(curve) if curve else r["seconds_per_epoch"]
         return dict(method=method.label, seed=seed, scores={**scores, "seconds_per_epoch": train_s},
                     wall_seconds_per_epoch=r["seconds_per_epoch"], train_final_map50_95=r["map50_95"],

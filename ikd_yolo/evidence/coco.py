@@ -9,15 +9,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from ultralytics.models.yolo.detect import DetectionValidator
+
+from .tasks import COCO_TASKS, json_only_validator, task_scores
 
 COCO_STATS = {"AP": 0, "AP50": 1, "AP75": 2, "AP_S": 3, "AP_M": 4, "AP_L": 5, "AR100": 8}
 
 
-def coco_ground_truth(data_yaml: str | Path, split: str = "val") -> dict[str, Any]:
-    """COCO-format ground truth of a YOLO detection split, built from its label files.
+def coco_ground_truth(data_yaml: str | Path, split: str = "val", task: str = "detect") -> dict[str, Any] | None:
+    """COCO-format ground truth of a YOLO split's boxes, built from its label files (None for obb: its boxes are
+    rotated, COCOeval's are not).
 
+    A segment label's box is its polygon's extent (as Ultralytics takes it); a pose label's is its first four values.
     Boxes are in pixels of the original image (size read from the file), category_id = class + 1 (what Ultralytics'
     `pred_to_json` writes for non-COCO data), area = box w * h, iscrowd 0. Images without labels are kept (their
     detections are false positives). Image ids are 1..N in sorted file order; `file_name` is the image's name, which
@@ -26,6 +28,9 @@ def coco_ground_truth(data_yaml: str | Path, split: str = "val") -> dict[str, An
     from PIL import Image
     from ultralytics.data.utils import IMG_FORMATS, check_det_dataset, exif_size, img2label_paths
 
+    if task not in COCO_TASKS:
+        return None
+    polygons = task == "segment"
     data = check_det_dataset(str(data_yaml))  # split paths resolved exactly as Ultralytics' val resolves them
     names = [data["names"][i] for i in sorted(data["names"])]
     images = []
@@ -41,8 +46,7 @@ def coco_ground_truth(data_yaml: str | Path, split: str = "val") -> dict[str, An
         with Image.open(img) as im:
             w, h = exif_size(im)
         gt["images"].append({"id": image_id, "file_name": img.name, "width": w, "height": h})
-        rows = np.loadtxt(label, ndmin=2) if Path(label).is_file() and Path(label).stat().st_size else np.zeros((0, 5))
-        for cls, cx, cy, bw, bh in rows[:, :5]:
+        for cls, cx, cy, bw, bh in label_boxes(Path(label), polygons):
             x0, y0 = max(cx - bw / 2, 0.0) * w, max(cy - bh / 2, 0.0) * h
             x1, y1 = min(cx + bw / 2, 1.0) * w, min(cy + bh / 2, 1.0) * h
             box = [x0, y0, x1 - x0, y1 - y0]
@@ -53,6 +57,28 @@ def coco_ground_truth(data_yaml: str | Path, split: str = "val") -> dict[str, An
     if len({im["file_name"] for im in gt["images"]}) != len(images):
         raise ValueError(f"{data_yaml} '{split}' has images with the same file name: predictions could not be matched")
     return gt
+
+
+def label_boxes(label: Path, polygons: bool = False) -> list[tuple[int, float, float, float, float]]:
+    """(class, cx, cy, w, h) of each row of a YOLO label file, normalised; from the polygon's extent when `polygons`.
+
+    Examples:
+        >>> import tempfile
+        >>> file = Path(tempfile.mkdtemp()) / "a.txt"
+        >>> _ = file.write_text("2 0.1 0.2 0.5 0.2 0.3 0.6\\n")  # a triangle
+        >>> [tuple(round(v, 3) for v in box) for box in label_boxes(file, polygons=True)]
+        [(2, 0.3, 0.4, 0.4, 0.4)]
+    """
+    rows = [line.split() for line in label.read_text().splitlines() if line.strip()] if label.is_file() else []
+    boxes = []
+    for row in rows:
+        cls, values = int(float(row[0])), [float(v) for v in row[1:]]
+        if polygons:
+            xs, ys = values[0::2], values[1::2]
+            boxes.append((cls, (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, max(xs) - min(xs), max(ys) - min(ys)))
+        else:
+            boxes.append((cls, *values[:4]))
+    return boxes
 
 
 def match_predictions(gt: dict[str, Any], predictions: list[dict]) -> list[dict]:
@@ -94,20 +120,12 @@ def area_ranges(scale: float) -> list[list[float]]:
     return [[0.0, 1e10], [0.0, small], [small, large], [large, 1e10]]
 
 
-class JsonOnlyValidator(DetectionValidator):
-    """Ultralytics' detection validator that writes predictions.json but does not score it: pycocotools does that
-    here (Ultralytics would run faster-coco-eval on custom data, and try to pip-install it when missing)."""
-
-    def eval_json(self, stats: dict[str, Any]) -> dict[str, Any]:
-        """Return the Ultralytics stats unchanged."""
-        return stats
-
-
 def validate_twice(
-    weights: str | Path, data: str | Path, gt: dict, area_scale: float, save_dir: Path, threads: int | None = None,
-    **val_args: Any,
+    weights: str | Path, data: str | Path, gt: dict | None, area_scale: float, save_dir: Path,
+    threads: int | None = None, task: str = "detect", **val_args: Any,
 ) -> dict[str, float | None]:
-    """Ultralytics val of `weights` with save_json=True, then COCOeval of the same predictions; both score sets.
+    """Ultralytics val of `weights` with save_json=True, then COCOeval of the same predictions' boxes; both score sets
+    (with the task's own mAP for segment and pose; COCOeval's scores are None where `gt` is None, i.e. obb).
 
     `threads`: torch threads for the validation (Ultralytics would use its own count)."""
     from ultralytics import YOLO
@@ -117,10 +135,12 @@ def validate_twice(
     args = {"workers": 0, "batch": 16, **val_args}
     model = keep_threads(YOLO(str(weights)), threads)
     metrics = model.val(
-        validator=JsonOnlyValidator, data=str(data), save_json=True, plots=False, verbose=False,
+        validator=json_only_validator(task), data=str(data), save_json=True, plots=False, verbose=False,
         project=str(save_dir.parent.resolve()), name=save_dir.name, exist_ok=True, **args,  # not under runs/detect
     )
+    box = {"map50_95": float(metrics.box.map), "map50": float(metrics.box.map50), **task_scores(metrics, task)}
+    if gt is None:
+        return {**box, **dict.fromkeys(COCO_STATS)}
     pred_file = Path(metrics.save_dir) / "predictions.json"
     predictions = json.loads(pred_file.read_text()) if pred_file.exists() else []  # no file when nothing was found
-    coco = coco_eval(gt, match_predictions(gt, predictions), area_scale)
-    return {"map50_95": float(metrics.box.map), "map50": float(metrics.box.map50), **coco}
+    return {**box, **coco_eval(gt, match_predictions(gt, predictions), area_scale)}

@@ -16,10 +16,11 @@ from .stats import paired_difference
 
 PREFIX = colorstr("bench-distill:")
 
-SCORES = ("map50_95", "map50", "AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L", "seconds_per_epoch")
-TABLE_SCORES = ("map50_95", "map50", "AP", "AP50", "AP_S", "AP_M", "AP_L")
+SCORES = ("map50_95", "map50", "task_map50_95", "task_map50", "AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L",
+          "seconds_per_epoch")
+TABLE_SCORES = ("map50_95", "map50", "task_map50_95", "task_map50", "AP", "AP50", "AP_S", "AP_M", "AP_L")
 REFERENCES = ("none", "ultralytics", "fgd", "mgd")  # each method is compared with those of these in the run, by seed
-PAIRED_SCORES = ("map50_95", "AP", "AP_S")
+PAIRED_SCORES = ("map50_95", "task_map50_95", "AP", "AP_S")
 
 
 def summarize(runs: list[dict], methods: list[str]) -> dict[str, Any]:
@@ -76,22 +77,25 @@ def _order(means: dict[str, float]) -> str:
 def format_table(summary: dict[str, Any]) -> str:
     """The Markdown report: one row per method (mean ± std over seeds, AP x100), then the paired differences with
     their 95% intervals and verdicts, the teacher and the ranking check."""
-    stats = summary["stats"]
-    head = ["method", "seeds", "mAP50-95", "mAP50", "AP", "AP50", "AP_S", "AP_M", "AP_L", "s/epoch"]
+    stats, task = summary["stats"], summary.get("task", "detect")
+    keys = measured(summary, TABLE_SCORES)  # a detection run has no task columns, an obb run no COCOeval columns
+    head = ["method", "seeds", *(_column(k, task) for k in keys), "s/epoch"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for m in summary["methods"]:
         st = stats[m]
-        cells = [m, str(st["AP"]["n"])] + [_pm(st[k], 100) for k in TABLE_SCORES]
+        cells = [m, str(st["map50_95"]["n"])] + [_pm(st[k], 100) for k in keys]
         lines.append("| " + " | ".join(cells + [_pm(st["seconds_per_epoch"], 1, 1)]) + " |")
     lines += ["", *paired_table(summary)]
     t = summary.get("teacher_scores")
-    notes = ["", "mAP50-95 / mAP50: Ultralytics val; AP, AP50, AP_S/M/L: pycocotools COCOeval on the same "
-             "predictions.json. All AP figures x100, mean ± sample std over seeds. Paired: per-seed differences (same "
-             "seed = same initialisation and data order), their mean and 95% t-interval (df = seeds - 1); wins / "
-             "ties / loses say whether the interval lies above 0, holds 0 or lies below 0."]
+    notes = ["", f"mAP50-95 / mAP50: Ultralytics val ({BOX_MEANING[task]}); AP, AP50, AP_S/M/L: pycocotools "
+             "COCOeval of the same predictions.json's boxes. All AP figures x100, mean ± sample std over seeds. "
+             "Paired: per-seed differences (same seed = same initialisation and data order), their mean and 95% "
+             "t-interval (df = seeds - 1); wins / ties / loses say whether the interval lies above 0, holds 0 or "
+             "lies below 0."]
     if t:
-        notes.append(f"Teacher {summary['teacher']}: mAP50-95 {100 * t['map50_95']:.2f}, mAP50 {100 * t['map50']:.2f}, "
-                     f"AP {100 * t['AP']:.2f}, AP50 {100 * t['AP50']:.2f}, AP_S {_x100(t.get('AP_S'))}.")
+        shown = ("map50_95", "map50", "task_map50_95", "AP", "AP50", "AP_S")
+        notes.append(f"Teacher {summary['teacher']}: "
+                     + ", ".join(f"{_column(k, task)} {_x100(t.get(k))}" for k in shown if t.get(k) is not None) + ".")
     if summary.get("area_scale", 1.0) != 1.0:
         notes.append(f"AP_S/M/L area limits: COCO's 32² / 96² px x {summary['area_scale']:.4g} (the synthetic set's "
                      "buckets, defined relative to the image side).")
@@ -114,10 +118,11 @@ def paired_table(summary: dict[str, Any]) -> list[str]:
     """Markdown rows: per method and reference, the paired difference of mAP50-95, AP and AP_S (x100) with its 95%
     interval and verdict."""
     refs = [r for r in REFERENCES if r in summary["stats"]]
-    head = ["method"] + [f"{_label(k)} vs {_ref_name(r)}" for r in refs for k in PAIRED_SCORES]
+    keys, task = measured(summary, PAIRED_SCORES), summary.get("task", "detect")
+    head = ["method"] + [f"Δ{_column(k, task)} vs {_ref_name(r)}" for r in refs for k in keys]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for m in summary["methods"]:
-        cells = [m] + [_paired_cell(summary["paired"][m].get(r, {}).get(k)) for r in refs for k in PAIRED_SCORES]
+        cells = [m] + [_paired_cell(summary["paired"][m].get(r, {}).get(k)) for r in refs for k in keys]
         if any(c != "—" for c in cells[1:]):
             lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -133,8 +138,21 @@ def _paired_cell(d: dict | None) -> str:
     return f"{100 * d['mean']:+.2f} [{lo:+.2f}, {hi:+.2f}] {d['verdict']}"
 
 
-def _label(key: str) -> str:
-    return {"map50_95": "ΔmAP50-95", "AP": "ΔAP", "AP_S": "ΔAP_S"}[key]
+def measured(summary: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+    """Those of `keys` that some run of the summary has a value for."""
+    return [k for k in keys if any(st[k]["n"] for st in summary["stats"].values())]
+
+
+# what Ultralytics' mAP of each task's model scores
+BOX_MEANING = {"detect": "boxes", "segment": "boxes; mask mAP: masks", "pose": "boxes; pose mAP: keypoints by OKS",
+               "obb": "rotated boxes"}
+
+
+def _column(key: str, task: str) -> str:
+    """A score's column name: 'mAP50-95', 'mask mAP50-95' (segment), 'pose mAP50' (pose), 'AP_S', ..."""
+    if key.startswith("task_"):
+        return {"segment": "mask ", "pose": "pose "}.get(task, "task ") + _column(key[5:], task)
+    return {"map50_95": "mAP50-95", "map50": "mAP50"}.get(key, key)
 
 
 def _ref_name(ref: str) -> str:
@@ -184,13 +202,15 @@ def plot_bars(summary: dict[str, Any], file: Path) -> None:
     paired = len({r["seed"] for r in summary["runs"]}) > 1 and refs
     fig, axes = plt.subplots(1, 3 if paired else 2, figsize=(max(12 if paired else 8, 2.4 * len(methods)), 4),
                              constrained_layout=True)
-    for ax, keys, title in ((axes[0], ("map50_95", "AP"), "mAP50-95 (Ultralytics) vs AP (COCOeval)"),
+    task = summary.get("task", "detect")
+    for ax, keys, title in ((axes[0], ("map50_95", "task_map50_95", "AP"), "mAP50-95 (Ultralytics) vs AP (COCOeval)"),
                             (axes[1], ("AP_S", "AP_M", "AP_L"), "COCOeval AP by object size")):
+        keys = measured(summary, keys) or keys[:1]
         width = 0.8 / len(keys)
         for i, k in enumerate(keys):
             mean = [100 * (stats[m][k]["mean"] or 0) for m in methods]
             std = [100 * (stats[m][k]["std"] or 0) for m in methods]
-            label = {"map50_95": "mAP50-95 (Ultralytics)", "AP": "AP (COCOeval)"}.get(k, k)
+            label = {"map50_95": "mAP50-95 (Ultralytics)", "AP": "AP (COCOeval)"}.get(k, _column(k, task))
             ax.bar(x + (i - (len(keys) - 1) / 2) * width, mean, width, yerr=std, capsize=3, label=label)
         if "map50_95" in keys and summary.get("teacher_scores"):
             ax.axhline(100 * summary["teacher_scores"]["map50_95"], color="gray", ls="--", lw=1, label="teacher")
