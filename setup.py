@@ -1,4 +1,5 @@
-"""Build the C++/CUDA extension of ikd-yolo (ikd_yolo._C); the project's metadata is in pyproject.toml.
+"""Build the C++/CUDA extension of ikd-yolo (ikd_yolo._C, and the tests' ikd_yolo._C_emulated); the project's
+metadata is in pyproject.toml.
 
 Developer install (uses the torch already installed; see README):
     pip install -c constraints.txt torch torchvision ninja
@@ -32,10 +33,12 @@ def _find_cuda_home() -> str | None:
 
 
 def extension_modules() -> tuple[list, dict]:
-    """Return (ext_modules, cmdclass) for the fused ops in csrc/: the module ikd_yolo._C.
+    """Return (ext_modules, cmdclass) for the fused ops in csrc/: the modules ikd_yolo._C and ikd_yolo._C_emulated.
 
-    The CPU kernels are always built; the CUDA kernels join the same module when nvcc and a CUDA build of torch are
-    present (or IKD_FORCE_CUDA=1; IKD_NO_CUDA=1 skips them). TORCH_CUDA_ARCH_LIST picks the GPU targets.
+    ikd_yolo._C is what ikd_yolo.ops loads. Its CPU kernels are always built; the CUDA kernels join it when nvcc and a
+    CUDA build of torch are present (or IKD_FORCE_CUDA=1; IKD_NO_CUDA=1 skips them). TORCH_CUDA_ARCH_LIST picks the
+    GPU targets. ikd_yolo._C_emulated holds the test-only ops ikd::_emulated_* (the CUDA kernels' device code run on
+    the host, no nvcc needed): only the tests import it, so a user's torch.ops.ikd holds the real ops alone.
     """
     cuda_home = _find_cuda_home()
     if cuda_home:
@@ -49,27 +52,35 @@ def extension_modules() -> tuple[list, dict]:
         os.environ.get("IKD_FORCE_CUDA", "0") == "1" or (cuda_home is not None and torch.version.cuda is not None)
     )
     csrc = Path("csrc")
-    # cpu/: the CPU kernels; emulated/: the CUDA kernels' device code run on the host (no nvcc needed; for the tests)
-    host_sources = [p for d in ("cpu", "emulated") for p in sorted((csrc / d).glob("*.cpp"))]
-    sources = [str(csrc / "ikd_ops.cpp"), *map(str, host_sources)]
+    ops = csrc / "ops"  # named by op, as torchvision's csrc/ops
+    # ikd_module.cpp: the module init; ops/<op>.cpp: each op family's schemas; ops/cpu/<op>_kernel.cpp: its CPU kernels
+    sources = [str(csrc / "ikd_module.cpp"), *(str(p) for d in (ops, ops / "cpu") for p in sorted(d.glob("*.cpp")))]
     # -fno-math-errno / -fno-trapping-math let the float loops vectorise (torch builds with them too); -g0 drops the
     # debug info Python's CFLAGS ask for (a third of the compile time)
     cxx = ["-O3", "-g0", "-fno-math-errno", "-fno-trapping-math"]
-    kwargs = {"extra_compile_args": {"cxx": cxx}, "include_dirs": [str(ROOT / "csrc")]}
+    include_dirs = [str(ROOT / "csrc")]  # every #include of the project is rooted at csrc/ ("ops/device/adv_step.h")
+    # ops/emulated/: the CUDA kernels' device code run on the host, its schemas and module init (for the tests)
+    emulated = cpp_extension.CppExtension(
+        "ikd_yolo._C_emulated",
+        sorted(str(p) for p in (ops / "emulated").glob("*.cpp")),
+        extra_compile_args={"cxx": list(cxx)},
+        include_dirs=list(include_dirs),
+    )
+    kwargs = {"extra_compile_args": {"cxx": cxx}, "include_dirs": include_dirs}
     if with_cuda:
         if not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
             os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_CUDA_ARCHS
-        # *_kernel.cu: ATen-free kernels (nvcc, once per architecture); *_cuda.cpp: their ATen glue (host compiler)
-        sources += sorted(str(p) for p in (csrc / "cuda").glob("*.cu"))
-        sources += sorted(str(p) for p in (csrc / "cuda").glob("*.cpp"))
+        # ops/cuda/: <op>_kernel.cu, ATen-free kernels (nvcc, once per architecture); <op>_cuda.cpp, their ATen glue
+        sources += sorted(str(p) for p in (ops / "cuda").glob("*.cu"))
+        sources += sorted(str(p) for p in (ops / "cuda").glob("*.cpp"))
         # --fmad=false: no multiply-add contraction, so the device rounds every operation as written, as the host
-        # emulation of the kernels (csrc/emulated, tested on CPU) and the reference's separate torch ops do
+        # emulation of the kernels (csrc/ops/emulated, tested on CPU) and the reference's separate torch ops do
         kwargs["extra_compile_args"]["nvcc"] = ["-O3", "--expt-relaxed-constexpr", "--fmad=false"]
         kwargs["define_macros"] = [("IKD_WITH_CUDA", None)]
         ext = cpp_extension.CUDAExtension("ikd_yolo._C", sources, **kwargs)
     else:
         ext = cpp_extension.CppExtension("ikd_yolo._C", sources, **kwargs)
-    return [ext], {"build_ext": cpp_extension.BuildExtension}
+    return [ext, emulated], {"build_ext": cpp_extension.BuildExtension}
 
 
 ext_modules, cmdclass = extension_modules()

@@ -1,7 +1,7 @@
-"""The CUDA kernels' device code, run on the CPU by the host emulation (csrc/emulated, ops ikd::_emulated_*).
+"""The CUDA kernels' device code, run on the CPU by the host emulation (csrc/ops/emulated, ops ikd::_emulated_*).
 
 The emulation runs every block and thread of the launch the CUDA launcher makes for a device with `sms`
-multiprocessors, through the kernels' own functions (csrc/device/*.h): the same grid-stride loops, index types and
+multiprocessors, through the kernels' own functions (csrc/ops/device/*.h): the same grid-stride loops, index types and
 divisions, band test, RNG, gather and, for adv_step, CUDA's order of additions in the block reduction. So these
 tests check the arithmetic a GPU would run, on shapes that break kernels, against the CPU kernel and the reference.
 
@@ -14,6 +14,7 @@ results agree to 1e-6 (images in [0, 1]; relative to the scale for spectra and m
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import pytest
@@ -23,6 +24,8 @@ from ikd_yolo.ops import _loader
 from ikd_yolo.ops import reference as ref
 
 pytestmark = pytest.mark.skipif(_loader.load() is None, reason=f"fused extension not built ({_loader.error()})")
+if _loader.load() is not None:  # the test-only module of the ops ikd::_emulated_* (ikd_yolo.ops never loads it)
+    importlib.import_module("ikd_yolo._C_emulated")
 
 IKD = torch.ops.ikd
 F64 = {"dtype": torch.float64}

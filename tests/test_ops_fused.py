@@ -1,6 +1,8 @@
 """Fused kernels (torch.ops.ikd, CPU and CUDA) against the reference, the noise spectrum's statistics, dispatch."""
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -293,6 +295,16 @@ def test_backend_selection():
     assert ops.backend("cpu") == "fused-cpu"
     with pytest.raises(ValueError, match="set_backend: name must be one of"):
         ops.set_backend("fast")
+
+
+@needs_ext
+def test_users_torch_ops_ikd_holds_the_real_ops_alone():
+    """ikd_yolo.ops loads ikd_yolo._C alone: the test-only ops ikd::_emulated_* (ikd_yolo._C_emulated) stay out."""
+    code = ("import torch\nfrom ikd_yolo.ops import _loader\nassert _loader.load() is not None\n"
+            "names = ['spectral_mix', 'spectral_mix_shuffle', 'spectral_mix_noise', 'noise_spectrum', 'adv_step']\n"
+            "print(*(hasattr(torch.ops.ikd, p + n) for p in ('', '_emulated_') for n in names))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True"] * 5 + ["False"] * 5
 
 
 def test_fallback_warns_once_when_extension_unavailable(monkeypatch):

@@ -7,6 +7,8 @@ odd shapes (1-pixel sides, odd widths, batch 1) and per-sample parameter routing
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -18,6 +20,8 @@ from ikd_yolo.ops import reference as ref
 PROPERTY = settings(max_examples=25, deadline=None)
 BACKEND = ops.backend("cpu")  # "fused-cpu" when the compiled extension is built, else "reference"
 needs_fused = pytest.mark.skipif(BACKEND == "reference", reason="no fused kernels: ops.backend('cpu') == 'reference'")
+if BACKEND != "reference":  # the test-only module of the ops ikd::_emulated_* (ikd_yolo.ops never loads it)
+    importlib.import_module("ikd_yolo._C_emulated")
 
 
 @pytest.fixture(autouse=True)

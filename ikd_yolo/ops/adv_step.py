@@ -1,6 +1,6 @@
 """Momentum sign-gradient step of the IKD adversarial augmentation: public wrapper, fused kernel or reference.
 
-The arguments come in the order of the op's schema (csrc/ikd_ops.cpp) everywhere: wrapper, reference and kernels.
+The arguments come in the order of the op's schema (csrc/ops/adv_step.cpp) everywhere: wrapper, reference and kernels.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Every function here works on any device and any float dtype, with per-sample par
 tensors. The public wrappers in `ikd_yolo.ops` validate inputs and pick this or the fused kernels (csrc/); the fused
 kernels are tested against these functions.
 
-Conventions (shared with the kernels, see csrc/spectral_common.h):
+Conventions (shared with the kernels, see csrc/ops/device/spectral_mix.h):
     - spectra are `torch.fft.rfft2` of (B, C, H, W) images: (B, C, H, W // 2 + 1), unnormalised forward transform;
     - the radius of bin (fy, fx) is r = sqrt(fy**2 + fx**2) / 0.5 with fy, fx in cycles/pixel as
       `torch.fft.fftfreq(H)` / `torch.fft.rfftfreq(W)` give them (float64), so r lies in [0, sqrt(2)];

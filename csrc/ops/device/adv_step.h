@@ -1,5 +1,5 @@
-// The adv_step kernels' arithmetic (csrc/cuda/adv_step_kernel.cu), written once for the device and for its host
-// emulation (csrc/emulated); the CPU kernel takes its per-element update from here too.
+// The adv_step kernels' arithmetic (ops/cuda/adv_step_kernel.cu), written once for the device and for its host
+// emulation (ops/emulated); the CPU kernel (ops/cpu/adv_step_kernel.cpp) takes its per-element update from here too.
 //   1. per-sample partial L1 sums of the gradient: each thread sums its grid-stride share of a sample, the block
 //      adds its threads' sums with two warp trees (see simt.h) and writes one partial: no atomics, deterministic;
 //   2. one elementwise pass that sums its sample's partials, normalises the gradient, updates the momentum, takes
@@ -9,9 +9,9 @@
 #include <cmath>
 #include <cstdint>
 
-#include "host_device.h"
-#include "launch.h"
-#include "simt.h"
+#include "ops/descriptors.h"
+#include "ops/device/host_device.h"
+#include "ops/device/simt.h"
 
 namespace ikd {
 namespace device {

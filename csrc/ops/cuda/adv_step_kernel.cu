@@ -1,5 +1,5 @@
 // CUDA kernels of adv_step, two launches (the op glue and registration are in adv_step_cuda.cpp); their arithmetic is
-// csrc/device/adv_step.h, which the host emulation (csrc/emulated) runs too:
+// ops/device/adv_step.h, which the host emulation (ops/emulated) runs too:
 //   1. per-sample partial L1 sums of the gradient: a (chunks, samples) grid, each block writes one partial (no
 //      atomics, no memset, deterministic);
 //   2. one elementwise pass that sums its sample's partials, normalises the gradient, updates the momentum, takes
@@ -8,8 +8,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include "../device/adv_step.h"
-#include "kernels.h"
+#include "ops/cuda/kernels.h"
+#include "ops/device/adv_step.h"
 
 namespace ikd {
 namespace device {

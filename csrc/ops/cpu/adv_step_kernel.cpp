@@ -1,7 +1,7 @@
 // CPU kernel of adv_step: the per-sample L1 norm of the gradient (one vectorised torch reduction), then ONE
 // elementwise pass (at::parallel_for) that normalises the gradient, updates the momentum, takes the sign step and
 // projects onto the eps ball and the per-channel range, element by element as the CUDA kernel does
-// (csrc/device/adv_step.h). Float loops are compiled per ISA (see target_clones.h).
+// (ops/device/adv_step.h). Float loops are compiled per ISA (see target_clones.h). Schema: ops/adv_step.cpp.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -12,9 +12,9 @@
 #include <tuple>
 #include <type_traits>
 
-#include "../adv_step_host.h"
-#include "../device/adv_step.h"
-#include "target_clones.h"
+#include "ops/cpu/target_clones.h"
+#include "ops/device/adv_step.h"
+#include "ops/host.h"
 
 namespace ikd {
 namespace {

@@ -1,13 +1,13 @@
-// CUDA registration of the spectral mixing ops: the ops of spectral_ops.h (cuFFT via torch) around the one-pass
-// kernel of spectral_mix_kernel.cu.
+// CUDA registration of the spectral mixing ops (schemas: ops/spectral_mix.cpp): the ops of ops/host.h (cuFFT via
+// torch) around the one-pass kernel of spectral_mix_kernel.cu.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
-#include "../device_launch.h"
-#include "kernels.h"
+#include "ops/cuda/kernels.h"
+#include "ops/host.h"
 
 namespace ikd {
 namespace {

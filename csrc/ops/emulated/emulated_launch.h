@@ -1,4 +1,4 @@
-// What the host emulation of the CUDA kernels needs of CUDA's execution model beyond csrc/device/simt.h: a launch's
+// What the host emulation of the CUDA kernels needs of CUDA's execution model beyond ops/device/simt.h: a launch's
 // configuration check, and a warp's 32 lanes run in lockstep for device::warp_sum.
 #pragma once
 
@@ -6,8 +6,8 @@
 
 #include <cstdint>
 
-#include "../device/launch.h"
-#include "../device/simt.h"
+#include "ops/descriptors.h"
+#include "ops/device/simt.h"
 
 namespace ikd {
 namespace emulated {

@@ -1,8 +1,8 @@
-// Host emulation of the CUDA adv_step (csrc/cuda/adv_step_kernel.cu): its two launches for a device with `sms`
-// multiprocessors, every block and thread of them, running the kernels' own functions (device/adv_step.h). The
+// Host emulation of the CUDA adv_step (ops/cuda/adv_step_kernel.cu): its two launches for a device with `sms`
+// multiprocessors, every block and thread of them, running the kernels' own functions (ops/device/adv_step.h). The
 // block reduction keeps CUDA's order of additions: each thread's grid-stride sum, then per warp the shuffle-down tree
 // (device::warp_sum on the warp's 32 lanes at once), then the first warp's tree over the warps' sums in shared memory.
-// Registered as the CPU op ikd::_emulated_adv_step (schema in ikd_ops.cpp) for the tests.
+// Registered as the CPU op ikd::_emulated_adv_step (schema in emulated_ops.cpp) for the tests.
 #include <ATen/ATen.h>
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
@@ -11,10 +11,9 @@
 #include <cstdint>
 #include <tuple>
 
-#include "../adv_step_host.h"
-#include "../device/adv_step.h"
-#include "../device_launch.h"
-#include "emulated_launch.h"
+#include "ops/device/adv_step.h"
+#include "ops/emulated/emulated_launch.h"
+#include "ops/host.h"
 
 namespace ikd {
 namespace device {

@@ -1,5 +1,5 @@
-// CUDA registration of adv_step: argument checks and scratch allocation around the two launches of
-// adv_step_kernel.cu.
+// CUDA registration of adv_step (schema: ops/adv_step.cpp): argument checks and scratch allocation around the two
+// launches of adv_step_kernel.cu.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -8,8 +8,8 @@
 
 #include <tuple>
 
-#include "../device_launch.h"
-#include "kernels.h"
+#include "ops/cuda/kernels.h"
+#include "ops/host.h"
 
 namespace ikd {
 namespace {

@@ -1,11 +1,11 @@
-// Plain C++ interface between the CUDA kernels (csrc/cuda/*_kernel.cu) and their ATen glue (csrc/cuda/*_cuda.cpp).
+// Plain C++ interface between the CUDA kernels (ops/cuda/*_kernel.cu) and their ATen glue (ops/cuda/*_cuda.cpp).
 // The .cu files see no ATen headers at all: nvcc parses every translation unit once per GPU architecture, and ATen's
 // headers would dominate the build time (they also need the cuBLAS/cuSPARSE headers a minimal toolkit lacks).
 #pragma once
 
 #include <cuda_runtime_api.h>
 
-#include "../device/launch.h"
+#include "ops/descriptors.h"
 
 namespace ikd {
 namespace cuda {

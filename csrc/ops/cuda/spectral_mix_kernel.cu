@@ -4,12 +4,12 @@
 // One thread per bin (grid-stride): the band mask is computed on the fly from the bin index and the sample's lo/hi
 // (the exact float64 radius of the reference), the source comes from a second spectrum, from the batch itself
 // (shuffle, gathered by perm) or from the counter-based RNG (noise, drawn only inside the band). The bin's arithmetic
-// is csrc/device/spectral_pass.h, which the host emulation (csrc/emulated) runs too.
+// is ops/device/spectral_mix.h, which the host emulation (ops/emulated) runs too.
 #undef NDEBUG  // keep the device-side assert on perm (an out-of-range index must not read out of bounds silently)
 #include <cuda_runtime.h>
 
-#include "../device/spectral_pass.h"
-#include "kernels.h"
+#include "ops/cuda/kernels.h"
+#include "ops/device/spectral_mix.h"
 
 namespace ikd {
 namespace cuda {

@@ -4,7 +4,8 @@
 // groups of the batch). r grows with |fx| along a row, so the band lo <= r < hi is one column interval per row, found
 // by binary search with the exact float64 radius; the mixing loop then runs over that interval without a mask test
 // and auto-vectorises (float loops are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time). The
-// noise source is drawn only inside the band.
+// noise source is drawn only inside the band. The per-bin math (band radius, RNG, mixing rules) is the CUDA kernel's
+// (ops/device/spectral_mix.h); the ops around the pass are ops/host.h's; schemas: ops/spectral_mix.cpp.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/util/complex.h>
@@ -15,8 +16,9 @@
 #include <utility>
 #include <vector>
 
-#include "../spectral_ops.h"
-#include "target_clones.h"
+#include "ops/cpu/target_clones.h"
+#include "ops/device/spectral_mix.h"
+#include "ops/host.h"
 
 namespace ikd {
 namespace {
@@ -216,7 +218,7 @@ void run_shuffle(const Pass<T>& p) {
   });
 }
 
-// The CPU pass (see spectral_ops.h for the ops around it): always in place.
+// The CPU pass (see ops/host.h for the ops around it): always in place.
 at::Tensor spectral_pass_cpu(const PassArgs& a) {
   const at::Tensor& y = a.spec;
   AT_DISPATCH_FLOATING_TYPES(a.in->x.scalar_type(), "ikd_spectral_pass_cpu", [&] {

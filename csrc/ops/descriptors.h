@@ -1,6 +1,8 @@
-// The CUDA kernels' launches as plain data: what each one reads and writes (filled in by the ATen glue) and the grid
-// it runs on, computed here once for the CUDA launcher (csrc/cuda) and for its host emulation (csrc/emulated).
-// Neither CUDA nor ATen is included: the host compiler builds this without a CUDA toolkit.
+// What the host and the device share, as plain data: the ops' enums (mix mode, source kind, dtype) and each CUDA
+// launch's descriptor: what it reads and writes (filled in on the ATen side, ops/host.h) and the grid it runs on,
+// computed here once for the CUDA launcher (ops/cuda) and for its host emulation (ops/emulated). The arithmetic the
+// launches run is in ops/device. Neither CUDA nor ATen is included: the host compiler builds this without a CUDA
+// toolkit.
 #pragma once
 
 #include <algorithm>
@@ -8,6 +10,12 @@
 #include <limits>
 
 namespace ikd {
+
+enum class MixMode : int { Complex = 0, Amplitude = 1 };
+
+// Where a spectral pass takes its source spectrum from.
+enum class SourceKind : int { Spectrum = 0, Shuffle = 1, Noise = 2 };
+
 namespace device {
 
 enum class DType : int { Float = 0, Double = 1, Half = 2, BFloat16 = 3 };
@@ -15,7 +23,7 @@ enum class DType : int { Float = 0, Double = 1, Half = 2, BFloat16 = 3 };
 // CUDA's limits on a launch's grid (every device since compute capability 3.0).
 constexpr int64_t kMaxGridX = 2147483647, kMaxGridY = 65535;
 
-// One pass over an rfft2 spectrum (B, C, H, Wr) of interleaved complex values, see spectral_pass.h.
+// One pass over an rfft2 spectrum (B, C, H, Wr) of interleaved complex values, see ops/device/spectral_mix.h.
 struct SpectralPassDesc {
   void* y;               // output spectrum (may equal x)
   const void* x;         // input spectrum

@@ -1,10 +1,10 @@
-// The pieces of CUDA's execution model the kernels use, written so that the host emulation (csrc/emulated) runs
+// The pieces of CUDA's execution model the kernels use, written so that the host emulation (ops/emulated) runs
 // them too: a thread's place in a launch, the grid-stride loop, and the warp's shuffle-down tree sum.
 #pragma once
 
 #include <cstdint>
 
-#include "host_device.h"
+#include "ops/device/host_device.h"
 
 namespace ikd {
 namespace device {

@@ -1,16 +1,16 @@
-// Host emulation of the CUDA spectral pass (csrc/cuda/spectral_mix_kernel.cu): the kernel's bin function
-// (device/spectral_pass.h) run by every thread of the launch the CUDA launcher makes for a device with `sms`
+// Host emulation of the CUDA spectral pass (ops/cuda/spectral_mix_kernel.cu): the kernel's bin function
+// (ops/device/spectral_mix.h) run by every thread of the launch the CUDA launcher makes for a device with `sms`
 // multiprocessors, block by block, in the same grid-stride loop and with the same index type. Registered as the
-// CPU ops ikd::_emulated_spectral_mix* / _emulated_noise_spectrum (schemas in ikd_ops.cpp) for the tests.
+// CPU ops ikd::_emulated_spectral_mix* / _emulated_noise_spectrum (schemas in emulated_ops.cpp) for the tests.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
 #include <cstdint>
 #include <type_traits>
 
-#include "../device/spectral_pass.h"
-#include "../device_launch.h"
-#include "emulated_launch.h"
+#include "ops/device/spectral_mix.h"
+#include "ops/emulated/emulated_launch.h"
+#include "ops/host.h"
 
 namespace ikd {
 namespace emulated {
