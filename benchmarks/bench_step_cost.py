@@ -14,6 +14,9 @@ Variants, all with the same student (yolo11n.yaml), teacher (an untrained yolo11
     score-feat   IKDTrainer distill=score-feat (the control: Ultralytics' loss computed by ikd-yolo)
     score        IKDTrainer distill=score (head-aware base: score-weighted features, class and box distillation)
     ikd-score    IKDTrainer distill=ikd-score (IKD on the head-aware base), cached 1-step attack
+    score-view   score with the frequency view (freq_mode=spectral freq_apply=view freq_p=0.5): a distillation-only
+                 stream of the mixed images
+    ikd-score-view  ikd-score with the same view: two extra streams (adversarial and frequency)
 
 Two ways to time a step (see benchmarks/_timing.py):
 
@@ -46,6 +49,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _timing as T  # noqa: E402
 
 
+FREQ_VIEW = {"freq_mode": "spectral", "freq_apply": "view"}
+
+
 def variants(teacher: Path) -> dict[str, tuple[str, dict]]:
     """Name -> (trainer kind, trainer overrides)."""
     t = str(teacher)
@@ -63,6 +69,9 @@ def variants(teacher: Path) -> dict[str, tuple[str, dict]]:
         "score": ("ikd", {"teacher": t, "distill": "score"}),
         "ikd-score": ("ikd", {"teacher": t, "distill": "ikd-score", "adv_steps": 1, "adv_every": 1,
                               "adv_mode": "cached"}),
+        "score-view": ("ikd", {"teacher": t, "distill": "score", **FREQ_VIEW}),
+        "ikd-score-view": ("ikd", {"teacher": t, "distill": "ikd-score", "adv_steps": 1, "adv_every": 1,
+                                   "adv_mode": "cached", **FREQ_VIEW}),
     }
 
 
@@ -211,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         return T.summary(times[name])["median_ms"] / T.summary(times[ref])["median_ms"]
 
     results = {name: {**T.summary(times[name]), "vs_none": ratio(name, "none"), "vs_fgd": ratio(name, "fgd"),
-                      "setup": facts.get(name, {}), "overrides": chosen[name][1]} for name in chosen}
+                      "vs_ultralytics": ratio(name, "ultralytics"), "setup": facts.get(name, {}),
+                      "overrides": chosen[name][1]} for name in chosen}
     env = T.environment(a.device)
     report = {
         "benchmark": "step_cost",
@@ -227,10 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     fmt = lambda v: "-" if v is None else f"{v:.2f}x"  # noqa: E731
     rows = [[name, f"{r['median_ms']:.0f}", f"{r['q1_ms']:.0f}-{r['q3_ms']:.0f}", fmt(r["vs_none"]),
-             fmt(r["vs_fgd"])] for name, r in results.items()]
+             fmt(r["vs_fgd"]), fmt(r["vs_ultralytics"])] for name, r in results.items()]
     print(f"\nStep cost on CPU, imgsz {a.imgsz}, batch {a.batch}, method {a.method}, {a.rounds} rounds, ops backend "
           f"{env['ops_backend']}, torch threads {env['torch_threads']}, load avg {env['load_avg_1m']:.1f}\n")
-    print(T.markdown_table(["variant", "median ms/step", "IQR ms", "vs none", "vs fgd"], rows))
+    print(T.markdown_table(["variant", "median ms/step", "IQR ms", "vs none", "vs fgd", "vs ultralytics"], rows))
     print(f"\nwrote {T.write_json(a.out, report)}")
     return 0
 

@@ -346,11 +346,22 @@ def adversarial_term_on(cfg: Mapping[str, Any]) -> bool:
     return weight_on(cfg["adv_weight"]) and cfg["adv_steps"] > 0
 
 
+def frequency_view_on(cfg: Mapping[str, Any]) -> bool:
+    """Whether the frequency-mixed images are a distillation-only stream (`freq_apply=view`) this run computes."""
+    return cfg["freq_mode"] != "off" and cfg["freq_apply"] == "view" and cfg["freq_weight"] > 0
+
+
 def check_together(cfg: Mapping[str, Any]) -> None:
     """Refuse values that are valid one by one but contradict each other (raises DistillConfigError)."""
     if adversarial_term_on(cfg) and cfg["adv_frac"] == 0:
         raise DistillConfigError("adv_frac=0 attacks no image: set adv_weight=0 to turn the adversarial term off, "
                                  "or adv_frac>0 to attack that fraction of each batch")
+    if cfg["freq_apply"] == "view" and cfg["freq_mode"] == "paper":
+        raise DistillConfigError("freq_apply=view needs freq_mode=spectral: the paper rule crops images, so its view "
+                                 "would not line up with the batch whose teacher scores weight it")
+    if frequency_view_on(cfg) and cfg["kd_loss"] == "none":
+        raise DistillConfigError("freq_apply=view distils the mixed images with the base loss, and kd_loss=none has "
+                                 "none: choose a kd_loss, or freq_apply=replace")
 
 
 def auto_keys(cfg: Mapping[str, Any]) -> list[str]:

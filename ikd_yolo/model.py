@@ -13,7 +13,9 @@ import torch
 from torch import nn
 
 from .hooks import FeatureRecorder, detect_input_layers, neck_features, split_levels, training_outputs
-from .config import adversarial_term_on, unit_for_auto, weight_on  # noqa: F401 (settings rules; also read from here)
+from .config import (  # noqa: F401 (settings rules; also read from here)
+    adversarial_term_on, frequency_view_on, unit_for_auto, weight_on,
+)
 from .losses import BASE_LOSSES, AdvFeatureLoss, LevelHead, build_base_loss, config_key, position_weights
 
 TEACHER_FEATS = "ikd_teacher_feats"  # list of teacher maps on batch["img"]
@@ -22,6 +24,10 @@ ADV_TEACHER_HEAD = "ikd_adv_teacher_head"  # ... on batch[ADV_IMG]
 ADV_WEIGHT_HEAD = "ikd_adv_weight_head"  # the teacher head whose scores weight the positions of batch[ADV_IMG]
 ADV_IMG = "ikd_adv_img"  # adversarial copy of batch["img"] (only on attack iterations)
 ADV_TEACHER_FEATS = "ikd_adv_teacher_feats"  # teacher maps on batch[ADV_IMG]
+FREQ_IMG = "ikd_freq_img"  # freq_apply=view: the frequency-mixed images of the batch (the others are not repeated)
+FREQ_INDEX = "ikd_freq_index"  # ... and which images of batch["img"] they are
+FREQ_TEACHER_FEATS = "ikd_freq_teacher_feats"  # teacher maps on batch[FREQ_IMG]
+FREQ_TEACHER_HEAD = "ikd_freq_teacher_head"  # the teacher head's raw outputs on batch[FREQ_IMG], if needed
 
 
 @torch.no_grad()
@@ -75,6 +81,17 @@ def level_heads(teacher: Mapping[str, torch.Tensor], student: Mapping[str, torch
     return [LevelHead(*level) for level in zip(*(split_levels(out, maps) for out in outputs), weights)]
 
 
+# the distillation terms, one loss column each: the base loss on the batch, the adversarial images, the frequency view
+STREAMS = ("base", "adv", "freq")
+
+
+def stream_of(part: str) -> str:
+    """The stream a distillation part belongs to: "adv" (adv, adv.feat, ...), "freq" (freq, freq.cls, ...) or
+    "base" (fgd.fg, score.box, mse, ...)."""
+    head = part.partition(".")[0]
+    return head if head in ("adv", "freq") else "base"
+
+
 # which base parts the adversarial stream distils, by `adv_distill`, where the base loss is head-aware
 ADV_DISTILLED = {"all": ("feat", "cls", "box"), "features": ("feat",), "predictions": ("cls", "box")}
 
@@ -108,11 +125,18 @@ class FeatureDistiller(nn.Module):
         )
         self.adv = AdvFeatureLoss(cfg["adv_weight"]) if on_adv else None
         self.adv_distill = cfg["adv_distill"]
+        self.freq_weight = float(cfg["freq_weight"]) if frequency_view_on(cfg) else None
+
+    @property
+    def streams(self) -> list[str]:
+        """The `STREAMS` this distiller computes a term for, in that order."""
+        on = {"base": self.base is not None, "adv": self.adv is not None, "freq": self.freq_weight is not None}
+        return [s for s in STREAMS if on[s]]
 
     @property
     def term_names(self) -> list[str]:
-        """Loss-column names, in the order `terms` returns them."""
-        return ([f"{self.kd_name}_loss"] if self.base is not None else []) + (["adv_loss"] if self.adv else [])
+        """Loss-column names, one per stream: `<kd_loss>_loss`, `adv_loss`, `freq_loss`."""
+        return [f"{self.kd_name}_loss" if s == "base" else f"{s}_loss" for s in self.streams]
 
     @property
     def needs_head(self) -> bool:
@@ -164,6 +188,13 @@ class FeatureDistiller(nn.Module):
         parts = self.base_parts(student, teacher, [], heads)
         return {f"adv.{k.partition('.')[2]}": self.adv.weight_of("") * v for k, v in parts.items()
                 if k.partition(".")[2] in keep}
+
+    def view_parts(self, student: list[torch.Tensor], teacher: list[torch.Tensor], boxes: list[torch.Tensor],
+                   heads: list[LevelHead] | None = None) -> dict[str, torch.Tensor]:
+        """The frequency view's term (freq_apply=view): the base loss's parts on the mixed images, each times
+        `freq_weight`, named "freq.<part>" ("freq" for a lone part)."""
+        parts = self.base_parts(student, teacher, boxes, heads)
+        return {".".join(filter(None, ("freq", k.partition(".")[2]))): self.freq_weight * v for k, v in parts.items()}
 
     def adv_at(self, values: Mapping[str, float], weights: Mapping[str, float]) -> float:
         """The adversarial term's measured value (`values`, at the weights the distiller holds now) recomputed at the
@@ -277,7 +308,22 @@ class IKDModel(nn.Module):
             else:
                 parts.update(self.distiller.adv_parts(self.student_neck_features(batch[ADV_IMG]),
                                                       batch[ADV_TEACHER_FEATS]))
+        if self.distiller.freq_weight is not None and FREQ_IMG in batch:
+            parts.update(self.view_parts(batch))
         return parts
+
+    def view_parts(self, batch: dict) -> dict[str, torch.Tensor]:
+        """The frequency view's parts: the student and the teacher on the mixed images, positions weighted by the
+        teacher's scores on their clean images (the mixing keeps every object where it was)."""
+        index = batch[FREQ_INDEX]
+        boxes = [boxes_per_image(batch)[i] for i in index.tolist()]
+        if not self.distiller.needs_head:
+            return self.distiller.view_parts(self.student_neck_features(batch[FREQ_IMG]), batch[FREQ_TEACHER_FEATS],
+                                             boxes)
+        feats, preds = self.student_features(batch[FREQ_IMG])
+        clean = {name: value[index] for name, value in batch[TEACHER_HEAD].items()}
+        heads = level_heads(batch[FREQ_TEACHER_HEAD], training_outputs(preds), batch[FREQ_TEACHER_FEATS], clean)
+        return self.distiller.view_parts(feats, batch[FREQ_TEACHER_FEATS], boxes, heads)
 
     def loss(self, batch: dict, preds: Any = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Detection loss on batch["img"] plus every distillation term, each also reported as its own loss item.
@@ -293,13 +339,8 @@ class IKDModel(nn.Module):
         feats, preds = self.student_features(batch["img"])
         det, items = self.student.loss(batch, preds)
         parts = self.distill_parts(batch, feats, preds)
-        zero = torch.zeros((), device=det.device)  # the adversarial term outside the phase or between attacks
-        terms = []
-        is_adv = [k == "adv" or k.startswith("adv.") for k in parts]
-        if self.distiller.base is not None:
-            terms.append(sum((v for v, adv in zip(parts.values(), is_adv) if not adv), zero))
-        if self.distiller.adv is not None:
-            terms.append(sum((v for v, adv in zip(parts.values(), is_adv) if adv), zero))
+        zero = torch.zeros((), device=det.device)  # an augmentation's term outside the phase or between attacks
+        terms = [sum((v for k, v in parts.items() if stream_of(k) == s), zero) for s in self.distiller.streams]
         terms = torch.stack([t.float().reshape(()) for t in terms]) if terms else det.new_zeros(0)
         batch_size = batch["img"].shape[0]
         items.update({k: v.detach() for k, v in zip(names, terms)})

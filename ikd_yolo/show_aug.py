@@ -3,7 +3,9 @@
 Builds a training batch with Ultralytics' own dataset (mode "train", its usual flips/HSV/affine, mosaic off so each
 image keeps its own `ori_shape`), applies `FrequencyAugment` with the given IKD settings and writes one PNG grid with a
 column per image and five rows: original with boxes, augmented with boxes, the log-amplitude spectra (fftshifted,
-channel mean) of both on a shared colour scale, and the spectrum of the change. Box colours: cyan = small box,
+channel mean) of both on a shared colour scale, and the spectrum of the change. The row titles and the heading say
+who sees which image: with freq_apply=replace the mixed images are the training batch, with freq_apply=view the
+detection loss sees the clean images and only the distillation sees the mixed ones. Box colours: cyan = small box,
 orange = large box (at original resolution). Spectral mode draws the image's band [lo, hi) as dashed ellipses.
 
 Only matplotlib's Figure/Agg API and its bundled DejaVu font are used (no pyplot state, no Ultralytics text helpers,
@@ -29,6 +31,11 @@ from .augment.frequency import FrequencyAugment
 from .augment.policy import box_is_small, input_scales
 
 SMALL_COLOR, LARGE_COLOR = "#00e5ff", "#ff9800"
+# what each row shows, by freq_apply: who sees the top two images
+ROWS_REPLACE = ("original", "augmented: training batch", "log |FFT| original", "log |FFT| augmented",
+                "log |FFT| of change")
+ROWS_VIEW = ("clean: detection loss", "mixed: distillation view", "log |FFT| clean", "log |FFT| mixed",
+             "log |FFT| of change")
 
 
 def pick_images(labels: list[dict], n: int, small: float, seed: int) -> list[int]:
@@ -164,7 +171,8 @@ def show_augmentation(
     sx, sy, sd = log_spectrum(x), log_spectrum(y), log_spectrum(y - x)
     b, (h, w) = x.shape[0], x.shape[-2:]
 
-    rows = ("original", "augmented", "log |FFT| original", "log |FFT| augmented", "log |FFT| of change")
+    view = cfg.get("freq_apply") == "view"
+    rows = ROWS_VIEW if view else ROWS_REPLACE
     fig = Figure(figsize=(2.2 * b, 2.3 * len(rows)), dpi=100, layout="constrained")
     axes = fig.subplots(len(rows), b, squeeze=False)
     for i in range(b):
@@ -189,7 +197,10 @@ def show_augmentation(
             for r in (3, 4):
                 _draw_band(axes[r, i], float(info["lo"][i]), float(info["hi"][i]), h, w)
         axes[0, i].set_title(_column_title(info, i, Path(batch["im_file"][i]).name), fontsize=7)
-    fig.suptitle(f"{aug!r}\nbox: cyan small, orange large; dashed circle: the band", fontsize=8)
+    what = ("freq_apply=view: the detection loss trains on the clean images; teacher and student are distilled on "
+            "the mixed ones too" if view else "freq_apply=replace: the mixed images are the training batch (detection "
+            "loss and distillation)")
+    fig.suptitle(f"{aug!r}\n{what}\nbox: cyan small, orange large; dashed circle: the band", fontsize=8)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)

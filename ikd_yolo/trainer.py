@@ -2,9 +2,10 @@
 
 Inconsistent Knowledge Distillation (Liang et al., ACM MM 2023, arXiv:2209.09841): distil the teacher's features on
 the training batch (FGD/MGD/CWD/MSE) and, during the first part of training, on inputs whose content the labels do not
-describe: the batch itself is frequency-mixed (per image, from its object scale; as the authors' augmentation
-replaced the training image, it feeds the detection loss too), and an extra adversarial copy that attacks the teacher
-is distilled on its own. This class only wires those parts into Ultralytics' loop; each lives in its own module.
+describe: frequency-mixed images (per image, from its object scale; by default they replace the batch as the authors'
+augmentation replaced the training image, so they feed the detection loss too; with freq_apply=view they are a
+distillation-only stream instead), and an extra adversarial copy that attacks the teacher, distilled on its own.
+This class only wires those parts into Ultralytics' loop; each lives in its own module.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from .config import DISTILL_KEYS, auto_keys, split_distill_args
 from .hooks import detect_input_layers
 from .inputs import StudentError, TeacherError, wrapped_student
 from .model import (
-    ADV_IMG, ADV_TEACHER_FEATS, ADV_TEACHER_HEAD, ADV_WEIGHT_HEAD, TEACHER_FEATS, TEACHER_HEAD, FeatureDistiller,
-    IKDModel, adversarial_term_on, head_needed, level_channels, weight_on,
+    ADV_IMG, ADV_TEACHER_FEATS, ADV_TEACHER_HEAD, ADV_WEIGHT_HEAD, FREQ_IMG, FREQ_INDEX, FREQ_TEACHER_FEATS,
+    FREQ_TEACHER_HEAD, TEACHER_FEATS, TEACHER_HEAD, FeatureDistiller, IKDModel, adversarial_term_on, head_needed,
+    level_channels, weight_on,
 )
 from .preflight import preflight
 from .teacher import FrozenTeacher
@@ -156,8 +158,12 @@ class IKDTrainer(DetectionTrainer):
     def _distillation_inputs(self, batch: dict, attacking: bool) -> dict:
         """The batch IKD trains on: frequency-mixed in the augmentation phase, with the teacher's maps, and (when
         `attacking`) adversarial images with the teacher's maps of them."""
+        view = None
         if self.augmentation_phase and self.freq_augment is not None:
-            batch = self.freq_augment(batch)
+            if self.distill["freq_apply"] == "view":
+                view = self.freq_augment(batch)
+            else:
+                batch = self.freq_augment(batch)
         x_adv = None
         if attacking and self.adv_stream is None:  # online: the attack's first forward gives the clean maps too
             if self.teacher_criterion is None:
@@ -171,6 +177,8 @@ class IKDTrainer(DetectionTrainer):
         head = head_needed(self.distill)
         if head:
             batch[TEACHER_HEAD] = self.teacher.head(batch[TEACHER_FEATS])
+        if view is not None:
+            self._add_frequency_view(batch, view, head)
         if x_adv is not None:  # None when adv_frac leaves no image to attack
             batch[ADV_IMG] = x_adv.to(batch["img"].dtype)
             batch[ADV_TEACHER_FEATS] = self.teacher.features(batch[ADV_IMG])
@@ -178,6 +186,18 @@ class IKDTrainer(DetectionTrainer):
                 batch[ADV_TEACHER_HEAD] = self.teacher.head(batch[ADV_TEACHER_FEATS])
                 batch[ADV_WEIGHT_HEAD] = self._adv_position_weigher(batch, len(x_adv))
         return batch
+
+    def _add_frequency_view(self, batch: dict, view: dict, head: bool) -> None:
+        """freq_apply=view: the images the augmentation mixed, and the teacher's maps (and head) of them, join the batch
+        as a distillation-only stream; batch["img"] stays clean for the detection loss."""
+        index = view["freq_info"]["selected"].nonzero().squeeze(1)
+        if not index.numel():
+            return
+        batch[FREQ_INDEX] = index
+        batch[FREQ_IMG] = view["img"][index]
+        batch[FREQ_TEACHER_FEATS] = self.teacher.features(batch[FREQ_IMG])
+        if head:
+            batch[FREQ_TEACHER_HEAD] = self.teacher.head(batch[FREQ_TEACHER_FEATS])
 
     def _adv_position_weigher(self, batch: dict, k: int) -> dict:
         """The teacher head output whose scores weight the adversarial images' positions: online, the teacher's

@@ -81,6 +81,9 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 UNHASHED = {"device", "workers", "verbose", "plots"}  # train arguments that do not change what a run measures
 UNHASHED_DISTILL = {"distill", "trust_checkpoints"}  # settings that do not either: a label, a permission to read
+# settings added after finished runs were keyed: part of a run's key only when set away from this value (which is
+# what those runs trained with), so the evidence keeps its runs
+KEYED_OFF_DEFAULT = {"freq_apply": "replace", "freq_weight": 1.0}
 # profile keys that are whole numbers, with their smallest value (the synthetic set's own lower bounds included)
 WHOLE_NUMBERS = {"n_train": 1, "n_val": 1, "data_imgsz": 64, "min_side": 0, "teacher_epochs": 1, "epochs": 1,
                  "imgsz": 32, "batch": 1, "workers": 0}
@@ -433,7 +436,8 @@ def run_key(method: Method | str, seed: int, s: dict, data: Path, teacher: Path,
     key = {k: v for k, v in train_args.items() if k not in UNHASHED}
     key.update(method=method.label if cfg is None else "ikd-yolo", data=str(data), student=s["student"],
                teacher=str(teacher) if method.label != "none" else None, area_scale=area_scale,
-               distill=None if cfg is None else {k: v for k, v in cfg.items() if k not in UNHASHED_DISTILL})
+               distill=None if cfg is None else {k: v for k, v in cfg.items() if k not in UNHASHED_DISTILL
+                                                 and (k not in KEYED_OFF_DEFAULT or v != KEYED_OFF_DEFAULT[k])})
     return config_hash(key)
 
 

@@ -1,0 +1,114 @@
+"""freq_apply=view: the frequency-mixed images as a distillation-only stream. The detection loss keeps the clean
+batch; teacher and student run on the mixed images, which the base loss distils at positions weighted by the
+teacher's clean scores; its term is its own loss column."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from helpers import read_results, train_kwargs
+from ikd_yolo import IKDTrainer
+from ikd_yolo.cli import main
+from ikd_yolo.config import DistillConfigError, resolve_distill_config
+from ikd_yolo.model import (
+    FREQ_IMG, FREQ_INDEX, FREQ_TEACHER_FEATS, FREQ_TEACHER_HEAD, TEACHER_HEAD, FeatureDistiller, IKDModel, stream_of,
+)
+
+VIEW = dict(freq_mode="spectral", freq_apply="view", freq_p=1.0)
+
+
+def test_parts_are_named_by_their_stream():
+    assert [stream_of(k) for k in ("fgd.fg", "mse", "score.box", "adv", "adv.cls", "freq", "freq.feat")] == [
+        "base", "base", "base", "adv", "adv", "freq", "freq"]
+
+
+def test_view_term_is_the_base_loss_on_the_mixed_images_times_freq_weight():
+    torch.manual_seed(0)
+    cfg = resolve_distill_config({"distill": "mse", "weights": "fixed", **VIEW, "freq_weight": 0.25})
+    distiller = FeatureDistiller([8, 16], [8, 16], cfg)
+    assert distiller.streams == ["base", "freq"] and distiller.term_names == ["mse_loss", "freq_loss"]
+    student = [torch.randn(2, 8, 4, 4), torch.randn(2, 16, 2, 2)]
+    teacher = [torch.randn(2, 8, 4, 4), torch.randn(2, 16, 2, 2)]
+    base = distiller.base_parts(student, teacher, [])
+    view = distiller.view_parts(student, teacher, [])
+    assert set(view) == {"freq"} and torch.equal(view["freq"], 0.25 * base["mse"])  # a lone part: "freq"
+    # by hand: MSE's mean squared difference (equal widths: no adapter) times its fixed weight, summed over levels
+    by_hand = sum(cfg["mse_weight"] * (s - t).square().mean() for s, t in zip(student, teacher))
+    assert torch.allclose(base["mse"], by_hand)
+
+
+def test_no_view_stream_without_the_view_or_with_zero_weight():
+    assert FeatureDistiller([8], [8], resolve_distill_config({"distill": "mse", **VIEW, "freq_apply": "replace"})
+                            ).streams == ["base"]
+    assert FeatureDistiller([8], [8], resolve_distill_config({"distill": "mse", **VIEW, "freq_weight": 0.0})
+                            ).streams == ["base"]
+
+
+def test_view_settings_that_contradict_are_one_line():
+    with pytest.raises(DistillConfigError, match="^freq_apply=view needs freq_mode=spectral"):
+        resolve_distill_config({"distill": "ikd-fgd-paper", "freq_apply": "view"})
+    with pytest.raises(DistillConfigError, match="^freq_apply=view distils the mixed images with the base loss"):
+        resolve_distill_config({"distill": "mse", **VIEW, "kd_loss": "none", "adv_weight": 0.5})
+
+
+@pytest.fixture
+def view_trainer(tmp_path, synthetic_data, teacher_pt):
+    """A set-up ikd-score trainer with the frequency view on every image and no attack."""
+    trainer = IKDTrainer(overrides=dict(model="yolo11n.yaml", teacher=str(teacher_pt), data=str(synthetic_data),
+                                        distill="score", weights="fixed", **VIEW, **train_kwargs(tmp_path, "view")))
+    trainer._setup_train()
+    trainer.epoch = 0  # the first epoch: inside the augmentation phase
+    return trainer
+
+
+def test_the_detection_loss_keeps_the_clean_batch_and_the_view_carries_the_mixed_images(view_trainer):
+    trainer = view_trainer
+    raw = next(iter(trainer.train_loader))
+    torch.manual_seed(0)
+    batch = trainer.distillation_batch(dict(raw), attacking=False)
+    clean = super(IKDTrainer, trainer).preprocess_batch(dict(raw))["img"]
+    assert torch.equal(batch["img"], clean)  # what the detection loss trains on
+    n = clean.shape[0]
+    assert batch[FREQ_INDEX].tolist() == list(range(n))  # freq_p=1: every image is mixed
+    assert batch[FREQ_IMG].shape == clean.shape and not torch.equal(batch[FREQ_IMG], clean)
+    assert torch.equal(batch[FREQ_TEACHER_FEATS][0], trainer.teacher.features(batch[FREQ_IMG])[0])
+    assert set(batch[FREQ_TEACHER_HEAD]) == set(batch[TEACHER_HEAD])
+    model: IKDModel = trainer.model
+    loss, items = model.loss(batch)
+    parts = model.distill_parts(batch, *model.student_features(batch["img"]))
+    assert {k for k in parts if k.startswith("freq")} == {"freq.feat", "freq.cls", "freq.box"}
+    freq = sum(v for k, v in parts.items() if k.startswith("freq"))
+    assert torch.allclose(items["freq_loss"], freq.float(), rtol=1e-5) and float(items["freq_loss"]) > 0
+    assert loss.shape == (len(items),) and torch.allclose(loss[-1], freq.float() * n, rtol=1e-5)
+
+
+def test_outside_the_augmentation_phase_there_is_no_view(view_trainer):
+    trainer = view_trainer
+    trainer.epoch = trainer.epochs  # past ikd_phase
+    batch = trainer.distillation_batch(dict(next(iter(trainer.train_loader))), attacking=False)
+    assert FREQ_IMG not in batch
+    _, items = trainer.model.loss(batch)
+    assert float(items["freq_loss"]) == 0.0  # a zero column, not a missing one
+
+
+def test_a_view_run_trains_with_its_own_loss_column(tmp_path, synthetic_data, teacher_pt, capsys):
+    words = [f"{k}={v}" for k, v in train_kwargs(tmp_path, "run", val=False).items()]
+    assert main(["train", "model=yolo11n.yaml", f"teacher={teacher_pt}", f"data={synthetic_data}", "distill=score",
+                 "freq_mode=spectral", "freq_apply=view", "ikd_phase=1.0", *words]) == 0
+    results = read_results(tmp_path / "run")
+    assert results["train/freq_loss"][0] > 0 and results["train/score_loss"][0] > 0
+
+
+def test_show_aug_says_who_sees_which_image(tmp_path, synthetic_data, monkeypatch):
+    from matplotlib.figure import Figure
+
+    titles = []
+    monkeypatch.setattr(Figure, "suptitle", lambda self, text, **kw: titles.append(text))
+    for apply in ("replace", "view"):
+        out = tmp_path / f"{apply}.png"
+        assert main(["show-aug", f"data={synthetic_data}", "distill=ikd-fgd-full", f"freq_apply={apply}", "n=2",
+                     "imgsz=64", f"out={out}"]) == 0
+        assert out.read_bytes()[:4] == b"\x89PNG"
+    assert "the mixed images are the training batch" in titles[0]
+    assert "the detection loss trains on the clean images" in titles[1]
