@@ -1,0 +1,142 @@
+"""What a benchmark runs: its methods, parsed once from their labels (`Method`), and its seeds.
+
+A method is "none", "ultralytics" (Ultralytics' own `distill_model=`) or an ikd-yolo preset, which may carry settings
+of its own in brackets: `ikd-fgd[adv_mode=cached;adv_steps=1]` is trained and reported beside `ikd-fgd`.
+
+Examples:
+    >>> [m.label for m in parse_methods("none,adv-only,ikd-fgd[freq_p=0.25,adv_steps=1]")]
+    ['none', 'ikd-fgd-adv', 'ikd-fgd[freq_p=0.25;adv_steps=1]']
+    >>> parse_seeds(3), run_label("ikd-fgd[adv_steps=1]", 0)
+    ([0, 1, 2], 'ikd-fgd_adv_steps_1_-s0')
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..config import DISTILL_KEYS, DistillConfigError, preset_names
+
+ALL_METHODS = ("none", "ultralytics", "fgd", "mgd", "ikd-fgd", "ikd-mgd", "ikd-fgd-freq", "ikd-fgd-adv")
+ALIASES = {"no-kd": "none", "freq-only": "ikd-fgd-freq", "adv-only": "ikd-fgd-adv"}
+
+
+def parse_methods(methods: Any) -> list[Method]:
+    """The methods of a list or a comma-separated string of labels, aliases resolved (freq-only, adv-only, no-kd),
+    each parsed once (`Method`), each label once.
+
+    A preset may carry its own settings in brackets, e.g. `ikd-fgd[adv_mode=cached]` or `ikd-fgd[freq_p=0.25;
+    adv_eps=0.02]` (`;` between keys): a variant trained and reported beside its preset."""
+    if not isinstance(methods, (str, list, tuple)):
+        raise DistillConfigError(f"methods={methods!r} is not valid: give a comma-separated list, e.g. "
+                                 "methods=none,fgd,ikd-fgd")
+    words = methods.split(",") if isinstance(methods, str) else list(methods)
+    words = _join_brackets([str(w).strip() for w in words])
+    labels = [ALIASES.get(w, w) for w in words if w]
+    if not labels:
+        raise DistillConfigError(f"methods={methods!r} names no method: give at least one, e.g. "
+                                 "methods=none,fgd,ikd-fgd")
+    return [Method.parse(label) for label in dict.fromkeys(labels)]  # refuses unknown methods and keys
+
+
+def _join_brackets(words: list[str]) -> list[str]:
+    """Undo a comma split inside brackets: ['a[x=1', 'y=2]'] -> ['a[x=1;y=2]']."""
+    out: list[str] = []
+    for w in words:
+        if out and out[-1].count("[") > out[-1].count("]"):
+            out[-1] = f"{out[-1]};{w}"
+        else:
+            out.append(w)
+    return out
+
+
+@dataclass(frozen=True)
+class Method:
+    """A benchmark method, parsed once from its label: `Method.parse("ikd-fgd[adv_mode=cached]")` is the preset
+    "ikd-fgd" with the settings {"adv_mode": "cached"}; "none" and "ultralytics" are methods without a preset.
+
+    Examples:
+        >>> m = Method.parse("ikd-fgd[freq_p=0.25;adv_steps=1]")
+        >>> m.preset, dict(m.settings), m.is_preset, str(m)
+        ('ikd-fgd', {'freq_p': 0.25, 'adv_steps': 1}, True, 'ikd-fgd[freq_p=0.25;adv_steps=1]')
+    """
+
+    label: str  # as given (the run's name, its results' key)
+    preset: str  # "none", "ultralytics" or the ikd-yolo preset the label names
+    settings: Mapping[str, Any] = field(default_factory=dict, hash=False)  # the label's own [key=value] settings
+
+    @classmethod
+    def parse(cls, label: str) -> Method:
+        """The method of `label`; an unknown method or key, or a value out of range, is refused in one line."""
+        from ..config import check_value, parse_cli_value
+
+        base, _, rest = label.partition("[")
+        valid = {"none", "ultralytics", *preset_names()}
+        if base not in valid:
+            choices = ", ".join(["none", "ultralytics", *preset_names(), *ALIASES])
+            raise DistillConfigError(f"method '{label}' is not known: use one of {choices}")
+        if not rest:
+            return cls(label, base, MappingProxyType({}))
+        if base not in preset_names() or not rest.endswith("]"):
+            raise DistillConfigError(f"method '{label}': only presets take [key=value;...] settings, "
+                                     "e.g. ikd-fgd[freq_p=0.25]")
+        settings = {}
+        for item in filter(None, rest[:-1].split(";")):
+            key, _, value = item.partition("=")
+            if key not in DISTILL_KEYS - {"teacher", "distill"}:
+                raise DistillConfigError(f"method '{label}': '{key}' is not a distillation key")
+            settings[key] = check_value(key, parse_cli_value(value))
+        return cls(label, base, MappingProxyType(settings))
+
+    def __reduce__(self) -> tuple:
+        # a MappingProxyType does not pickle, and parallel jobs send methods to worker processes: send the label
+        return Method.parse, (self.label,)
+
+    @classmethod
+    def of(cls, method: Method | str) -> Method:
+        """`method` itself, or the method its label names."""
+        return method if isinstance(method, Method) else cls.parse(method)
+
+    @property
+    def is_preset(self) -> bool:
+        """Whether an ikd-yolo preset trains this method (not "none" or Ultralytics' own distillation)."""
+        return self.preset in preset_names()
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def parse_seeds(seeds: Any) -> list[int]:
+    """seeds=3 means seeds 0, 1, 2; a list or "0,4,7" gives those seeds: at least one, each once, none negative (one
+    seed twice would count one run as two paired samples)."""
+    how = "give a count (seeds=3) or a list of distinct seeds >= 0 (seeds=[0,4,7])"
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise DistillConfigError(f"seeds={seeds} runs nothing: {how}")
+        return list(range(int(seeds)))
+    if not isinstance(seeds, (str, list, tuple)):
+        raise DistillConfigError(f"seeds={seeds!r} is not valid: {how}")
+    words = [w.strip() if isinstance(w, str) else w for w in (seeds.split(",") if isinstance(seeds, str) else seeds)]
+    if not all(_is_seed(w) for w in words) or not words:
+        raise DistillConfigError(f"seeds={seeds!r} is not valid: {how}")
+    values = [int(w) for w in words]
+    if twice := sorted({v for v in values if values.count(v) > 1}):
+        raise DistillConfigError(f"seeds={seeds!r} names seed {twice[0]} more than once: each seed is one run, {how}")
+    return values
+
+
+def _is_seed(word: Any) -> bool:
+    """Whether `word` is a whole number >= 0 (an int, or its digits)."""
+    if isinstance(word, str):
+        return word.isdigit()
+    return isinstance(word, (int, np.integer)) and not isinstance(word, bool) and word >= 0
+
+
+def run_label(method: Method | str, seed: int) -> str:
+    """The name of a run's folder, log and result file: `ikd-fgd[adv_steps=1]`, seed 0 -> `ikd-fgd_adv_steps_1_-s0`
+    (a variant's brackets would be glob patterns in a path)."""
+    return re.sub(r"[^\w.-]+", "_", f"{Method.of(method).label}-s{seed}")
