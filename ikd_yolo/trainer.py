@@ -211,7 +211,8 @@ class IKDTrainer(DetectionTrainer):
         """Ultralytics' set-up, then (adv_mode=cached) the adversarial cache, built on rank 0 if any image misses."""
         super()._setup_train()
         if self.attack is not None and self.attack.settings.mode == "cached":
-            from .augment.adv_cache import AdversarialStream, open_attack_cache
+            from .augment.adv_cache import open_attack_cache
+            from .augment.adv_stream import AdversarialStream
 
             with torch_distributed_zero_first(LOCAL_RANK):
                 cache, stats = open_attack_cache(self.teacher, self.data, self.args.imgsz, self.attack.settings,

@@ -26,9 +26,9 @@ import torch
 from ultralytics.cfg import get_cfg
 
 from helpers import read_results, train_kwargs
-from ikd_yolo.augment.adv_cache import (AdversarialCache, AdversarialStream, CacheEntryError, attack_dataset,
-                                        build_cache, cache_key, image_ids, image_seed, open_cache,
-                                        prepare_cache)
+from ikd_yolo.augment.adv_cache import (AdversarialCache, CacheEntryError, attack_dataset, build_cache, cache_key,
+                                        image_ids, image_seed, open_cache, prepare_cache)
+from ikd_yolo.augment.adv_stream import AdversarialStream
 from ikd_yolo.augment.attack import AdversarialAttack, AttackSettings
 from ikd_yolo.config import resolve_distill_config, section
 from ikd_yolo.inputs import load_data

@@ -11,13 +11,11 @@ image with its labels, `imgsz` and the attack settings: a change in any of them 
 Each image's input diversity is drawn from a random stream of its own, seeded by the image's content, so an entry
 attacked alone (a resumed or repaired build) is the image a full build stores.
 
-Each entry is one PNG written atomically (a per-writer temporary name, then a rename) that carries, in a `tEXt`
-chunk, the image it belongs to and the sha256 of its pixels. Every entry is decoded and checked against both before
-a run uses the cache; a missing one is attacked, a bad one is named in a warning and attacked again. Writers hold a
-lock on the folder, so a second run building the same cache waits and then finds the entries done; a complete cache
-is read without writing anything, so it may sit on a read-only volume. Training draws the cached images in their own
-loader stream, flipped like the training images (the adversarial loss compares student and teacher on the same image
-and uses no boxes, so the stream need not follow the clean mosaic).
+Each entry is one PNG (`cache_entry`: it names its image and carries its pixels' sha256), written atomically and
+checked before a run uses the cache; a missing one is attacked, a bad one is named in a warning and attacked again.
+Writers hold a lock on the folder, so a second run building the same cache waits and then finds the entries done; a
+complete cache is read without writing anything (a read-only volume will do). Training draws the cached images in
+their own loader stream (`adv_stream`).
 """
 
 from __future__ import annotations
@@ -26,9 +24,7 @@ import hashlib
 import json
 import os
 import secrets
-import struct
 import time
-import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -36,7 +32,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -44,6 +39,7 @@ from ultralytics.utils import LOGGER, colorstr
 
 from ..errors import InputError
 from .attack import AdversarialAttack, AttackSettings, class_loss_criterion
+from .cache_entry import decode_entry, encode_entry
 
 try:
     import fcntl
@@ -52,8 +48,6 @@ except ImportError:  # Windows: no advisory locks, writers are not serialised
 
 FORMAT = 2  # of the entries and the key; 2: content-keyed, per-image random streams, checksummed entries
 MISSING = "missing"  # the status of an entry never written
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_TEXT_KEYWORD = b"ikd-yolo"  # the tEXt chunk holding "image=<id> pixels=<sha256>"
 
 
 class CacheEntryError(InputError):
@@ -107,70 +101,6 @@ def cache_key(
 def image_seed(seed: int, image_id: str) -> int:
     """The seed of one image's input-diversity stream: the same image and seed, the same attack, in any batch."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{image_id}".encode()).digest()[:8], "little")
-
-
-# -------------------------------------------------------------------------------------------------- entries ----
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    """One PNG chunk: length, type, data, CRC."""
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def _chunks_of(buf: bytes) -> list[tuple[bytes, bytes]] | None:
-    """The (type, data) chunks of a PNG file, or None if its layout or any chunk CRC is broken."""
-    if not buf.startswith(_PNG_SIGNATURE):
-        return None
-    chunks, pos = [], len(_PNG_SIGNATURE)
-    while pos < len(buf):
-        if pos + 12 > len(buf):
-            return None
-        n, kind = struct.unpack(">I4s", buf[pos:pos + 8])
-        data, crc = buf[pos + 8:pos + 8 + n], buf[pos + 8 + n:pos + 12 + n]
-        if len(crc) != 4 or struct.unpack(">I", crc)[0] != zlib.crc32(kind + data):
-            return None
-        chunks.append((kind, data))
-        pos += 12 + n
-    return chunks if chunks and chunks[-1][0] == b"IEND" else None
-
-
-def _pixels_digest(bgr: np.ndarray) -> str:
-    """sha256 of an 8-bit image's shape and pixels."""
-    return hashlib.sha256(str(bgr.shape).encode() + np.ascontiguousarray(bgr).tobytes()).hexdigest()
-
-
-def encode_entry(rgb: np.ndarray, image_id: str) -> bytes:
-    """An RGB uint8 (H, W, C) image as a PNG file that names its image and carries its pixels' checksum."""
-    bgr = np.ascontiguousarray(rgb[..., ::-1])
-    ok, buf = cv2.imencode(".png", bgr)
-    if not ok:
-        raise OSError(f"could not encode the adversarial image of {image_id} as PNG")
-    png = buf.tobytes()
-    text = _TEXT_KEYWORD + b"\0" + f"image={image_id} pixels={_pixels_digest(bgr)}".encode()
-    return png[:-12] + _chunk(b"tEXt", text) + png[-12:]  # before IEND, the file's last 12 bytes
-
-
-def decode_entry(buf: bytes, image_id: str, size: int) -> tuple[np.ndarray | None, str | None]:
-    """(RGB uint8 image, None) for a sound entry of `image_id` at `size` px; (None, what is wrong) otherwise."""
-    chunks = _chunks_of(buf)
-    if chunks is None:
-        return None, "damaged (not a PNG file with intact chunks)"
-    texts = [d[len(_TEXT_KEYWORD) + 1:] for k, d in chunks if k == b"tEXt" and d.startswith(_TEXT_KEYWORD + b"\0")]
-    if len(texts) != 1:
-        return None, "without its checksum (not written by this version)"
-    fields = dict(f.split("=", 1) for f in texts[0].decode("latin-1").split() if "=" in f)
-    if fields.get("image") != image_id:
-        return None, "the entry of another image"
-    try:  # libpng would print its own line to stderr on a broken stream whose chunk CRCs were rewritten
-        zlib.decompress(b"".join(d for k, d in chunks if k == b"IDAT"))
-    except zlib.error:
-        return None, "damaged (its compressed pixels are broken)"
-    bgr = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        return None, "not decodable"
-    if bgr.shape != (size, size, 3):
-        return None, f"{bgr.shape[1]}x{bgr.shape[0]} px, not {size}x{size}"
-    if _pixels_digest(bgr) != fields.get("pixels"):
-        return None, "damaged (its pixels do not match their checksum)"
-    return bgr[..., ::-1], None
 
 
 # ---------------------------------------------------------------------------------------------------- storage ----
@@ -421,51 +351,3 @@ def open_attack_cache(
     model.to(device)
     model.args = get_cfg() if args is None else args  # the criterion reads the box/cls/dfl gains from here
     return prepare_cache(model, data, imgsz, settings, device, batch, seed, progress)
-
-# ----------------------------------------------------------------------------------------------- the stream ----
-class CachedImages(torch.utils.data.Dataset):
-    """The cache's images as ((C, H, W) uint8 tensor, -1), each flipped left-right with probability `fliplr`; a bad
-    entry gives (zeros, its index), so that the stream raises its one-line error in the main process."""
-
-    def __init__(self, cache: AdversarialCache, fliplr: float) -> None:
-        self.cache, self.fliplr = cache, float(fliplr)
-
-    def __len__(self) -> int:
-        return len(self.cache.im_files)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        img, problem = self.cache.load(i)
-        if img is None:
-            return torch.zeros(3, self.cache.imgsz, self.cache.imgsz, dtype=torch.uint8), i
-        if self.fliplr and torch.rand(()) < self.fliplr:  # torch's RNG: seeded per loader worker
-            img = img[:, ::-1]
-        return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1), -1
-
-
-class AdversarialStream:
-    """An endless shuffled stream of cached adversarial images, batch by batch, for the trainer."""
-
-    def __init__(self, cache: AdversarialCache, fliplr: float, workers: int, seed: int) -> None:
-        self.dataset = CachedImages(cache, fliplr)
-        self.workers, self.seed, self.epoch = workers, seed, 0
-        self._batches: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
-        self._size = 0
-
-    def next(self, k: int, device: torch.device) -> torch.Tensor:
-        """The next `k` cached images on `device` as floats in [0, 1]; CacheEntryError names an entry gone bad."""
-        if self._batches is None or k != self._size:
-            self._size, self._batches = k, self._epochs(k)
-        images, bad = next(self._batches)
-        if (bad >= 0).any():
-            i = int(bad[bad >= 0][0])
-            raise self.dataset.cache.entry_error(i, self.dataset.cache.load(i)[1] or "damaged")
-        return images.to(device, non_blocking=True).float() / 255
-
-    def _epochs(self, k: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        from torch.utils.data import DataLoader
-
-        while True:
-            g = torch.Generator().manual_seed(self.seed + self.epoch)
-            self.epoch += 1
-            yield from DataLoader(self.dataset, batch_size=k, shuffle=True, drop_last=len(self.dataset) >= k,
-                                  num_workers=self.workers, generator=g, persistent_workers=False)
