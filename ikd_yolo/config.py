@@ -21,8 +21,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, TypeVar
 
@@ -32,6 +30,7 @@ from ultralytics.utils import DEFAULT_CFG_KEYS, LOGGER
 from .errors import UserError
 from .losses import BASE_LOSSES
 from .ops.reference import MIX_MODES
+from .schema import KeySpec, number_text, parse_schema
 
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
 if not CONFIGS_DIR.is_dir():  # non-editable install: setup.py ships configs/ as package data
@@ -51,82 +50,6 @@ class DistillConfigError(UserError):
     """A distillation setting is wrong; the message says which and how to fix it, on one line."""
 
 
-# ---------------------------------------------------------------------------------------------------- schema ----
-@dataclass(frozen=True)
-class KeySpec:
-    """One key of configs/default.yaml: its default, kind, allowed values and description."""
-
-    name: str
-    default: Any
-    kind: str  # float, int, weight, range, choice, str, path or bool
-    lo: float | None = None
-    lo_open: bool = False
-    hi: float | None = None
-    hi_open: bool = False
-    choices: tuple[str, ...] = ()
-    doc: str = ""
-
-    def rule(self) -> str:
-        """The allowed values as default.yaml writes them, e.g. 'float in [0, 1]', 'choice: off | spectral | paper'."""
-        if self.kind == "choice":
-            return f"choice: {' | '.join(self.choices)}"
-        return f"{self.kind} {self.bound()}".strip()
-
-    def bound(self) -> str:
-        """The bound in words: 'in [0, 1]', '>= 0', '> 0' or '' (none); a weight's '>= 0' is implied."""
-        if self.lo is not None and self.hi is not None:
-            return f"in {'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}{')' if self.hi_open else ']'}"
-        if self.lo is not None and self.kind != "weight":
-            return f"{'>' if self.lo_open else '>='} {_num(self.lo)}"
-        return ""
-
-    def out_of_bounds(self, value: float) -> str:
-        """Why `value` breaks the bound, as the end of 'key=value must ...'."""
-        if self.hi is not None:
-            return f"lie in {self.bound()[3:]}"
-        if self.lo == 0 and not self.lo_open:
-            return "not be negative" + (": use 0 to turn the term off" if self.kind == "weight" else "")
-        return f"be greater than {_num(self.lo)}" if self.lo_open else f"be >= {_num(self.lo)}"
-
-
-_LINE = re.compile(r"^(\w+):[^#]*#\s*\((\w+)(?::\s*([^)]*))?([^)]*)\)\s*(.*)$")
-_BOUND = re.compile(r"^\s*(?:(>=|>)\s*(\S+)|in\s*([\[(])\s*(\S+)\s*,\s*(\S+)\s*([\])]))\s*$")
-
-
-def _num(v: float) -> str:
-    return f"{v:g}"
-
-
-def parse_schema(text: str, defaults: Mapping[str, Any]) -> dict[str, KeySpec]:
-    """The KeySpec of every key in the schema YAML `text` (`defaults` are its parsed values)."""
-    specs = {}
-    for line in text.splitlines():
-        m = _LINE.match(line)
-        if not m or m.group(1) not in defaults:
-            continue
-        name, kind, choice_text, bound, doc = m.groups()
-        lo = hi = None
-        lo_open = hi_open = False
-        if kind == "weight":
-            lo = 0.0
-        if bound.strip():
-            b = _BOUND.match(bound)
-            if b is None:
-                raise ValueError(f"configs/default.yaml: cannot read the bound '{bound.strip()}' of '{name}'")
-            if b.group(1):
-                lo, lo_open = float(b.group(2)), b.group(1) == ">"
-            else:
-                lo, hi = float(b.group(4)), float(b.group(5))
-                lo_open, hi_open = b.group(3) == "(", b.group(6) == ")"
-        choices = tuple(c.strip() for c in choice_text.split("|")) if choice_text else CODE_CHOICES.get(name, ())
-        if kind == "choice" and not choices:
-            raise ValueError(f"configs/default.yaml: '{name}' is a (choice) without a list and none is defined in code")
-        specs[name] = KeySpec(name, defaults[name], kind, lo, lo_open, hi, hi_open, choices, doc.strip())
-    if missing := set(defaults) - set(specs):
-        raise ValueError(f"configs/default.yaml: keys without a '# (kind) ...' comment: {sorted(missing)}")
-    return specs
-
-
 def _read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping, turning parse errors into one readable line."""
     try:
@@ -143,7 +66,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 DEFAULTS: dict[str, Any] = _read_yaml(CONFIGS_DIR / "default.yaml")
-SCHEMA: dict[str, KeySpec] = parse_schema((CONFIGS_DIR / "default.yaml").read_text(encoding="utf-8"), DEFAULTS)
+SCHEMA: dict[str, KeySpec] = parse_schema((CONFIGS_DIR / "default.yaml").read_text(encoding="utf-8"), DEFAULTS,
+                                          CODE_CHOICES)
 DISTILL_KEYS = frozenset(DEFAULTS)
 WEIGHT_KEYS = tuple(k for k, s in SCHEMA.items() if s.kind == "weight")
 
@@ -157,7 +81,7 @@ def key_help() -> list[tuple[str, Any, str]]:
     effective = resolve_distill_config({})
     rows = []
     for k, s in SCHEMA.items():
-        fixed = f"; weights=fixed: {_num(s.default)}" if s.kind == "weight" and effective[k] == AUTO else ""
+        fixed = f"; weights=fixed: {number_text(s.default)}" if s.kind == "weight" and effective[k] == AUTO else ""
         rows.append((k, effective[k], f"({s.rule()}{fixed}) {s.doc}"))
     return rows
 
@@ -280,8 +204,8 @@ def check_value(key: str, value: Any) -> Any:
     if spec.kind == "range":
         ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_finite(v) for v in value)
         if not ok or float(value[0]) > float(value[1]) or not all(_in_bounds(spec, float(v)) for v in value):
-            lo = f"{_num(spec.lo)} {'<' if spec.lo_open else '<='} " if spec.lo is not None else ""
-            hi = f" {'<' if spec.hi_open else '<='} {_num(spec.hi)}" if spec.hi is not None else ""
+            lo = f"{number_text(spec.lo)} {'<' if spec.lo_open else '<='} " if spec.lo is not None else ""
+            hi = f" {'<' if spec.hi_open else '<='} {number_text(spec.hi)}" if spec.hi is not None else ""
             raise DistillConfigError(f"{key}={value!r} must be a range [min, max] of two numbers "
                                      f"with {lo}min <= max{hi}")
         return [float(v) for v in value]
