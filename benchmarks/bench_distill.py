@@ -4,8 +4,8 @@
 Same as `ikd-yolo bench-distill ...`, with summaries under this repository's benchmarks/results/<name>/ and Ultralytics
 runs under runs/bench-distill/<name>/ unless out= / project= say otherwise. Arguments are key=value, as for `yolo`:
 
-    python benchmarks/bench_distill.py profile=quick                      # 3 seeds x none, ultralytics, fgd, ikd-fgd
-    python benchmarks/bench_distill.py profile=gpu device=0               # all 8 methods, one GPU
+    python benchmarks/bench_distill.py profile=quick                  # 3 seeds x none, ultralytics, score, ikd-score
+    python benchmarks/bench_distill.py profile=gpu device=0           # 3 seeds x the same 4, one GPU
     python benchmarks/bench_distill.py profile=full data=my.yaml teacher=big.pt methods=none,ultralytics,fgd,ikd-fgd
     python benchmarks/bench_distill.py profile=quick methods=none,fgd seeds=[0] epochs=1 name=smoke
 

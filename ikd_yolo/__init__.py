@@ -7,7 +7,7 @@ Examples:
     >>> from ultralytics import YOLO
     >>> from ikd_yolo import IKDTrainer
     >>> YOLO("yolo11n.yaml").train(  # needs a trained teacher.pt and a dataset  # doctest: +SKIP
-    ...     trainer=IKDTrainer, teacher="teacher.pt", distill="ikd-fgd", data="data.yaml")
+    ...     trainer=IKDTrainer, teacher="teacher.pt", distill="ikd-score", data="data.yaml")
 """
 
 __version__ = "0.1.0"

@@ -1,6 +1,6 @@
 """`ikd-yolo` command line, in Ultralytics' key=value style.
 
-    ikd-yolo train model=yolo11n.yaml teacher=teacher.pt data=data.yaml distill=ikd-fgd epochs=100 imgsz=640
+    ikd-yolo train model=yolo11n.yaml teacher=teacher.pt data=data.yaml distill=ikd-score epochs=100 imgsz=640
     ikd-yolo train resume model=runs/detect/train/weights/last.pt
     ikd-yolo val|predict|export|track|benchmark model=runs/detect/train/weights/best.pt ...   (exactly as `yolo`)
     ikd-yolo synth out=datasets/synthetic n_train=200 n_val=50 imgsz=256 seed=0

@@ -68,7 +68,7 @@ class IKDTrainer(DetectionTrainer):
     Examples:
         >>> from ultralytics import YOLO
         >>> YOLO("yolo11n.yaml").train(  # needs a trained teacher.pt and a dataset  # doctest: +SKIP
-        ...     trainer=IKDTrainer, teacher="teacher.pt", distill="ikd-fgd", data="data.yaml")
+        ...     trainer=IKDTrainer, teacher="teacher.pt", distill="ikd-score", data="data.yaml")
     """
 
     TASK = "detect"

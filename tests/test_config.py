@@ -32,7 +32,7 @@ def test_ikd_presets_switch_augmentations_on_and_ablations_off():
     full = resolve_distill_config({"distill": "ikd-fgd-full"})
     assert full["freq_mode"] == "spectral" and full["adv_weight"] == "auto"  # on, its weight measured in training
     assert resolve_distill_config({"distill": "ikd-fgd-full", "weights": "fixed"})["adv_weight"] > 0
-    tuned = resolve_distill_config({"distill": "ikd-fgd"})  # the default: the frequency part measured to hurt
+    tuned = resolve_distill_config({"distill": "ikd-fgd"})  # the tuned FGD preset: the frequency part measured to hurt
     assert tuned["freq_mode"] == "off" and tuned["adv_weight"] == "auto"
     assert resolve_distill_config({"distill": "ikd-fgd-freq"})["adv_weight"] == 0
     assert resolve_distill_config({"distill": "ikd-mgd-adv"})["freq_mode"] == "off"
@@ -128,7 +128,7 @@ def test_default_yaml_holds_what_a_default_run_uses(tmp_path):
         k: check_value(k, v) for k, v in DEFAULTS.items() if k != "weights"}  # check_value: YAML's bare off is False
     empty = tmp_path / "empty.yaml"
     empty.write_text("# nothing set\n")
-    assert {**resolve_distill_config({"distill": str(empty)}), "distill": "ikd-fgd"} == default_run
+    assert {**resolve_distill_config({"distill": str(empty)}), "distill": "ikd-score"} == default_run
 
 
 def test_every_preset_sets_its_frequency_part_itself():
@@ -144,7 +144,7 @@ def test_a_custom_yaml_with_only_kd_loss_has_no_frequency_part(tmp_path):
     mine.write_text("kd_loss: mgd\n")
     cfg = resolve_distill_config({"distill": str(mine)})
     assert cfg["freq_mode"] == "off" and cfg["adv_weight"] == "auto" and cfg["kd_loss"] == "mgd"
-    assert {**cfg, "distill": "ikd-fgd"} == resolve_distill_config({"kd_loss": "mgd"})
+    assert {**cfg, "distill": "ikd-score"} == resolve_distill_config({"kd_loss": "mgd"})
 
 
 def test_a_custom_yaml_trains_without_the_frequency_part(tmp_path, synthetic_data, teacher_pt):

@@ -54,7 +54,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "quick": dict(
         n_train=800, n_val=300, data_imgsz=96, clutter=0.0, min_side=8, teacher_model="yolo11s.yaml",
         teacher_epochs=18, teacher_args={}, student="yolo11n.yaml", task=None, epochs=15, imgsz=96, batch=8, seeds=3,
-        device="cpu", workers=0, jobs=None, methods=("none", "ultralytics", "fgd", "ikd-fgd"),
+        device="cpu", workers=0, jobs=None, methods=("none", "ultralytics", "score", "ikd-score"),
         train_args=dict(optimizer="AdamW", lr0=0.002, warmup_epochs=1, nbs=8, val=False),
         ikd_args=dict(adv_steps=2, adv_every=2, adv_mode="cached"),
     ),
@@ -73,7 +73,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "gpu": dict(
         n_train=600, n_val=300, data_imgsz=160, clutter=0.0, min_side=8, teacher_model="yolo11s.yaml",
         teacher_epochs=40, teacher_args={}, student="yolo11n.yaml", task=None, epochs=20, imgsz=160, batch=32, seeds=3,
-        device="0", workers=4, jobs=6, methods=("none", "ultralytics", "fgd", "ikd-fgd"),
+        device="0", workers=4, jobs=6, methods=("none", "ultralytics", "score", "ikd-score"),
         train_args=dict(optimizer="AdamW", lr0=0.002, warmup_epochs=1, nbs=32, val=False),
         ikd_args=dict(adv_steps=2, adv_mode="cached"),
     ),

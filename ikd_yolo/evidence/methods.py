@@ -21,7 +21,8 @@ import numpy as np
 
 from ..config import DISTILL_KEYS, DistillConfigError, preset_names
 
-ALL_METHODS = ("none", "ultralytics", "fgd", "mgd", "ikd-fgd", "ikd-mgd", "ikd-fgd-freq", "ikd-fgd-adv")
+ALL_METHODS = ("none", "ultralytics", "fgd", "mgd", "score", "ikd-score", "ikd-fgd", "ikd-mgd", "ikd-fgd-freq",
+               "ikd-fgd-adv")
 ALIASES = {"no-kd": "none", "freq-only": "ikd-fgd-freq", "adv-only": "ikd-fgd-adv"}
 
 
