@@ -32,14 +32,18 @@ COCO_TASKS = ("detect", "segment", "pose")  # axis-aligned boxes: the second eva
 
 
 def yaml_task(model: str) -> str:
-    """The task a model name says (`-seg`, `-pose`, `-obb` before the suffix; detect otherwise)."""
+    """The task a model name says (`-seg`, `-pose`, `-obb`, `-cls` before the suffix; detect otherwise)."""
     stem = Path(model).stem
-    return next((task for task, suffix in SUFFIX.items() if suffix and stem.endswith(suffix)), "detect")
+    named = {**SUFFIX, "classify": "-cls"}
+    return next((task for task, suffix in named.items() if suffix and stem.endswith(suffix)), "detect")
 
 
 def task_models(task: str | None, student: str, teacher_model: str) -> tuple[str, str, str]:
     """The benchmark's task and the student and teacher model names for it: a detect YAML name gets the task's
     suffix; a name of another task than `task` is refused in one line."""
+    if task is None and yaml_task(student) not in TASKS:
+        raise DistillConfigError(f"student={student} is a {yaml_task(student)} model: bench-distill measures "
+                                 f"students of task {', '.join(TASKS)}")
     task = task or yaml_task(student)
     if task not in TASKS:
         raise DistillConfigError(f"task={task} is not one bench-distill measures: use one of {', '.join(TASKS)}")
