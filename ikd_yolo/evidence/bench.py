@@ -50,7 +50,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     # nbs=8: an optimizer step per batch of 8 (Ultralytics' nbs=64 would step every 8th batch, 8x fewer updates:
     # in 12 epochs a yolo11n reached mAP50-95 0.16 with nbs=8 vs 0.06 with nbs=64). Final validation only. The
     # attack: 2 steps on every second batch, from the adversarial cache (per epoch here the online attack costs
-    # about 4x a plain student, the cached one about 3x: see README, Evidence).
+    # about 4x a plain student, the cached one about 3x: see docs/cost.md).
     "quick": dict(
         n_train=800, n_val=300, data_imgsz=96, clutter=0.0, min_side=8, teacher_model="yolo11s.yaml",
         teacher_epochs=18, teacher_args={}, student="yolo11n.yaml", task=None, epochs=15, imgsz=96, batch=8, seeds=3,
