@@ -241,3 +241,31 @@ def test_bench_distill_refuses_a_student_of_another_task_in_one_line(tmp_path):
     with pytest.raises(DistillConfigError, match="task=classify is not one bench-distill measures"):
         resolve_settings("quick", task="classify")
     assert resolve_settings("quick", student="yolo11n-obb.yaml")["task"] == "obb"  # inferred from the student
+
+
+@pytest.mark.parametrize("task", ["segment", "pose", "obb"])
+def test_the_cached_attack_builds_on_task_data_and_training_reads_it(task, task_setup, tmp_path, monkeypatch):
+    """adv_mode=cached on a segment / pose / obb teacher and its data (as bench-distill's quick profile runs it): every
+    training image attacked once, inside the eps ball of its clean image, and the stream serves them."""
+    from ikd_yolo.augment.adv_cache import attack_dataset, label_task, open_attack_cache
+    from ikd_yolo.augment.adv_stream import AdversarialStream
+    from ikd_yolo.augment.attack import AttackSettings
+    from ikd_yolo.config import resolve_distill_config, section
+    from ikd_yolo.inputs import load_data
+    from ikd_yolo.teacher import load_teacher
+
+    monkeypatch.setenv("IKD_YOLO_CACHE", str(tmp_path / "cache"))
+    data, teacher_pt = task_setup(task)
+    data_dict = load_data(data)
+    teacher = load_teacher(teacher_pt, nc=data_dict["nc"], names=data_dict["names"])
+    settings = section(AttackSettings, resolve_distill_config({"adv_mode": "cached", "adv_steps": 1}))
+    cache, stats = open_attack_cache(teacher, data_dict, 64, settings, "cpu", 8, progress=False)
+    assert stats["total"] == 16 and stats["images"] == 16 and label_task(teacher, data_dict) == (
+        "detect" if task == "segment" else task)  # segment labels attack as their boxes
+    dataset = attack_dataset(data_dict, 64, 8, label_task(teacher, data_dict))
+    for i in range(len(cache.im_files)):
+        clean = dataset[i]["img"].permute(1, 2, 0).numpy().astype(int)
+        adv = cache.read(i).astype(int)
+        assert abs(adv - clean).max() <= round(settings.eps * 255)  # inside the budget, on the 8-bit grid
+    images = AdversarialStream(cache, fliplr=0.0, workers=0, seed=0).next(4, torch.device("cpu"))
+    assert images.shape == (4, 3, 64, 64) and 0 <= images.min() and images.max() <= 1
