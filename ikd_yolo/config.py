@@ -245,7 +245,8 @@ def resolve_distill_config(explicit: Mapping[str, Any]) -> dict[str, Any]:
 
     Returns a plain dict holding every distillation key (so it can be stored in checkpoints and trainer args). With
     weights=auto, each weight that neither the preset nor `explicit` sets is "auto": the trainer measures it
-    (`ikd_yolo.auto_weights`) and stores the number in its place, so a resumed run never measures again.
+    (`ikd_yolo.auto_weights`) and stores the number in its place, so a resumed run never measures again. A weight
+    that default.yaml sets to 0 is a part that is off until asked for (score_kpt): weights=auto leaves it at 0.
     """
     explicit = upgrade_keys(explicit, "the arguments")
     name = explicit.get("distill", DEFAULTS["distill"])
@@ -253,7 +254,7 @@ def resolve_distill_config(explicit: Mapping[str, Any]) -> dict[str, Any]:
     given = {**preset, **{k: v for k, v in explicit.items() if v is not None or k != "teacher"}}
     merged = {**DEFAULTS, **given, "distill": name}
     if check_value("weights", merged["weights"]) == AUTO:
-        merged.update({k: AUTO for k in WEIGHT_KEYS if k not in given})
+        merged.update({k: AUTO for k in WEIGHT_KEYS if k not in given and DEFAULTS[k] != 0})
     cfg = {k: check_value(k, merged[k]) for k in DEFAULTS}
     check_together(cfg)
     return cfg
@@ -273,6 +274,11 @@ def adversarial_term_on(cfg: Mapping[str, Any]) -> bool:
 def frequency_view_on(cfg: Mapping[str, Any]) -> bool:
     """Whether the frequency-mixed images are a distillation-only stream (`freq_apply=view`) this run computes."""
     return cfg["freq_mode"] != "off" and cfg["freq_apply"] == "view" and cfg["freq_weight"] > 0
+
+
+def keypoints_distilled(cfg: Mapping[str, Any]) -> bool:
+    """Whether the head-aware base distils a pose head's keypoints (`score_kpt` on)."""
+    return cfg["kd_loss"] == "score" and weight_on(cfg["score_kpt"])
 
 
 def check_together(cfg: Mapping[str, Any]) -> None:

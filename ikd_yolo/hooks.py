@@ -34,34 +34,39 @@ def detect_head(model: nn.Module) -> Detect:
     return next(m for m in model.model if isinstance(m, Detect))
 
 
-def head_outputs(model: nn.Module, maps: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+def head_outputs(model: nn.Module, maps: list[torch.Tensor], keypoints: bool = False) -> dict[str, torch.Tensor]:
     """The raw outputs of `model`'s Detect head on its own neck `maps`, without decoding: {"scores": class logits
     (N, nc, A), "boxes": box output (N, 4 * reg_max, A)} of the one-to-many branch, plus "scores_o2o" for a head
     that also has a one-to-one branch (YOLO26, YOLOv10). A = the positions of every level, P3 first.
 
     A Segment, Pose or OBB head is a Detect head plus a branch (mask coefficients, keypoints, angles): only its
-    detection branch runs here. An OBB head's "boxes" are its DFL distances in each object's rotated frame (the angle
-    is a branch of its own), so a box term between two OBB heads compares like with like."""
+    detection branch runs here, and with `keypoints` a Pose head's keypoint branch too ("kpts", (N, nk * ndim, A),
+    raw: x and y in half-strides from the anchor, then the visibility logit). An OBB head's "boxes" are its DFL
+    distances in each object's rotated frame (the angle is a branch of its own), so a box term between two OBB heads
+    compares like with like."""
     head = detect_head(model)
-    out = head.forward_head(maps, **detection_branch(head.one2many))
-    result = {"scores": out["scores"], "boxes": out["boxes"]}
+    keep = ("box_head", "cls_head", "pose_head") if keypoints else ("box_head", "cls_head")
+    out = head.forward_head(maps, **detection_branch(head.one2many, keep))
+    result = {"scores": out["scores"], "boxes": out["boxes"], **({"kpts": out["kpts"]} if "kpts" in out else {})}
     if getattr(head, "one2one_cv2", None) is not None:
         result["scores_o2o"] = head.forward_head(maps, **detection_branch(head.one2one))["scores"]
     return result
 
 
-def detection_branch(parts: dict[str, nn.Module]) -> dict[str, nn.Module | None]:
-    """A head's `one2many` / `one2one` parts with every branch but box and class set to None: `forward_head` then
-    skips the task branches (masks, keypoints, angles)."""
-    return {name: part if name in ("box_head", "cls_head") else None for name, part in parts.items()}
+def detection_branch(parts: dict[str, nn.Module], keep: tuple[str, ...] = ("box_head", "cls_head"),
+                     ) -> dict[str, nn.Module | None]:
+    """A head's `one2many` / `one2one` parts with every branch but those in `keep` (box and class) set to None:
+    `forward_head` then skips the other task branches (masks, keypoints, angles)."""
+    return {name: part if name in keep else None for name, part in parts.items()}
 
 
 def training_outputs(preds: dict) -> dict[str, torch.Tensor]:
     """`head_outputs`' form of what a Detect head returns in training mode (its one-to-many branch)."""
+    many = preds["one2many"] if "one2many" in preds else preds
+    result = {"scores": many["scores"], "boxes": many["boxes"], **({"kpts": many["kpts"]} if "kpts" in many else {})}
     if "one2many" in preds:
-        return {"scores": preds["one2many"]["scores"], "boxes": preds["one2many"]["boxes"],
-                "scores_o2o": preds["one2one"]["scores"]}
-    return {"scores": preds["scores"], "boxes": preds["boxes"]}
+        result["scores_o2o"] = preds["one2one"]["scores"]
+    return result
 
 
 def split_levels(flat: torch.Tensor, maps: list[torch.Tensor]) -> list[torch.Tensor]:

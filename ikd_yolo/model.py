@@ -70,15 +70,19 @@ def projector(student_channels: int, teacher_channels: int, kind: str) -> nn.Mod
 
 
 def level_heads(teacher: Mapping[str, torch.Tensor], student: Mapping[str, torch.Tensor],
-                maps: list[torch.Tensor], weigher: Mapping[str, torch.Tensor] | None = None) -> list[LevelHead]:
+                maps: list[torch.Tensor], weigher: Mapping[str, torch.Tensor] | None = None,
+                kpt_dim: int = 3) -> list[LevelHead]:
     """Per level, the teacher's and student's head outputs (`hooks.head_outputs` form) with position weights from
     the scores of `weigher` (a teacher head output on the same positions; default `teacher`), its one-to-many and
-    one-to-one logits averaged where it has both."""
+    one-to-one logits averaged where it has both; keypoints where both outputs hold them (`kpt_dim` values each)."""
     weigher = teacher if weigher is None else weigher
     t_scores = [weigher["scores"], *([weigher["scores_o2o"]] if "scores_o2o" in weigher else [])]
     weights = split_levels(position_weights(*[t.unsqueeze(-1) for t in t_scores]).squeeze(-1), maps)
     outputs = (teacher["scores"], student["scores"], teacher["boxes"], student["boxes"])
-    return [LevelHead(*level) for level in zip(*(split_levels(out, maps) for out in outputs), weights)]
+    levels = [split_levels(out, maps) for out in outputs] + [weights]
+    if "kpts" in teacher and "kpts" in student and teacher["kpts"].shape[1] == student["kpts"].shape[1]:
+        levels += [split_levels(teacher["kpts"], maps), split_levels(student["kpts"], maps)]
+    return [LevelHead(*level, kpt_dim=kpt_dim) for level in zip(*levels)]
 
 
 # the distillation terms, one loss column each: the base loss on the batch, the adversarial images, the frequency view
@@ -93,7 +97,7 @@ def stream_of(part: str) -> str:
 
 
 # which base parts the adversarial stream distils, by `adv_distill`, where the base loss is head-aware
-ADV_DISTILLED = {"all": ("feat", "cls", "box"), "features": ("feat",), "predictions": ("cls", "box")}
+ADV_DISTILLED = {"all": ("feat", "cls", "box", "kpt"), "features": ("feat",), "predictions": ("cls", "box", "kpt")}
 
 
 def part_name(loss: str, part: str) -> str:
@@ -279,6 +283,11 @@ class IKDModel(nn.Module):
         """The fused student alone: what inference and export use."""
         return self.student.fuse(verbose=verbose, **kwargs)
 
+    @property
+    def keypoint_dim(self) -> int:
+        """Values per keypoint of a pose student (2: x, y; 3: with visibility); 3 for a student without keypoints."""
+        return int(getattr(self.student, "kpt_shape", (0, 3))[1])
+
     def student_features(self, img: torch.Tensor) -> tuple[list[torch.Tensor], Any]:
         """Student forward that also returns the Detect-head input maps."""
         with self.recorder.capture(self.student) as feats:
@@ -297,13 +306,14 @@ class IKDModel(nn.Module):
         if self.distiller.base is not None:
             heads = None
             if self.distiller.needs_head:
-                heads = level_heads(batch[TEACHER_HEAD], training_outputs(preds), batch[TEACHER_FEATS])
+                heads = level_heads(batch[TEACHER_HEAD], training_outputs(preds), batch[TEACHER_FEATS],
+                                    kpt_dim=self.keypoint_dim)
             parts.update(self.distiller.base_parts(feats, batch[TEACHER_FEATS], boxes_per_image(batch), heads))
         if self.distiller.adv is not None and ADV_IMG in batch:
             if self.distiller.needs_head:
                 adv_feats, adv_preds = self.student_features(batch[ADV_IMG])
                 heads = level_heads(batch[ADV_TEACHER_HEAD], training_outputs(adv_preds), batch[ADV_TEACHER_FEATS],
-                                    batch[ADV_WEIGHT_HEAD])
+                                    batch[ADV_WEIGHT_HEAD], self.keypoint_dim)
                 parts.update(self.distiller.adv_parts(adv_feats, batch[ADV_TEACHER_FEATS], heads))
             else:
                 parts.update(self.distiller.adv_parts(self.student_neck_features(batch[ADV_IMG]),
@@ -322,7 +332,8 @@ class IKDModel(nn.Module):
                                              boxes)
         feats, preds = self.student_features(batch[FREQ_IMG])
         clean = {name: value[index] for name, value in batch[TEACHER_HEAD].items()}
-        heads = level_heads(batch[FREQ_TEACHER_HEAD], training_outputs(preds), batch[FREQ_TEACHER_FEATS], clean)
+        heads = level_heads(batch[FREQ_TEACHER_HEAD], training_outputs(preds), batch[FREQ_TEACHER_FEATS], clean,
+                            self.keypoint_dim)
         return self.distiller.view_parts(feats, batch[FREQ_TEACHER_FEATS], boxes, heads)
 
     def loss(self, batch: dict, preds: Any = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

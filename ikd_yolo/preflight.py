@@ -15,9 +15,9 @@ from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import LOGGER
 
 from .checkpoints import STATE_ATTR, TRUST_KEY, read_state
-from .config import check_value, resolve_distill_config, restore_saved_config
+from .config import check_value, keypoints_distilled, resolve_distill_config, restore_saved_config
 from .errors import DataError, StudentError, TeacherError
-from .hooks import detect_input_layers
+from .hooks import detect_head, detect_input_layers
 from .inputs import (
     InputError, check_student, checkpoint_model, load_data, model_task, read_checkpoint, wrapped_student,
 )
@@ -56,12 +56,28 @@ def preflight(overrides: dict[str, Any], explicit: dict[str, Any]) -> tuple[dict
     if student is not None:
         check_student_task(wrapped_student(student) or student, overrides.get("task") or "detect", distill)
         check_compatible(teacher, wrapped_student(student) or student)
+        check_keypoint_pair(teacher, wrapped_student(student) or student, distill, data)
     if (overrides.get("task") or "detect") == "pose" and "kpt_shape" not in data:
         raise DataError(f"data={data_arg} has no kpt_shape: a pose student needs a keypoint dataset (kpt_shape and "
                         "flip_idx in its YAML; ikd-yolo synth task=pose writes one)")
     if ckpt is not None:
         check_saved_teacher_width(read_state(ckpt), student, teacher, distill["teacher"], path)
     return distill, teacher
+
+
+def check_keypoint_pair(teacher: nn.Module, student: nn.Module, distill: dict[str, Any], data: dict[str, Any]) -> None:
+    """score_kpt distils a pose head's keypoints: teacher and student must both be pose models, the teacher of the
+    data's keypoint layout (the student takes the data's: Ultralytics' pose trainer builds it so)."""
+    if not keypoints_distilled(distill):
+        return
+    tasks = model_task(teacher), model_task(student)
+    if tasks != ("pose", "pose"):
+        raise StudentError(f"score_kpt={distill['score_kpt']} distils keypoints, but the teacher is a {tasks[0]} and "
+                           f"the student a {tasks[1]} model: use pose models for both, or leave score_kpt out")
+    theirs, ours = list(detect_head(teacher).kpt_shape), list(data.get("kpt_shape") or [])
+    if theirs != ours:
+        raise StudentError(f"score_kpt needs one keypoint layout: the teacher's kpt_shape is {theirs}, the data's "
+                           f"{ours}")
 
 
 def check_student_task(student: nn.Module, task: str, distill: dict[str, Any]) -> None:

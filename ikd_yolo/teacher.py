@@ -98,9 +98,10 @@ class FrozenTeacher(nn.Module):
         >>> feats = teacher.features(images)  # P3, P4, P5 maps, no autograd graph  # doctest: +SKIP
     """
 
-    def __init__(self, model: DetectionModel) -> None:
+    def __init__(self, model: DetectionModel, keypoints: bool = False) -> None:
         super().__init__()
         self.model = model.float()
+        self.keypoints = keypoints  # `head` also runs a Pose head's keypoint branch (score_kpt on)
         self.recorder = FeatureRecorder(detect_input_layers(model))
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -119,4 +120,4 @@ class FrozenTeacher(nn.Module):
     def head(self, maps: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         """The teacher head's raw class and box outputs on its own neck `maps` (`hooks.head_outputs`): the head
         convolutions alone, after the pass that gave the maps."""
-        return head_outputs(self.model, maps)
+        return head_outputs(self.model, maps, self.keypoints)

@@ -30,7 +30,7 @@ from .checkpoints import (
     TRUST_KEY, atomic_save, atomic_strip_optimizer, attach_state, load_pt, read_state, remove_state, staged_writes,
     strip_state,
 )
-from .config import DISTILL_KEYS, auto_keys, split_distill_args
+from .config import DISTILL_KEYS, auto_keys, keypoints_distilled, split_distill_args
 from .hooks import detect_input_layers
 from .inputs import StudentError, TeacherError, wrapped_student
 from .model import (
@@ -93,7 +93,7 @@ class IKDTrainer(DetectionTrainer):
             self.args.compile = False
         if RANK in {-1, 0}:
             YAML.save(self.save_dir / "args.yaml", vars(self.args))
-        self.teacher = FrozenTeacher(teacher)
+        self.teacher = FrozenTeacher(teacher, keypoints=keypoints_distilled(distill))
         self.freq_augment = FrequencyAugment.from_config(distill) if distill["freq_mode"] != "off" else None
         self.attack = AdversarialAttack.from_config(distill) if adversarial_term_on(distill) else None
         if weight_on(distill["adv_weight"]) and self.attack is None:

@@ -390,6 +390,7 @@ CFG = {
     "score_cls": 0.5,
     "score_box": 2.0,
     "score_temp": 3.0,
+    "score_kpt": 0.25,
 }
 
 
@@ -403,7 +404,7 @@ def test_build_base_loss_reads_config():
     fgd = build_base_loss("fgd", 16, CFG)
     assert (fgd.channels, fgd.alpha, fgd.beta, fgd.gamma, fgd.lambda_, fgd.temp) == (16, 1e-3, 5e-4, 4e-4, 6e-6, 0.25)
     score = build_base_loss("score", 16, CFG)
-    assert (score.feat, score.cls, score.box, score.temp) == (6.0, 0.5, 2.0, 3.0)
+    assert (score.feat, score.cls, score.box, score.temp, score.kpt) == (6.0, 0.5, 2.0, 3.0, 0.25)
     assert set(BASE_LOSSES) == {"mse", "cwd", "mgd", "fgd", "score"}
 
 

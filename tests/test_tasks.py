@@ -269,3 +269,60 @@ def test_the_cached_attack_builds_on_task_data_and_training_reads_it(task, task_
         assert abs(adv - clean).max() <= round(settings.eps * 255)  # inside the budget, on the 8-bit grid
     images = AdversarialStream(cache, fliplr=0.0, workers=0, seed=0).next(4, torch.device("cpu"))
     assert images.shape == (4, 3, 64, 64) and 0 <= images.min() and images.max() <= 1
+
+
+# ---- keypoint distillation (score_kpt) ---------------------------------------------------------------------------
+def test_keypoint_discrepancy_by_hand():
+    from ikd_yolo.losses.score import keypoint_discrepancy
+
+    # two keypoints (x, y, visibility logit) at one position: the first seen by the teacher, the second not
+    teacher = torch.tensor([0.5, 0.0, 30.0, 0.0, 0.0, -30.0]).view(1, 6, 1, 1)
+    student = torch.tensor([0.0, 0.0, 30.0, 3.0, 3.0, -30.0]).view(1, 6, 1, 1).requires_grad_()
+    d = keypoint_discrepancy(teacher, student, kpt_dim=3)
+    # first keypoint: x off by 2 * 0.5 = 1 stride, smooth L1 0.5, mean over x, y 0.25; the unseen one does not count
+    assert torch.allclose(d, torch.tensor(0.25).view(1, 1, 1, 1), atol=1e-6)
+    d.sum().backward()
+    assert student.grad[0, 3:5].abs().max() < 1e-12  # the teacher does not see it: no pull on its position
+    assert keypoint_discrepancy(teacher, teacher.clone(), 3).abs().max() < 1e-6
+    assert torch.allclose(keypoint_discrepancy(teacher[:, [0, 1]], student.detach()[:, [0, 1]], kpt_dim=2),
+                          torch.tensor(0.25).view(1, 1, 1, 1))  # no visibility: a plain mean
+
+
+def test_teacher_keypoint_branch_from_its_neck_maps_equals_its_own_forward():
+    from ikd_yolo.hooks import detect_input_layers, head_outputs, neck_features
+
+    model = PoseModel("yolo11n-pose.yaml", verbose=False).eval()
+    x = torch.rand(1, 3, 64, 64)
+    maps = neck_features(model, x, detect_input_layers(model))
+    with torch.no_grad():
+        own = model(x)[1]
+        ours = head_outputs(model, maps, keypoints=True)
+    assert torch.equal(ours["kpts"], own["kpts"]) and "kpts" not in head_outputs(model, maps)
+
+
+def test_score_kpt_distils_a_pose_students_keypoints(task_setup, tmp_path):
+    data, teacher = task_setup("pose")
+    model = YOLO("yolo11n-pose.yaml")
+    model.train(trainer=IKDTrainer, teacher=str(teacher), data=str(data), distill="score", score_kpt="auto",
+                **train_kwargs(tmp_path, "run", amp=False, val=False))
+    trainer = model.trainer
+    report = trainer.auto_weight_report
+    assert report["values"]["score.kpt"] > 0 and trainer.distill["score_kpt"] > 0  # measured like the other parts
+    assert trainer.model.distiller.base[0].kpt == trainer.distill["score_kpt"] and trainer.teacher.keypoints
+
+
+def test_score_kpt_without_a_pose_pair_is_one_line(task_setup, teacher_pt, synthetic_data, tmp_path, capsys):
+    words = [f"{k}={v}" for k, v in train_kwargs(tmp_path, "run").items()]
+    assert main(["train", "model=yolo11n.yaml", f"teacher={teacher_pt}", f"data={synthetic_data}", "distill=score",
+                 "score_kpt=1.0", *words]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "score_kpt=1.0 distils keypoints, but the teacher is a detect and the student a detect" \
+        in err[0] and not (tmp_path / "run").exists()
+
+
+def test_keypoints_are_off_until_asked_for_even_with_auto_weights():
+    from ikd_yolo.config import resolve_distill_config
+
+    assert resolve_distill_config({"distill": "ikd-score"})["score_kpt"] == 0.0  # weights=auto leaves it off
+    assert resolve_distill_config({"distill": "score", "score_kpt": "auto"})["score_kpt"] == "auto"
+    assert resolve_distill_config({"distill": "score"})["score_cls"] == "auto"  # the other parts are measured

@@ -89,7 +89,7 @@ UNHASHED = {"device", "workers", "verbose", "plots"}  # train arguments that do 
 UNHASHED_DISTILL = {"distill", "trust_checkpoints"}  # settings that do not either: a label, a permission to read
 # settings added after finished runs were keyed: part of a run's key only when set away from this value (which is
 # what those runs trained with), so the evidence keeps its runs
-KEYED_OFF_DEFAULT = {"freq_apply": "replace", "freq_weight": 1.0}
+KEYED_OFF_DEFAULT = {"freq_apply": "replace", "freq_weight": 1.0, "score_kpt": 0.0}
 # profile keys that are whole numbers, with their smallest value (the synthetic set's own lower bounds included)
 WHOLE_NUMBERS = {"n_train": 1, "n_val": 1, "data_imgsz": 64, "min_side": 0, "teacher_epochs": 1, "epochs": 1,
                  "imgsz": 32, "batch": 1, "workers": 0}

@@ -12,6 +12,10 @@ where it puts the box (box distributions), all weighted per position by the teac
   teacher and student distributions of each box side, times T^2 (LD: Zheng et al., "Localization Distillation for
   Dense Object Detection", CVPR 2022); otherwise (YOLO26-style heads with one value per side, or bin counts that
   differ) 1 - IoU of the two ltrb boxes predicted at the same anchor.
+- Keypoint term (pose pairs, off unless `score_kpt` is set): at the same positions, the smooth-L1 distance between
+  the teacher's and the student's keypoint offsets from the anchor (in strides), weighted per keypoint by the
+  teacher's visibility, plus the Bernoulli KL of the visibilities: the box term's counterpart for the keypoint
+  branch, which reads the same neck maps.
 
 Every term is a weighted mean over positions, so its size does not grow with the image or the channel count.
 """
@@ -39,6 +43,9 @@ class LevelHead:
         teacher_box (Tensor): Teacher box output (N, 4 * R_t, H, W): DFL logits (R_t bins per side) or ltrb (R_t = 1).
         student_box (Tensor): Student box output (N, 4 * R_s, H, W).
         weight (Tensor): Position weights (N, 1, H, W), >= 0, without gradient (see `position_weights`).
+        teacher_kpt, student_kpt (Tensor | None): A Pose head's raw keypoint outputs (N, nk * kpt_dim, H, W), where
+            both heads have them and keypoints are distilled.
+        kpt_dim (int): Values per keypoint: 2 (x, y) or 3 (x, y, visibility logit).
     """
 
     teacher_logits: Tensor
@@ -46,6 +53,9 @@ class LevelHead:
     teacher_box: Tensor
     student_box: Tensor
     weight: Tensor
+    teacher_kpt: Tensor | None = None
+    student_kpt: Tensor | None = None
+    kpt_dim: int = 3
 
 
 def position_weights(*teacher_logits: Tensor) -> Tensor:
@@ -105,6 +115,27 @@ def box_discrepancy(teacher_box: Tensor, student_box: Tensor, temp: float) -> Te
     return 1.0 - ltrb_iou(side_distances(teacher_box).detach(), side_distances(student_box))
 
 
+def keypoint_discrepancy(teacher_kpt: Tensor, student_kpt: Tensor, kpt_dim: int = 3) -> Tensor:
+    """(N, 1, H, W): per position, the smooth-L1 distance of the keypoint offsets in strides (a Pose head's raw x, y
+    are half-strides from the anchor), averaged over the keypoints weighted by the teacher's visibility, plus (with
+    visibilities) their Bernoulli KL averaged over the keypoints.
+
+    Examples:
+        >>> t = torch.tensor([0.5, 0.0, 20.0]).view(1, 3, 1, 1)  # one keypoint, certainly visible
+        >>> keypoint_discrepancy(t, torch.tensor([0.0, 0.0, 20.0]).view(1, 3, 1, 1)).flatten()  # x off by a stride
+        tensor([0.2500])
+    """
+    n, c, h, w = teacher_kpt.shape
+    t = teacher_kpt.float().reshape(n, c // kpt_dim, kpt_dim, h, w)
+    s = student_kpt.float().reshape(n, c // kpt_dim, kpt_dim, h, w)
+    offset = F.smooth_l1_loss(2 * s[:, :, :2], 2 * t[:, :, :2].detach(), reduction="none").mean(2)  # (N, K, H, W)
+    if kpt_dim < 3:
+        return offset.mean(1, keepdim=True)
+    seen = t[:, :, 2].detach().sigmoid()
+    located = (offset * seen).sum(1, keepdim=True) / (seen.sum(1, keepdim=True) + _EPS)
+    return located + bernoulli_kl(t[:, :, 2], s[:, :, 2]).mean(1, keepdim=True)
+
+
 def weighted_mean(values: Tensor, weight: Tensor, channels: int = 1) -> Tensor:
     """sum(weight * values) / (channels * sum(weight)): the weighted mean of per-position `values` (N, C, H, W)
     over positions and channels, with `weight` (N, 1, H, W)."""
@@ -118,11 +149,12 @@ class ScoreLoss(DistillLoss):
         feat = feat_w * sum(w * (P(F_s) - F_t)^2) / (C * sum(w))
         cls  = cls_w  * sum(w * mean_c KL_bernoulli(p_t || p_s)) / sum(w)
         box  = box_w  * sum(w * D_box) / sum(w),   D_box = LD's KL (same DFL bins) or 1 - IoU (see module doc)
+        kpt  = kpt_w  * sum(w * D_kpt) / sum(w),   D_kpt = `keypoint_discrepancy` (pose pairs; 0 elsewhere)
     P is the student's projector (held by the distiller, applied before this loss). With feat_w = 6, cls_w = box_w =
     0 this is exactly Ultralytics' built-in distillation loss for that level (its `dis` = 6).
 
     Attributes:
-        feat, cls, box (float): Weights of the three terms (0 turns one off).
+        feat, cls, box, kpt (float): Weights of the terms (0 turns one off; kpt is off unless set).
         temp (float): LD's softmax temperature for the box distributions.
 
     Examples:
@@ -133,18 +165,21 @@ class ScoreLoss(DistillLoss):
         tensor(1.)
     """
 
-    WEIGHTS = {"feat": "feat", "cls": "cls", "box": "box"}
+    WEIGHTS = {"feat": "feat", "cls": "cls", "box": "box", "kpt": "kpt"}
     NEEDS_HEAD = True
     PROJECTOR = "mlp"  # the distiller aligns student channels with 1x1 conv - ReLU - 1x1 conv, as FRS and Ultralytics
 
-    def __init__(self, feat: float = 6.0, cls: float = 1.0, box: float = 1.0, temp: float = 10.0) -> None:
-        """Initialize the three weights and LD's temperature."""
+    def __init__(self, feat: float = 6.0, cls: float = 1.0, box: float = 1.0, temp: float = 10.0,
+                 kpt: float = 0.0) -> None:
+        """Initialize the four weights and LD's temperature."""
         super().__init__()
         self.feat, self.cls, self.box, self.temp = float(feat), float(cls), float(box), float(temp)
+        self.kpt = float(kpt)
 
     def parts(self, student: Tensor, teacher: Tensor, boxes: list[Tensor] | None = None,
               head: LevelHead | None = None) -> dict[str, Tensor]:
-        """The weighted terms {'feat', 'cls', 'box'} of one level, scalar fp32 tensors.
+        """The weighted terms {'feat', 'cls', 'box'} of one level (and 'kpt' where its weight is on), scalar fp32
+        tensors.
 
         Args:
             student (Tensor): Projected student features (N, C, H, W).
@@ -161,7 +196,13 @@ class ScoreLoss(DistillLoss):
         cls = weighted_mean(bernoulli_kl(head.teacher_logits, head.student_logits).mean(1, keepdim=True), w) \
             if self.cls else zero
         box = weighted_mean(box_discrepancy(head.teacher_box, head.student_box, self.temp), w) if self.box else zero
-        return {"feat": self.feat * feat, "cls": self.cls * cls, "box": self.box * box}
+        parts = {"feat": self.feat * feat, "cls": self.cls * cls, "box": self.box * box}
+        if self.kpt:  # off unless asked for (score_kpt): then a part of its own, 0 where a head has no keypoints
+            kpt = zero
+            if head.teacher_kpt is not None and head.student_kpt is not None:
+                kpt = weighted_mean(keypoint_discrepancy(head.teacher_kpt, head.student_kpt, head.kpt_dim), w)
+            parts["kpt"] = self.kpt * kpt
+        return parts
 
     def forward(self, student: Tensor, teacher: Tensor, boxes: list[Tensor] | None = None,
                 head: LevelHead | None = None) -> Tensor:
@@ -170,4 +211,4 @@ class ScoreLoss(DistillLoss):
 
     def extra_repr(self) -> str:
         """Show the weights and the temperature when the module is printed."""
-        return f"feat={self.feat}, cls={self.cls}, box={self.box}, temp={self.temp}"
+        return f"feat={self.feat}, cls={self.cls}, box={self.box}, kpt={self.kpt}, temp={self.temp}"
