@@ -18,7 +18,8 @@ import numpy as np
 
 from .config import DEFAULTS
 from .evidence import run_benchmark
-from .evidence.bench import PROFILES, prepare_data, resolve_settings, teacher_train_args
+from .evidence.bench import prepare_data, resolve_settings, teacher_train_args
+from .evidence.profiles import PROFILES
 from .evidence.runs import teacher_folder
 
 DEMO_METHODS = ("none", str(DEFAULTS["distill"]))

@@ -9,8 +9,9 @@ Examples:
     >>> summary = run_benchmark(profile="quick")  # trains a teacher and 3 seeds of 4 students  # doctest: +SKIP
 """
 
-from .bench import PROFILES, method_args, resolve_settings, run_benchmark, run_one
+from .bench import method_args, resolve_settings, run_benchmark, run_one
 from .methods import Method, parse_methods, parse_seeds
+from .profiles import PROFILES
 
 __all__ = ["PROFILES", "Method", "method_args", "parse_methods", "parse_seeds", "resolve_settings", "run_benchmark",
            "run_one"]
