@@ -96,6 +96,14 @@ def stream_of(part: str) -> str:
     return head if head in ("adv", "freq") else "base"
 
 
+def stream_parts(stream: str, weight: float, parts: Mapping[str, torch.Tensor],
+                 keep: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+    """The base loss's `parts` (fgd.fg, score.cls, mse, ...) as the parts of another stream: each times `weight`,
+    renamed "<stream>.<part>" ("<stream>" for a lone part), only the parts in `keep` when given."""
+    return {".".join(filter(None, (stream, k.partition(".")[2]))): weight * v for k, v in parts.items()
+            if keep is None or k.partition(".")[2] in keep}
+
+
 # which base parts the adversarial stream distils, by `adv_distill`, where the base loss is head-aware
 ADV_DISTILLED = {"all": ("feat", "cls", "box", "kpt"), "features": ("feat",), "predictions": ("cls", "box", "kpt")}
 
@@ -188,17 +196,14 @@ class FeatureDistiller(nn.Module):
         """
         if not self.needs_head:
             return {"adv": sum(self.adv(adapt(s), t) for adapt, s, t in zip(self.adapters, student, teacher))}
-        keep = ADV_DISTILLED[self.adv_distill]
-        parts = self.base_parts(student, teacher, [], heads)
-        return {f"adv.{k.partition('.')[2]}": self.adv.weight_of("") * v for k, v in parts.items()
-                if k.partition(".")[2] in keep}
+        return stream_parts("adv", self.adv.weight_of(""), self.base_parts(student, teacher, [], heads),
+                            ADV_DISTILLED[self.adv_distill])
 
     def view_parts(self, student: list[torch.Tensor], teacher: list[torch.Tensor], boxes: list[torch.Tensor],
                    heads: list[LevelHead] | None = None) -> dict[str, torch.Tensor]:
         """The frequency view's term (freq_apply=view): the base loss's parts on the mixed images, each times
         `freq_weight`, named "freq.<part>" ("freq" for a lone part)."""
-        parts = self.base_parts(student, teacher, boxes, heads)
-        return {".".join(filter(None, ("freq", k.partition(".")[2]))): self.freq_weight * v for k, v in parts.items()}
+        return stream_parts("freq", self.freq_weight, self.base_parts(student, teacher, boxes, heads))
 
     def adv_at(self, values: Mapping[str, float], weights: Mapping[str, float]) -> float:
         """The adversarial term's measured value (`values`, at the weights the distiller holds now) recomputed at the
@@ -325,8 +330,8 @@ class IKDModel(nn.Module):
     def view_parts(self, batch: dict) -> dict[str, torch.Tensor]:
         """The frequency view's parts: the student and the teacher on the mixed images, positions weighted by the
         teacher's scores on their clean images (the mixing keeps every object where it was)."""
-        index = batch[FREQ_INDEX]
-        boxes = [boxes_per_image(batch)[i] for i in index.tolist()]
+        index, every_image = batch[FREQ_INDEX], boxes_per_image(batch)
+        boxes = [every_image[i] for i in index.tolist()]
         if not self.distiller.needs_head:
             return self.distiller.view_parts(self.student_neck_features(batch[FREQ_IMG]), batch[FREQ_TEACHER_FEATS],
                                              boxes)

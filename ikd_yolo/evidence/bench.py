@@ -99,15 +99,16 @@ def run_benchmark(
     build_attack_caches(s, data, teacher)  # once per teacher, before runs of every seed and method read them
     order = [(method, seed) for method in s["methods"] for seed in s["seeds"]]
     parallel = s["jobs"] > 1 and len(order) > 1
-    logs = {run_label(m, seed): run_root / "logs" / f"{run_label(m, seed)}.log" for m, seed in order}
+    names = {run_label(m, seed): (m, seed) for m, seed in order}
+    logs = {name: run_root / "logs" / f"{name}.log" for name in names}
     if parallel:
         LOGGER.info(f"{PREFIX} {len(order)} runs, {s['jobs']} at a time; each run's output goes to "
                     f"{run_root / 'logs'}/<run>.log")
     with Jobs(s["jobs"]) as jobs:
-        futures = {run_label(m, seed): jobs.submit(
+        futures = {name: jobs.submit(
             run_one, m, seed, s, data, teacher, gt, area_scale, out_dir / "runs", run_root,
-            threads=cpu_threads(min(s["jobs"], len(order))), log=logs[run_label(m, seed)] if parallel else None)
-            for m, seed in order}
+            threads=cpu_threads(min(s["jobs"], len(order))), log=logs[name] if parallel else None)
+            for name, (m, seed) in names.items()}
         if parallel:
             watch(futures, run_root, logs, s["epochs"])
         runs = [f.result() for f in futures.values()]

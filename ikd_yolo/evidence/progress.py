@@ -26,7 +26,7 @@ def epochs_done(run_dir: Path) -> int:
         lines = (run_dir / "results.csv").read_text().splitlines()
     except OSError:
         return 0
-    return max(sum(1 for line in lines[1:] if line.strip()), 0)
+    return sum(1 for line in lines[1:] if line.strip())
 
 
 def progress_line(epochs_by_run: dict[str, int], epochs: int, done: int, total: int) -> str:
