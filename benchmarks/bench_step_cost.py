@@ -17,6 +17,10 @@ Variants, all with the same student (yolo11n.yaml), teacher (an untrained yolo11
     score-view   score with the frequency view (freq_mode=spectral freq_apply=view freq_p=0.5): a distillation-only
                  stream of the mixed images
     ikd-score-view  ikd-score with the same view: two extra streams (adversarial and frequency)
+    ikd-score-online         ikd-score with the online 1-step attack (the shared form's baseline)
+    ikd-score-online-view    ikd-score-online with the frequency view: two extra streams
+    ikd-score-shared         ikd-score-online with freq_apply=shared: the attack starts from the mixed images, one
+                             extra stream carries both parts (the clean maps then need their own teacher pass)
 
 Two ways to time a step (see benchmarks/_timing.py):
 
@@ -50,6 +54,8 @@ import _timing as T  # noqa: E402
 
 
 FREQ_VIEW = {"freq_mode": "spectral", "freq_apply": "view"}
+FREQ_SHARED = {"freq_mode": "spectral", "freq_apply": "shared"}
+ONLINE_1STEP = {"adv_steps": 1, "adv_every": 1, "adv_mode": "online"}
 
 
 def variants(teacher: Path) -> dict[str, tuple[str, dict]]:
@@ -72,6 +78,9 @@ def variants(teacher: Path) -> dict[str, tuple[str, dict]]:
         "score-view": ("ikd", {"teacher": t, "distill": "score", **FREQ_VIEW}),
         "ikd-score-view": ("ikd", {"teacher": t, "distill": "ikd-score", "adv_steps": 1, "adv_every": 1,
                                    "adv_mode": "cached", **FREQ_VIEW}),
+        "ikd-score-online": ("ikd", {"teacher": t, "distill": "ikd-score", **ONLINE_1STEP}),
+        "ikd-score-online-view": ("ikd", {"teacher": t, "distill": "ikd-score", **ONLINE_1STEP, **FREQ_VIEW}),
+        "ikd-score-shared": ("ikd", {"teacher": t, "distill": "ikd-score", **ONLINE_1STEP, **FREQ_SHARED}),
     }
 
 

@@ -289,6 +289,16 @@ def check_together(cfg: Mapping[str, Any]) -> None:
     if cfg["freq_apply"] == "view" and cfg["freq_mode"] == "paper":
         raise DistillConfigError("freq_apply=view needs freq_mode=spectral: the paper rule crops images, so its view "
                                  "would not line up with the batch whose teacher scores weight it")
+    if cfg["freq_apply"] == "shared" and cfg["freq_mode"] != "off":
+        if cfg["freq_mode"] == "paper":
+            raise DistillConfigError("freq_apply=shared needs freq_mode=spectral: the paper rule crops images, so the "
+                                     "attack's positions would not line up with the clean batch's teacher scores")
+        if not adversarial_term_on(cfg):
+            raise DistillConfigError("freq_apply=shared starts the attack from the mixed images, and this run has no "
+                                     "attack: turn the adversarial term on (adv_weight, adv_steps), or freq_apply=view")
+        if cfg["adv_mode"] != "online":
+            raise DistillConfigError("freq_apply=shared needs adv_mode=online: cached attacks start from the clean "
+                                     "images stored once per teacher; use adv_mode=online, or freq_apply=view")
     if frequency_view_on(cfg) and cfg["kd_loss"] == "none":
         raise DistillConfigError("freq_apply=view distils the mixed images with the base loss, and kd_loss=none has "
                                  "none: choose a kd_loss, or freq_apply=replace")

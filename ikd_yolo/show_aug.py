@@ -5,8 +5,9 @@ image keeps its own `ori_shape`), applies `FrequencyAugment` with the given IKD 
 column per image and five rows: original with boxes, augmented with boxes, the log-amplitude spectra (fftshifted,
 channel mean) of both on a shared colour scale, and the spectrum of the change. The row titles and the heading say
 who sees which image: with freq_apply=replace the mixed images are the training batch, with freq_apply=view the
-detection loss sees the clean images and only the distillation sees the mixed ones. Box colours: cyan = small box,
-orange = large box (at original resolution). Spectral mode draws the image's band [lo, hi) as dashed ellipses.
+detection loss sees the clean images and only the distillation sees the mixed ones, with freq_apply=shared the attack
+starts from the mixed ones. Box colours: cyan = small box, orange = large box (at original resolution). Spectral
+mode draws the image's band [lo, hi) as dashed ellipses.
 
 Only matplotlib's Figure/Agg API and its bundled DejaVu font are used (no pyplot state, no Ultralytics text helpers,
 so nothing is downloaded).
@@ -31,11 +32,22 @@ from .augment.frequency import FrequencyAugment
 from .augment.policy import box_is_small, input_scales
 
 SMALL_COLOR, LARGE_COLOR = "#00e5ff", "#ff9800"
-# what each row shows, by freq_apply: who sees the top two images
-ROWS_REPLACE = ("original", "augmented: training batch", "log |FFT| original", "log |FFT| augmented",
-                "log |FFT| of change")
-ROWS_VIEW = ("clean: detection loss", "mixed: distillation view", "log |FFT| clean", "log |FFT| mixed",
-             "log |FFT| of change")
+# by freq_apply: what the rows show (who sees the top two images) and the heading's sentence
+ROWS = {
+    "replace": ("original", "augmented: training batch", "log |FFT| original", "log |FFT| augmented",
+                "log |FFT| of change"),
+    "view": ("clean: detection loss", "mixed: distillation view", "log |FFT| clean", "log |FFT| mixed",
+             "log |FFT| of change"),
+    "shared": ("clean: detection loss", "mixed: the attack's start", "log |FFT| clean", "log |FFT| mixed",
+               "log |FFT| of change"),
+}
+WHO_SEES = {
+    "replace": "freq_apply=replace: the mixed images are the training batch (detection loss and distillation)",
+    "view": "freq_apply=view: the detection loss trains on the clean images; teacher and student are distilled on the "
+            "mixed ones too",
+    "shared": "freq_apply=shared: the detection loss trains on the clean images; the attack starts from the mixed "
+              "ones, and its images are distilled",
+}
 
 
 def pick_images(labels: list[dict], n: int, small: float, seed: int) -> list[int]:
@@ -171,8 +183,8 @@ def show_augmentation(
     sx, sy, sd = log_spectrum(x), log_spectrum(y), log_spectrum(y - x)
     b, (h, w) = x.shape[0], x.shape[-2:]
 
-    view = cfg.get("freq_apply") == "view"
-    rows = ROWS_VIEW if view else ROWS_REPLACE
+    apply = cfg.get("freq_apply", "replace")
+    rows = ROWS[apply]
     fig = Figure(figsize=(2.2 * b, 2.3 * len(rows)), dpi=100, layout="constrained")
     axes = fig.subplots(len(rows), b, squeeze=False)
     for i in range(b):
@@ -197,10 +209,7 @@ def show_augmentation(
             for r in (3, 4):
                 _draw_band(axes[r, i], float(info["lo"][i]), float(info["hi"][i]), h, w)
         axes[0, i].set_title(_column_title(info, i, Path(batch["im_file"][i]).name), fontsize=7)
-    what = ("freq_apply=view: the detection loss trains on the clean images; teacher and student are distilled on "
-            "the mixed ones too" if view else "freq_apply=replace: the mixed images are the training batch (detection "
-            "loss and distillation)")
-    fig.suptitle(f"{aug!r}\n{what}\nbox: cyan small, orange large; dashed circle: the band", fontsize=8)
+    fig.suptitle(f"{aug!r}\n{WHO_SEES[apply]}\nbox: cyan small, orange large; dashed circle: the band", fontsize=8)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)

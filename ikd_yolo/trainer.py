@@ -4,7 +4,8 @@ Inconsistent Knowledge Distillation (Liang et al., ACM MM 2023, arXiv:2209.09841
 the training batch (FGD/MGD/CWD/MSE) and, during the first part of training, on inputs whose content the labels do not
 describe: frequency-mixed images (per image, from its object scale; by default they replace the batch as the authors'
 augmentation replaced the training image, so they feed the detection loss too; with freq_apply=view they are a
-distillation-only stream instead), and an extra adversarial copy that attacks the teacher, distilled on its own.
+distillation-only stream instead; with freq_apply=shared the online attack starts from them), and an extra adversarial
+copy that attacks the teacher, distilled on its own.
 This class only wires those parts into Ultralytics' loop; each lives in its own module.
 """
 
@@ -158,18 +159,25 @@ class IKDTrainer(DetectionTrainer):
     def _distillation_inputs(self, batch: dict, attacking: bool) -> dict:
         """The batch IKD trains on: frequency-mixed in the augmentation phase, with the teacher's maps, and (when
         `attacking`) adversarial images with the teacher's maps of them."""
-        view = None
+        view = attack_start = None
         if self.augmentation_phase and self.freq_augment is not None:
-            if self.distill["freq_apply"] == "view":
+            apply = self.distill["freq_apply"]
+            if apply == "view":
                 view = self.freq_augment(batch)
-            else:
+            elif apply == "replace":
                 batch = self.freq_augment(batch)
+            elif attacking:  # shared: the online attack starts from the mixed images (same geometry, same labels)
+                attack_start = self.freq_augment(batch)
         x_adv = None
-        if attacking and self.adv_stream is None:  # online: the attack's first forward gives the clean maps too
+        if attacking and self.adv_stream is None:
             if self.teacher_criterion is None:
                 self.teacher_criterion = class_loss_criterion(self.teacher.model)
-            x_adv, batch[TEACHER_FEATS] = self.attack.with_features(
-                self.teacher.model, self.teacher_criterion, batch, self.teacher.recorder.layers)
+            if attack_start is None:  # the attack's first forward gives the clean maps too
+                x_adv, batch[TEACHER_FEATS] = self.attack.with_features(
+                    self.teacher.model, self.teacher_criterion, batch, self.teacher.recorder.layers)
+            else:
+                x_adv = self.attack(self.teacher.model, self.teacher_criterion, attack_start)
+                batch[TEACHER_FEATS] = self.teacher.features(batch["img"])
         else:
             batch[TEACHER_FEATS] = self.teacher.features(batch["img"])
             k = self.attack.n_attacked(batch["img"].shape[0]) if attacking else 0

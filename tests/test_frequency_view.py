@@ -1,6 +1,7 @@
 """freq_apply=view: the frequency-mixed images as a distillation-only stream. The detection loss keeps the clean
 batch; teacher and student run on the mixed images, which the base loss distils at positions weighted by the
-teacher's clean scores; its term is its own loss column."""
+teacher's clean scores; its term is its own loss column. freq_apply=shared: the online attack starts from the mixed
+images, so the adversarial stream carries both parts."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from ikd_yolo import IKDTrainer
 from ikd_yolo.cli import main
 from ikd_yolo.config import DistillConfigError, resolve_distill_config
 from ikd_yolo.model import (
-    FREQ_IMG, FREQ_INDEX, FREQ_TEACHER_FEATS, FREQ_TEACHER_HEAD, TEACHER_HEAD, FeatureDistiller, IKDModel, stream_of,
+    ADV_IMG, FREQ_IMG, FREQ_INDEX, FREQ_TEACHER_FEATS, FREQ_TEACHER_HEAD, TEACHER_FEATS, TEACHER_HEAD, FeatureDistiller,
+    IKDModel, stream_of,
 )
 
 VIEW = dict(freq_mode="spectral", freq_apply="view", freq_p=1.0)
@@ -50,6 +52,42 @@ def test_view_settings_that_contradict_are_one_line():
         resolve_distill_config({"distill": "ikd-fgd-paper", "freq_apply": "view"})
     with pytest.raises(DistillConfigError, match="^freq_apply=view distils the mixed images with the base loss"):
         resolve_distill_config({"distill": "mse", **VIEW, "kd_loss": "none", "adv_weight": 0.5})
+
+
+def test_shared_settings_that_contradict_are_one_line():
+    shared = dict(freq_mode="spectral", freq_apply="shared")
+    with pytest.raises(DistillConfigError, match="^freq_apply=shared needs freq_mode=spectral"):
+        resolve_distill_config({"distill": "ikd-fgd-paper", "freq_apply": "shared"})
+    with pytest.raises(DistillConfigError, match="^freq_apply=shared starts the attack from the mixed images, and "
+                                                 "this run has no attack"):
+        resolve_distill_config({"distill": "score", **shared})
+    with pytest.raises(DistillConfigError, match="^freq_apply=shared needs adv_mode=online"):
+        resolve_distill_config({"distill": "ikd-score", **shared, "adv_mode": "cached"})
+    assert resolve_distill_config({"distill": "ikd-score", **shared})["freq_apply"] == "shared"
+
+
+def test_shared_attack_starts_from_the_mixed_images_and_the_clean_batch_stays(tmp_path, synthetic_data, teacher_pt):
+    # a zero step size leaves the attack where it starts (the projection clamps to the start's own range), so the
+    # adversarial images are exactly the mixed images the augmentation drew
+    trainer = IKDTrainer(overrides=dict(
+        model="yolo11n.yaml", teacher=str(teacher_pt), data=str(synthetic_data), distill="ikd-score", weights="fixed",
+        freq_mode="spectral", freq_apply="shared", freq_p=1.0, adv_mode="online", adv_steps=1, adv_step_size=0.0,
+        **train_kwargs(tmp_path, "shared")))
+    trainer._setup_train()
+    trainer.epoch = 0
+    raw = next(iter(trainer.train_loader))
+    clean = super(IKDTrainer, trainer).preprocess_batch(dict(raw))
+    torch.manual_seed(0)
+    batch = trainer.distillation_batch(dict(raw), attacking=True)
+    torch.manual_seed(0)
+    mixed = trainer.freq_augment(dict(clean))["img"]
+    assert not torch.equal(mixed, clean["img"])
+    assert torch.equal(batch["img"], clean["img"])  # the detection loss trains on the clean images
+    assert torch.equal(batch[ADV_IMG], mixed)
+    assert torch.equal(batch[TEACHER_FEATS][0], trainer.teacher.features(clean["img"])[0])  # clean maps, not mixed
+    assert FREQ_IMG not in batch  # one extra stream, not two
+    quiet = trainer.distillation_batch(dict(raw), attacking=False)  # a step without an attack mixes nothing
+    assert torch.equal(quiet["img"], clean["img"]) and ADV_IMG not in quiet
 
 
 @pytest.fixture
@@ -105,10 +143,11 @@ def test_show_aug_says_who_sees_which_image(tmp_path, synthetic_data, monkeypatc
 
     titles = []
     monkeypatch.setattr(Figure, "suptitle", lambda self, text, **kw: titles.append(text))
-    for apply in ("replace", "view"):
+    for apply in ("replace", "view", "shared"):
         out = tmp_path / f"{apply}.png"
         assert main(["show-aug", f"data={synthetic_data}", "distill=ikd-fgd-full", f"freq_apply={apply}", "n=2",
                      "imgsz=64", f"out={out}"]) == 0
         assert out.read_bytes()[:4] == b"\x89PNG"
     assert "the mixed images are the training batch" in titles[0]
     assert "the detection loss trains on the clean images" in titles[1]
+    assert "the attack starts from the mixed ones" in titles[2]
