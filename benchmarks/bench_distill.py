@@ -11,7 +11,8 @@ runs under runs/bench-distill/<name>/ unless out= / project= say otherwise. Argu
 
 Keys: profile, name, out, project, data, teacher, student, methods (list or comma-separated; aliases freq-only,
 adv-only, no-kd), seeds (a count, or a list), epochs, imgsz, batch, device, workers, n_train, n_val, data_imgsz,
-teacher_model, teacher_epochs; any ikd-yolo distillation key (ikd-yolo methods only) or Ultralytics train argument.
+teacher_model, teacher_epochs, teacher_init (a .pt whose weights the trained teacher starts from, e.g. a detect teacher
+for a segment one); any ikd-yolo distillation key (ikd-yolo methods only) or Ultralytics train argument.
 Finished (method, seed) runs are kept in <out>/<name>/runs/*.json and are not trained again on a rerun.
 """
 

@@ -326,3 +326,20 @@ def test_keypoints_are_off_until_asked_for_even_with_auto_weights():
     assert resolve_distill_config({"distill": "ikd-score"})["score_kpt"] == 0.0  # weights=auto leaves it off
     assert resolve_distill_config({"distill": "score", "score_kpt": "auto"})["score_kpt"] == "auto"
     assert resolve_distill_config({"distill": "score"})["score_cls"] == "auto"  # the other parts are measured
+
+
+def test_a_task_teacher_can_start_from_a_detect_teachers_weights(teacher_pt, tmp_path):
+    """teacher_init: the benchmark's task teacher trains from a detect teacher's weights (Ultralytics' pretrained=),
+    which is part of its cache key; without it the key stays what it was; contradictions are one line."""
+    from ikd_yolo.config import DistillConfigError
+    from ikd_yolo.evidence import bench, resolve_settings
+    from ikd_yolo.inputs import TeacherError
+
+    s = resolve_settings("quick", task="segment", teacher_init=str(teacher_pt))
+    assert bench.teacher_train_args(s)["pretrained"] == str(Path(teacher_pt).resolve())
+    assert "pretrained" not in bench.teacher_train_args(resolve_settings("quick", task="segment"))
+    with pytest.raises(DistillConfigError, match=r"^teacher_init=\S+ starts the profile's teacher training, and "
+                                                 r"teacher=\S+ is already trained"):
+        bench.check_inputs(resolve_settings("quick", teacher_init=str(teacher_pt), teacher=str(teacher_pt)))
+    with pytest.raises(TeacherError, match="teacher_init"):
+        bench.check_inputs(resolve_settings("quick", teacher_init=str(tmp_path / "missing.pt")))

@@ -74,8 +74,8 @@ def run_benchmark(
         report (str | None): Sub-folder of `out` for this invocation's table, JSON and plots (default: `name`), so
             comparisons of different method sets can share the finished runs of one `name`.
         **overrides: Any profile key (data, teacher, student, methods, seeds, epochs, imgsz, batch, device, n_train,
-            n_val, data_imgsz, teacher_model, teacher_epochs, workers), any distillation key (given to the ikd-yolo
-            methods only) or any Ultralytics train argument (given to every student).
+            n_val, data_imgsz, teacher_model, teacher_epochs, teacher_init, workers), any distillation key (given to
+            the ikd-yolo methods only) or any Ultralytics train argument (given to every student).
     """
     start = time.time()
     s = resolve_settings(profile, **overrides)
@@ -128,7 +128,8 @@ def run_benchmark(
 def teacher_train_args(s: dict[str, Any]) -> dict[str, Any]:
     """The Ultralytics arguments a profile's teacher trains with besides data, model, epochs, imgsz and batch (they
     are part of its cache key)."""
-    return dict(workers=s["workers"], **s["train_args"], **s["teacher_args"])
+    init = {"pretrained": str(Path(s["teacher_init"]).resolve())} if s["teacher_init"] else {}
+    return dict(workers=s["workers"], **s["train_args"], **s["teacher_args"], **init)
 
 
 def build_attack_caches(s: dict[str, Any], data: Path, teacher: Path) -> None:
@@ -229,6 +230,12 @@ def check_inputs(s: dict[str, Any]) -> None:
             raise InputError(str(e).replace(f"model={s[key]}", f"{key}={s[key]}", 1)) from None
     if s["data"]:
         load_data(s["data"])
+    if s["teacher_init"] and s["teacher"]:
+        raise DistillConfigError(f"teacher_init={s['teacher_init']} starts the profile's teacher training, and "
+                                 f"teacher={s['teacher']} is already trained: give one of them")
+    if s["teacher_init"]:  # the starting weights of the teacher this benchmark trains: Ultralytics unpickles them
+        read_checkpoint(find_weights(s["teacher_init"], "teacher_init", TeacherError), "teacher_init", TeacherError,
+                        trust)
     if s["teacher"]:  # validated by Ultralytics before any run: it must pass the safe reader first
         saved = read_checkpoint(find_weights(s["teacher"], "teacher", TeacherError), "teacher", TeacherError, trust)
         if models["student"] is not None:

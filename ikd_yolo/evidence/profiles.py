@@ -28,7 +28,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     # about 4x a plain student, the cached one about 3x: see docs/cost.md).
     "quick": dict(
         n_train=800, n_val=300, data_imgsz=96, clutter=0.0, min_side=8, teacher_model="yolo11s.yaml",
-        teacher_epochs=18, teacher_args={}, student="yolo11n.yaml", task=None, epochs=15, imgsz=96, batch=8, seeds=3,
+        teacher_epochs=18, teacher_args={}, teacher_init=None,
+        student="yolo11n.yaml", task=None, epochs=15, imgsz=96, batch=8, seeds=3,
         device="cpu", workers=0, jobs=None, methods=("none", "ultralytics", "score", "ikd-score"),
         train_args=dict(optimizer="AdamW", lr0=0.002, warmup_epochs=1, nbs=8, val=False),
         ikd_args=dict(adv_steps=2, adv_every=2, adv_mode="cached"),
@@ -38,7 +39,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     # per epoch); the teacher as in quick. An estimate until measured.
     "quick160": dict(
         n_train=400, n_val=300, data_imgsz=160, clutter=0.0, min_side=8, teacher_model="yolo11s.yaml",
-        teacher_epochs=18, teacher_args={}, student="yolo11n.yaml", task=None, epochs=12, imgsz=160, batch=8, seeds=2,
+        teacher_epochs=18, teacher_args={}, teacher_init=None,
+        student="yolo11n.yaml", task=None, epochs=12, imgsz=160, batch=8, seeds=2,
         device="cpu", workers=0, jobs=None, methods=("none", "ultralytics", "ikd-score"),
         train_args=dict(optimizer="AdamW", lr0=0.002, warmup_epochs=1, nbs=8, val=False),
         ikd_args=dict(adv_steps=2, adv_every=2, adv_mode="cached"),
@@ -47,7 +49,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     # the device, 600 train images at 160 px, students 20 epochs, the teacher 40.
     "gpu": dict(
         n_train=600, n_val=300, data_imgsz=160, clutter=0.0, min_side=8, teacher_model="yolo11s.yaml",
-        teacher_epochs=40, teacher_args={}, student="yolo11n.yaml", task=None, epochs=20, imgsz=160, batch=32, seeds=3,
+        teacher_epochs=40, teacher_args={}, teacher_init=None,
+        student="yolo11n.yaml", task=None, epochs=20, imgsz=160, batch=32, seeds=3,
         device="0", workers=4, jobs=6, methods=("none", "ultralytics", "score", "ikd-score"),
         train_args=dict(optimizer="AdamW", lr0=0.002, warmup_epochs=1, nbs=32, val=False),
         ikd_args=dict(adv_steps=2, adv_mode="cached"),
@@ -55,8 +58,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     # the user's own data (data= required) with Ultralytics' default recipe and IKD's default attack; pass your trained
     # teacher= (otherwise a yolo11m is trained from scratch on that data: nothing is downloaded)
     "full": dict(
-        teacher_model="yolo11m.yaml", teacher_epochs=100, teacher_args={}, student="yolo11n.yaml", task=None,
-        epochs=100, imgsz=640, batch=16, seeds=3, device=None, workers=8, jobs=1, methods=ALL_METHODS, train_args={},
-        ikd_args={},
+        teacher_model="yolo11m.yaml", teacher_epochs=100, teacher_args={}, teacher_init=None, student="yolo11n.yaml",
+        task=None, epochs=100, imgsz=640, batch=16, seeds=3, device=None, workers=8, jobs=1, methods=ALL_METHODS,
+        train_args={}, ikd_args={},
     ),
 }
