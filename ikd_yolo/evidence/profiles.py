@@ -16,35 +16,32 @@ from typing import Any
 from .methods import ALL_METHODS
 
 # Profile keys: the synthetic set (n_train, n_val, data_imgsz, clutter, min_side; ignored when data= is given), the
-# teacher trained when teacher= is not given (teacher_model, teacher_epochs, teacher_args), the students, `train_args`
-# (the Ultralytics recipe of the teacher and every student), `ikd_args` (for the ikd-yolo methods only) and `jobs`
-# (runs at once; None: one per CPU core on CPU).
+# teacher trained when teacher= is not given (teacher_model, teacher_epochs, teacher_args; teacher_init: a .pt it
+# starts from), the students, `train_args` (the Ultralytics recipe of the teacher and every student), `ikd_args` (for
+# the ikd-yolo methods only) and `jobs` (runs at once; None: one per CPU core on CPU).
+
+# quick, 2 CPU cores: data drawn at the 96 px the models train at, no background clutter, no box side under 8 px; a
+# yolo11s teacher trained 18 epochs (once, cached, on every core), yolo11n students 15 epochs, two at a time.
+# nbs=8: an optimizer step per batch of 8 (Ultralytics' nbs=64 would step every 8th batch, 8x fewer updates:
+# in 12 epochs a yolo11n reached mAP50-95 0.16 with nbs=8 vs 0.06 with nbs=64). Final validation only. The
+# attack: 2 steps on every second batch, from the adversarial cache (per epoch here the online attack costs
+# about 4x a plain student, the cached one about 3x: see docs/cost.md).
+QUICK: dict[str, Any] = dict(
+    n_train=800, n_val=300, data_imgsz=96, clutter=0.0, min_side=8, teacher_model="yolo11s.yaml",
+    teacher_epochs=18, teacher_args={}, teacher_init=None,
+    student="yolo11n.yaml", task=None, epochs=15, imgsz=96, batch=8, seeds=3,
+    device="cpu", workers=0, jobs=None, methods=("none", "ultralytics", "score", "ikd-score"),
+    train_args=dict(optimizer="AdamW", lr0=0.002, warmup_epochs=1, nbs=8, val=False),
+    ikd_args=dict(adv_steps=2, adv_every=2, adv_mode="cached"),
+)
+
 PROFILES: dict[str, dict[str, Any]] = {
-    # 2 CPU cores: data drawn at the 96 px the models train at, no background clutter, no box side under 8 px; a
-    # yolo11s teacher trained 18 epochs (once, cached, on every core), yolo11n students 15 epochs, two at a time.
-    # nbs=8: an optimizer step per batch of 8 (Ultralytics' nbs=64 would step every 8th batch, 8x fewer updates:
-    # in 12 epochs a yolo11n reached mAP50-95 0.16 with nbs=8 vs 0.06 with nbs=64). Final validation only. The
-    # attack: 2 steps on every second batch, from the adversarial cache (per epoch here the online attack costs
-    # about 4x a plain student, the cached one about 3x: see docs/cost.md).
-    "quick": dict(
-        n_train=800, n_val=300, data_imgsz=96, clutter=0.0, min_side=8, teacher_model="yolo11s.yaml",
-        teacher_epochs=18, teacher_args={}, teacher_init=None,
-        student="yolo11n.yaml", task=None, epochs=15, imgsz=96, batch=8, seeds=3,
-        device="cpu", workers=0, jobs=None, methods=("none", "ultralytics", "score", "ikd-score"),
-        train_args=dict(optimizer="AdamW", lr0=0.002, warmup_epochs=1, nbs=8, val=False),
-        ikd_args=dict(adv_steps=2, adv_every=2, adv_mode="cached"),
-    ),
+    "quick": QUICK,
     # the quick profile at 160 px, where the frequency bands hold enough bins to mean something (at 96 px the high
     # band is a handful): half the images and 12 epochs, so a run costs about what a quick one does (1.4x the pixels
     # per epoch); the teacher as in quick. An estimate until measured.
-    "quick160": dict(
-        n_train=400, n_val=300, data_imgsz=160, clutter=0.0, min_side=8, teacher_model="yolo11s.yaml",
-        teacher_epochs=18, teacher_args={}, teacher_init=None,
-        student="yolo11n.yaml", task=None, epochs=12, imgsz=160, batch=8, seeds=2,
-        device="cpu", workers=0, jobs=None, methods=("none", "ultralytics", "ikd-score"),
-        train_args=dict(optimizer="AdamW", lr0=0.002, warmup_epochs=1, nbs=8, val=False),
-        ikd_args=dict(adv_steps=2, adv_every=2, adv_mode="cached"),
-    ),
+    "quick160": {**QUICK, "n_train": 400, "data_imgsz": 160, "epochs": 12, "imgsz": 160, "seeds": 2,
+                 "methods": ("none", "ultralytics", "ikd-score")},
     # one H100/H200 in <= 8 minutes: ESTIMATED until run there (no GPU has been lent to size it). 6 runs at once on
     # the device, 600 train images at 160 px, students 20 epochs, the teacher 40.
     "gpu": dict(
