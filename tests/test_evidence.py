@@ -309,6 +309,12 @@ def test_argument_parsing_and_errors():
     # a preset with settings of its own: trained and reported beside the preset
     assert [m.label for m in parse_methods("ikd-fgd,ikd-fgd[adv_mode=cached],ikd-fgd[freq_p=0.25,adv_eps=0.02]")] == [
         "ikd-fgd", "ikd-fgd[adv_mode=cached]", "ikd-fgd[freq_p=0.25;adv_eps=0.02]"]
+    # a range value keeps its own comma: the string the command line gives, and the list a script gives
+    for given in ("fgd,ikd-score[freq_mode=spectral;freq_band_high=[0.5,1.415],freq_p=1.0]",
+                  ["fgd", "ikd-score[freq_mode=spectral;freq_band_high=[0.5,1.415];freq_p=1.0]"]):
+        fgd, ranged = parse_methods(given)
+        assert fgd.label == "fgd" and dict(ranged.settings) == {
+            "freq_mode": "spectral", "freq_band_high": [0.5, 1.415], "freq_p": 1.0}
     quick = resolve_settings("quick")
     assert method_args("ikd-fgd[adv_steps=1;freq_p=0.25]", quick)["adv_steps"] == 1  # over the profile's 2
     assert method_args("ikd-fgd[freq_p=0.25]", quick)["freq_p"] == 0.25

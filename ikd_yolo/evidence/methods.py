@@ -45,11 +45,13 @@ def parse_methods(methods: Any) -> list[Method]:
 
 
 def _join_brackets(words: list[str]) -> list[str]:
-    """Undo a comma split inside brackets: ['a[x=1', 'y=2]'] -> ['a[x=1;y=2]']."""
+    """Undo a comma split inside brackets: between a preset's settings the comma was a key separator, inside a
+    value's own brackets it was the value's: ['a[x=1', 'y=[0', '1]]'] -> ['a[x=1;y=[0,1]]']."""
     out: list[str] = []
     for w in words:
-        if out and out[-1].count("[") > out[-1].count("]"):
-            out[-1] = f"{out[-1]};{w}"
+        depth = out[-1].count("[") - out[-1].count("]") if out else 0
+        if depth > 0:
+            out[-1] = f"{out[-1]}{';' if depth == 1 else ','}{w}"
         else:
             out.append(w)
     return out
