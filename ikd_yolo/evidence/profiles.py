@@ -38,8 +38,8 @@ QUICK: dict[str, Any] = dict(
 PROFILES: dict[str, dict[str, Any]] = {
     "quick": QUICK,
     # the quick profile at 160 px, where the frequency bands hold enough bins to mean something (at 96 px the high
-    # band is a handful): half the images and 12 epochs, so a run costs about what a quick one does (1.4x the pixels
-    # per epoch); the teacher as in quick. An estimate until measured.
+    # band is a handful): half the images and 12 epochs. Measured two at a time: a plain student 3.7 min, ikd-score
+    # 6.2 (a quick run: 5.6 and 10.9). The evidence's teacher starts from the quick one (docs/evidence.md).
     "quick160": {**QUICK, "n_train": 400, "data_imgsz": 160, "epochs": 12, "imgsz": 160, "seeds": 2,
                  "methods": ("none", "ultralytics", "ikd-score")},
     # one H100/H200 in <= 8 minutes: ESTIMATED until run there (no GPU has been lent to size it). 6 runs at once on
