@@ -96,9 +96,9 @@ def test_one_progress_line_per_change_until_every_run_is_done(tmp_path, monkeypa
     running.set_running_or_notify_cancel()
     Timer(0.2, lambda: logs["a-s0"].parent.mkdir() or logs["a-s0"].write_text("started")).start()
     Timer(0.5, lambda: (running.set_result(1), queued.set_result(2))).start()
-    progress.watch({"a-s0": running, "b-s0": queued}, tmp_path, logs, epochs=15, poll=0.05)
+    progress.watch({"a-s0": running, "b-s0": queued}, tmp_path, logs, epochs={"a-s0": 21, "b-s0": 15}, poll=0.05)
     assert lines == ["bench-distill: 0/2 runs done",  # nothing has written to its log yet
-                     "bench-distill: a-s0 epoch 2/15 · 0/2 runs done",  # b-s0 is queued: not shown
+                     "bench-distill: a-s0 epoch 2/21 · 0/2 runs done",  # b-s0 is queued: not shown
                      "bench-distill: 2/2 runs done"]
 
 

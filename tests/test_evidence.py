@@ -109,7 +109,7 @@ def fake_run(method: str, seed: int, ap: float, map_: float, secs: float = 10.0)
     scores = dict(map50_95=map_, map50=map_ + 0.2, AP=ap, AP50=ap + 0.2, AP75=ap, AP_S=ap / 2, AP_M=ap, AP_L=None,
                   seconds_per_epoch=secs)
     curve = [{"epoch": e, "map50_95": map_ * e / 3, "map50": 0.0, "time": secs * e} for e in (1, 2, 3)]
-    return {"method": method, "seed": seed, "scores": scores, "curve": curve}
+    return {"method": method, "seed": seed, "scores": scores, "curve": curve, "train_args": {"epochs": 3}}
 
 
 FAKE = [
@@ -174,20 +174,20 @@ def test_mgd_is_a_reference_only_when_it_ran():
     d = summarize(runs, ["mgd", "ikd-mgd"])["paired"]
     assert d["ikd-mgd"]["mgd"]["map50_95"]["per_seed"] == pytest.approx({0: 0.03, 1: 0.04})
     assert "mgd" not in summarize(FAKE, ["none", "fgd"])["paired"]["none"]
-    assert "vs MGD" in format_table(summarize(runs, ["mgd", "ikd-mgd"]))
+    assert "| ikd-mgd | MGD |" in format_table(summarize(runs, ["mgd", "ikd-mgd"]))  # its paired row
 
 
 def test_table_json_and_plots(tmp_path):
     summary = summarize(FAKE, ["none", "ultralytics", "fgd", "ikd-fgd"])
     table = format_table(summary)
-    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if line.startswith("| ")}
     main_rows = [line for line in table.splitlines() if line.startswith("| ")][:5]
     assert "| none | 3 | 13.00 ± 2.00 | 33.00 ± 2.00 | 12.00 ± 2.00 |" in main_rows[1]
-    assert main_rows[2].endswith("| 14.0 ± 2.0 |")  # s/epoch of ultralytics
+    assert main_rows[2].endswith("| 14.0 ± 2.0 | 0.7 ± 0.1 |")  # ultralytics: s/epoch, and minutes for 3 epochs
     assert "| ikd-fgd | 1 | 30.00 | 50.00 | 16.00 |" in main_rows[4]  # one seed: no ± part
     # paired rows: ultralytics - none is +3 AP on every seed: an interval of width 0 above 0
-    assert "| ultralytics | +3.00 [+3.00, +3.00] wins | +3.00 [+3.00, +3.00] wins |" in rows["ultralytics"]
-    assert rows["ikd-fgd"].startswith("| ikd-fgd | +19.00 (1 seed) |")  # 0.30 - 0.11 on the one common seed
+    assert "| ultralytics | no KD | +3.00 [+3.00, +3.00] wins | +3.00 [+3.00, +3.00] wins |" in table
+    assert "| ikd-fgd | no KD | +19.00 (1 seed) |" in table  # 0.30 - 0.11 on the one common seed
+    assert "| ikd-fgd | FGD | +10.00 (1 seed) |" in table
     assert "DIFFERS" in table and "fgd vs ikd-fgd" in table
     paths = write_outputs(summary, tmp_path / "out")
     saved = json.loads(paths["json"].read_text())
@@ -195,8 +195,9 @@ def test_table_json_and_plots(tmp_path):
     assert len(saved["runs"]) == len(FAKE)
     for k in ("bars", "curves"):
         assert paths[k].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # scores: header + 4 methods; paired: header + 4 methods (separator rows start with |-)
-    assert paths["md"].read_text().count("\n| ") == 10
+    # scores: header + 4 methods; paired: header + each method vs each other reference in the run (none,
+    # ultralytics, fgd): 2 + 2 + 2 + 3 rows (separator rows start with |-)
+    assert paths["md"].read_text().count("\n| ") == 15
 
 
 # ------------------------------------------------------------------------------------------------- resumability
@@ -318,10 +319,23 @@ def test_argument_parsing_and_errors():
     quick = resolve_settings("quick")
     assert method_args("ikd-fgd[adv_steps=1;freq_p=0.25]", quick)["adv_steps"] == 1  # over the profile's 2
     assert method_args("ikd-fgd[freq_p=0.25]", quick)["freq_p"] == 0.25
-    for bad, message in (("fgd[fgd_alpah=1]", "not a distillation key"), ("none[freq_p=0.1]", "only presets"),
-                         ("ikd-fgd[freq_p=2]", "freq_p=2.0 must lie in")):
+    for bad, message in (("fgd[fgd_alpah=1]", r"'fgd\[fgd_alpah=1\]': 'fgd_alpah' is neither .* Did you mean 'fgd_alpha'"),
+                         ("none[freq_p=0.1]", "only ikd-yolo presets take"),
+                         ("ikd-fgd[freq_p=2]", "freq_p=2.0 must lie in"),
+                         ("ultralytics[data=x.yaml]", "shared by every run"),
+                         ("ultralytics[dis=abc]", r"method 'ultralytics\[dis=abc\]': 'dis=abc' is of invalid type"),
+                         ("ultralytics[dis=3", "close its settings"), ("ultralitics", "Did you mean 'ultralytics'")):
         with pytest.raises(DistillConfigError, match=message):
             parse_methods(bad)
+    # any method may change the recipe: the built-in tuned, or trained for longer, beside the profile's
+    dis, longer, both = parse_methods("ultralytics[dis=18],none[epochs=21],ikd-score[adv_steps=1;epochs=21.0]")
+    assert dict(dis.recipe) == {"dis": 18} and not dis.settings and method_args(dis, quick)["dis"] == 18
+    assert method_args(longer, quick)["epochs"] == 21 and quick["epochs"] == 15
+    assert dict(both.settings) == {"adv_steps": 1} and method_args(both, quick)["epochs"] == 21
+    # one label per distinct method: the same settings in another order, or 1 vs 1.0, run once under the first label
+    assert [m.label for m in parse_methods("ikd-score[adv_steps=1;adv_every=2],ikd-score[adv_every=2.0;adv_steps=1],"
+                                           "ultralytics[epochs=21],ultralytics[epochs=21.0]")] == [
+        "ikd-score[adv_steps=1;adv_every=2]", "ultralytics[epochs=21]"]
     assert main(["bench-distill", "profile=nope"]) == 2
 
 

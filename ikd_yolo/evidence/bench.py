@@ -110,7 +110,7 @@ def run_benchmark(
             threads=cpu_threads(min(s["jobs"], len(order))), log=logs[name] if parallel else None)
             for name, (m, seed) in names.items()}
         if parallel:
-            watch(futures, run_root, logs, s["epochs"])
+            watch(futures, run_root, logs, {name: method_args(m, s)["epochs"] for name, (m, _) in names.items()})
         runs = [f.result() for f in futures.values()]
     labels = [m.label for m in s["methods"]]
     summary = summarize(runs, labels)
@@ -261,15 +261,16 @@ def prepare_data(s: dict[str, Any]) -> tuple[Path, float]:
 
 
 def method_args(method: Method | str, s: dict[str, Any]) -> dict[str, Any]:
-    """Exactly what `train_student` receives for `method` (a preset label may carry [key=value] settings).
+    """Exactly what `train_student` receives for `method` (a label may carry [key=value] settings: Ultralytics
+    arguments over the profile's recipe for any method, distillation keys for a preset).
 
     Distillation keys go to ikd-yolo presets only, and never over a key the preset sets itself: a profile's settings
     tune the methods, but must not switch on a part a preset switches off (adv_weight > 0 would turn `fgd` into
     FGD + adversarial, and `ikd-fgd-freq` into the full IKD). A label's own settings win over both.
     """
-    args = dict(epochs=s["epochs"], imgsz=s["imgsz"], batch=s["batch"], device=s["device"], workers=s["workers"],
-                plots=False, verbose=False, **s["train_args"])
     method = Method.of(method)
+    args = {**dict(epochs=s["epochs"], imgsz=s["imgsz"], batch=s["batch"], device=s["device"], workers=s["workers"],
+                   plots=False, verbose=False), **s["train_args"], **method.recipe}
     if not method.is_preset:
         return args
     own = load_preset(method.preset)

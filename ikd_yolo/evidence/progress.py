@@ -5,8 +5,9 @@ to `<project>/<name>/logs/<run>.log` instead, and this module prints, whenever i
 running run's epoch (read from its results.csv) and how many runs are done.
 
 Examples:
-    >>> progress_line({"none-s0": 7, "ikd-score-s0": 3}, epochs=15, done=1, total=4)
-    'bench-distill: none-s0 epoch 7/15 · ikd-score-s0 epoch 3/15 · 1/4 runs done'
+    >>> progress_line({"none-s0": 7, "ultralytics_epochs_21_-s0": 3}, {"none-s0": 15, "ultralytics_epochs_21_-s0": 21},
+    ...               done=1, total=4)
+    'bench-distill: none-s0 epoch 7/15 · ultralytics_epochs_21_-s0 epoch 3/21 · 1/4 runs done'
 """
 
 from __future__ import annotations
@@ -29,17 +30,19 @@ def epochs_done(run_dir: Path) -> int:
     return sum(1 for line in lines[1:] if line.strip())
 
 
-def progress_line(epochs_by_run: dict[str, int], epochs: int, done: int, total: int) -> str:
-    """The line printed for runs that have started and not finished, with the count of finished runs."""
-    running = [f"{run} epoch {epoch}/{epochs}" for run, epoch in epochs_by_run.items()]
+def progress_line(epochs_by_run: dict[str, int], epochs: dict[str, int], done: int, total: int) -> str:
+    """The line printed for runs that have started and not finished (each with its epochs of `epochs`), with the
+    count of finished runs."""
+    running = [f"{run} epoch {epoch}/{epochs[run]}" for run, epoch in epochs_by_run.items()]
     return "bench-distill: " + " · ".join([*running, f"{done}/{total} runs done"])
 
 
-def watch(futures: dict[str, Future], run_root: Path, logs: dict[str, Path], epochs: int,
+def watch(futures: dict[str, Future], run_root: Path, logs: dict[str, Path], epochs: dict[str, int],
           poll: float = POLL_SECONDS) -> None:
     """Print a progress line whenever a run's epoch or the count of finished runs changes, until all are done.
 
-    `futures` maps each run's folder name under `run_root` to its Future, `logs` to its log file; a run counts as
+    `futures` maps each run's folder name under `run_root` to its Future, `logs` to its log file, `epochs` to the
+    epochs it trains (a method may set its own); a run counts as
     started once its worker has written to that log since this call (a pool queues calls before it runs them)."""
     start, last = time.time(), ""
     while True:

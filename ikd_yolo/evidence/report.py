@@ -17,15 +17,18 @@ from .stats import paired_difference
 PREFIX = colorstr("bench-distill:")
 
 SCORES = ("map50_95", "map50", "task_map50_95", "task_map50", "AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L",
-          "seconds_per_epoch")
+          "seconds_per_epoch", "train_minutes")
 TABLE_SCORES = ("map50_95", "map50", "task_map50_95", "task_map50", "AP", "AP50", "AP_S", "AP_M", "AP_L")
 REFERENCES = ("none", "ultralytics", "fgd", "mgd")  # each method is compared with those of these in the run, by seed
+REFERENCE_NAMES = {"none": "no KD", "ultralytics": "UL KD", "fgd": "FGD", "mgd": "MGD"}
 PAIRED_SCORES = ("map50_95", "task_map50_95", "AP", "AP_S")
 
 
 def summarize(runs: list[dict], methods: list[str]) -> dict[str, Any]:
     """Mean, sample std (n-1; None for one seed) and values per method and score; paired differences vs the
-    references in the run (none, Ultralytics KD, FGD, MGD) with 95% intervals and verdicts."""
+    references in the run (`references`: none, Ultralytics KD in every variant, FGD, MGD) with 95% intervals and
+    verdicts. Each run's training minutes are its seconds per epoch times its epochs (methods may train for more)."""
+    runs = [{**r, "scores": {**r["scores"], "train_minutes": train_minutes(r)}} for r in runs]
     stats = {}
     for m in methods:
         rows = [r["scores"] for r in runs if r["method"] == m]
@@ -37,8 +40,23 @@ def summarize(runs: list[dict], methods: list[str]) -> dict[str, Any]:
             stats[m][k] = {"mean": mean, "std": std, "n": len(vals), "values": vals}
     paired = {m: {ref: {k: paired_difference(scores_by_seed(runs, m, k), scores_by_seed(runs, ref, k))
                         for k in PAIRED_SCORES}
-                  for ref in REFERENCES if ref in stats and ref != m} for m in methods}
+                  for ref in references(methods) if ref != m} for m in methods}
     return {"runs": runs, "methods": methods, "stats": stats, "paired": paired, "ranking": ranking_agreement(stats)}
+
+
+def train_minutes(run: dict[str, Any]) -> float | None:
+    """A run's training time in minutes: seconds per epoch times the epochs it trained."""
+    per_epoch, epochs = run["scores"].get("seconds_per_epoch"), (run.get("train_args") or {}).get("epochs")
+    return None if per_epoch is None or epochs is None else per_epoch * epochs / 60
+
+
+def references(methods: list[str]) -> list[str]:
+    """The methods of a run that every other is compared with: no distillation, Ultralytics' built-in in every
+    variant it was trained in (`ultralytics[dis=18]`, `ultralytics[epochs=21]`: the bar is the best of them), FGD,
+    MGD; in that order."""
+    base = {m: m.partition("[")[0] for m in methods}
+    return [m for ref in REFERENCES for m in methods
+            if base[m] == ref and (m == ref or ref in ("none", "ultralytics"))]
 
 
 def scores_by_seed(runs: list[dict], method: str, key: str) -> dict[int, float]:
@@ -79,12 +97,13 @@ def format_table(summary: dict[str, Any]) -> str:
     their 95% intervals and verdicts, the teacher and the ranking check."""
     stats, task = summary["stats"], summary.get("task", "detect")
     keys = measured(summary, TABLE_SCORES)  # a detection run has no task columns, an obb run no COCOeval columns
-    head = ["method", "seeds", *(_column(k, task) for k in keys), "s/epoch"]
+    head = ["method", "seeds", *(_column(k, task) for k in keys), "s/epoch", "train min"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for m in summary["methods"]:
         st = stats[m]
         cells = [m, str(st["map50_95"]["n"])] + [_pm(st[k], 100) for k in keys]
-        lines.append("| " + " | ".join(cells + [_pm(st["seconds_per_epoch"], 1, 1)]) + " |")
+        lines.append("| " + " | ".join(cells + [_pm(st["seconds_per_epoch"], 1, 1), _pm(st["train_minutes"], 1, 1)])
+                     + " |")
     lines += ["", *paired_table(summary)]
     t = summary.get("teacher_scores")
     notes = ["", f"mAP50-95 / mAP50: Ultralytics val ({BOX_MEANING[task]}); AP, AP50, AP_S/M/L: pycocotools "
@@ -117,14 +136,15 @@ def format_table(summary: dict[str, Any]) -> str:
 def paired_table(summary: dict[str, Any]) -> list[str]:
     """Markdown rows: per method and reference, the paired difference of mAP50-95, AP and AP_S (x100) with its 95%
     interval and verdict."""
-    refs = [r for r in REFERENCES if r in summary["stats"]]
+    refs = references(summary["methods"])
     keys, task = measured(summary, PAIRED_SCORES), summary.get("task", "detect")
-    head = ["method"] + [f"Δ{_column(k, task)} vs {_ref_name(r)}" for r in refs for k in keys]
-    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    head = ["method", "vs"] + [f"Δ{_column(k, task)}" for k in keys]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * len(keys)]
     for m in summary["methods"]:
-        cells = [m] + [_paired_cell(summary["paired"][m].get(r, {}).get(k)) for r in refs for k in keys]
-        if any(c != "—" for c in cells[1:]):
-            lines.append("| " + " | ".join(cells) + " |")
+        for r in refs:
+            cells = [_paired_cell(summary["paired"][m].get(r, {}).get(k)) for k in keys]
+            if any(c != "—" for c in cells):
+                lines.append("| " + " | ".join([m, _ref_name(r), *cells]) + " |")
     return lines
 
 
@@ -156,7 +176,9 @@ def _column(key: str, task: str) -> str:
 
 
 def _ref_name(ref: str) -> str:
-    return {"none": "no KD", "ultralytics": "UL KD", "fgd": "FGD", "mgd": "MGD"}[ref]
+    """'UL KD', or 'UL KD[dis=18]' for a variant."""
+    base, bracket, rest = ref.partition("[")
+    return REFERENCE_NAMES[base] + bracket + rest
 
 
 def _x100(v: float | None) -> str:
@@ -197,7 +219,7 @@ def plot_bars(summary: dict[str, Any], file: Path) -> None:
     plt = _pyplot()
     methods, stats = summary["methods"], summary["stats"]
     x = np.arange(len(methods))
-    refs = [r for r in REFERENCES if r in stats]
+    refs = references(methods)
     # paired intervals need two seeds: with one, the third panel would be bars without an interval
     paired = len({r["seed"] for r in summary["runs"]}) > 1 and refs
     fig, axes = plt.subplots(1, 3 if paired else 2, figsize=(max(12 if paired else 8, 2.4 * len(methods)), 4),
