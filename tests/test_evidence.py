@@ -319,7 +319,7 @@ def test_argument_parsing_and_errors():
     quick = resolve_settings("quick")
     assert method_args("ikd-fgd[adv_steps=1;freq_p=0.25]", quick)["adv_steps"] == 1  # over the profile's 2
     assert method_args("ikd-fgd[freq_p=0.25]", quick)["freq_p"] == 0.25
-    for bad, message in (("fgd[fgd_alpah=1]", r"'fgd\[fgd_alpah=1\]': 'fgd_alpah' is neither .* Did you mean 'fgd_alpha'"),
+    for bad, message in (("fgd[fgd_alpah=1]", r"'fgd\[fgd_alpah=1\]': 'fgd_alpah' is neither .* mean 'fgd_alpha'"),
                          ("none[freq_p=0.1]", "only ikd-yolo presets take"),
                          ("ikd-fgd[freq_p=2]", "freq_p=2.0 must lie in"),
                          ("ultralytics[data=x.yaml]", "shared by every run"),
