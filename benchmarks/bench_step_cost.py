@@ -37,6 +37,8 @@ Usage:
     python benchmarks/bench_step_cost.py --imgsz 320 --batch 16 --rounds 10
     python benchmarks/bench_step_cost.py --quick                  # imgsz 96, batch 4, 5 rounds
     python benchmarks/bench_step_cost.py --method loop --rounds 2
+    python benchmarks/bench_step_cost.py --imgsz 96 --batch 8 --methods "ultralytics,ikd-score,ikd-score[adv_every=2]"
+                                                                  # methods as bench-distill names them
 
 Prints a Markdown table and writes benchmarks/results/step_cost_cpu.json (--out to change).
 """
@@ -84,6 +86,29 @@ def variants(teacher: Path) -> dict[str, tuple[str, dict]]:
     }
 
 
+def method_variants(labels: str, teacher: Path) -> dict[str, tuple[str, dict]]:
+    """Variants named by bench-distill method labels (`none`, `ultralytics[dis=18]`, `ikd-score`,
+    `ikd-score[adv_steps=2;adv_every=2]`): each trained exactly as that method runs, a preset with nothing but its
+    own file and the label's settings, as a user's `distill=NAME` runs it."""
+    from ikd_yolo.evidence.methods import parse_methods
+
+    out = {}
+    for m in parse_methods(labels):
+        if m.is_preset:
+            out[m.label] = ("ikd", {"teacher": str(teacher), "distill": m.preset, **m.settings, **m.recipe})
+        else:
+            teacher_arg = {"distill_model": str(teacher)} if m.preset == "ultralytics" else {}
+            out[m.label] = ("ultralytics", {**teacher_arg, **m.recipe})
+    return out
+
+
+def cadence(trainer) -> int:
+    """Training steps in one cycle of a trainer's extra stream (its attack runs every k-th step): timing whole cycles
+    gives the mean step cost of a setting that distils a stream on some steps only."""
+    attack = getattr(trainer, "attack", None)
+    return attack.settings.every if attack is not None else 1
+
+
 def trainer_class(kind: str) -> type:
     """IKDTrainer for "ikd", Ultralytics' DetectionTrainer otherwise."""
     from ultralytics.models.yolo.detect import DetectionTrainer
@@ -104,16 +129,21 @@ def time_steps(chosen: dict, common: dict, rounds: int, warmup: int, n_batches: 
             facts[name] = {"optimizer": type(trainers[name].optimizer).__name__,
                            "model": type(trainers[name].model).__name__}
     counters = dict.fromkeys(chosen, 0)
+    cycles = {name: cadence(trainer) for name, trainer in trainers.items()}
+    for name, k in cycles.items():
+        facts[name]["steps_per_sample"] = k
 
     def step(name):
-        """One training step of variant `name`, on its next pre-loaded batch."""
+        """One cadence cycle of variant `name` (`cadence` steps, each on its next pre-loaded batch)."""
 
         def run():
-            T.train_step(trainers[name], batches[name][counters[name] % n_batches])
-            counters[name] += 1
+            for _ in range(cycles[name]):
+                T.train_step(trainers[name], batches[name][counters[name] % n_batches])
+                counters[name] += 1
         return run
 
     times = T.interleaved({name: step(name) for name in chosen}, rounds=rounds, warmup=warmup, sync=sync)
+    times = {name: [t / cycles[name] for t in ts] for name, ts in times.items()}  # seconds per step
     if profile:
         for name in chosen:
             facts[name]["top_ops"] = top_ops(step(name))
@@ -186,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps-per-run", type=int, help="--method loop: timed steps per run; default 6 (--quick 3)")
     p.add_argument("--method", choices=("steps", "loop"), default="steps")
     p.add_argument("--variants", default=",".join(variants(Path("t.pt"))), help="comma-separated subset")
+    p.add_argument("--methods", help="instead of --variants: bench-distill method labels, each run as that method "
+                   "runs (none, ultralytics[dis=18], ikd-score, ikd-score[adv_steps=2;adv_every=2]); a variant whose "
+                   "stream runs every k-th step is timed over whole k-step cycles")
     p.add_argument("--backend", choices=("auto", "fused", "reference"), default="auto", help="ikd_yolo.ops backend")
     p.add_argument("--quick", action="store_true", help="a smaller case: imgsz 96, batch 4, 5 rounds, 1 warm-up step")
     p.add_argument("--device", default="cpu", help="cpu, or a CUDA device such as 0 (then AMP is on, as in training)")
@@ -205,8 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     n_train = a.batch * (n_batches if a.method == "steps" else a.warmup + a.steps_per_run)
     data = T.bench_data(a.imgsz, n_train)
     teacher = T.bench_teacher(nc=8)
-    table = variants(teacher)
-    chosen = {k: table[k] for k in a.variants.split(",")}
+    if a.methods:
+        chosen = method_variants(a.methods, teacher)
+    else:
+        table = variants(teacher)
+        chosen = {k: table[k] for k in a.variants.split(",")}
     cuda = a.device != "cpu"
     common = dict(model="yolo11n.yaml", data=str(data), imgsz=a.imgsz, batch=a.batch, nbs=a.batch, epochs=1,
                   device=a.device, amp=cuda)
