@@ -1,0 +1,115 @@
+"""Every extra image stream (the adversarial images online and cached, the frequency view, the shared form, the feature
+base's adversarial term) gives, for the same seed, the losses it gave before the streams were one design.
+
+`tests/data/stream_losses.json` holds the loss items of the first training steps of each case, written by the code
+before the redesign (`python tests/test_streams.py --write` rewrites it: only when a change of behaviour is meant).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+HERE = Path(__file__).resolve().parent
+GOLDEN = HERE / "data" / "stream_losses.json"
+STEPS = 3  # with adv_every=2 the stream runs on steps 0 and 2
+
+CASES = {
+    "ikd-score online": dict(distill="ikd-score", adv_steps=2),
+    "ikd-score cached every 2": dict(distill="ikd-score", adv_steps=2, adv_every=2, adv_mode="cached"),
+    "ikd-score cached, no attack": dict(distill="ikd-score", adv_steps=2, adv_mode="cached", adv_step_size=0.0),
+    "ikd-score predictions only": dict(distill="ikd-score", adv_steps=1, adv_distill="predictions"),
+    "ikd-score frequency view": dict(distill="ikd-score", adv_steps=1, freq_mode="spectral", freq_apply="view",
+                                     freq_p=1.0),
+    "ikd-score shared": dict(distill="ikd-score", adv_steps=1, freq_mode="spectral", freq_apply="shared", freq_p=1.0),
+    "ikd-fgd online": dict(distill="ikd-fgd", adv_steps=1),
+    "ikd-fgd-full replace": dict(distill="ikd-fgd-full", adv_steps=1, freq_p=1.0),
+    "fgd frequency view": dict(distill="fgd", freq_mode="spectral", freq_apply="view", freq_p=1.0),
+}
+
+
+def untrained_teacher(folder: Path) -> Path:
+    """A yolo11s teacher with seeded random weights and the synthetic set's classes: the same file on every machine."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    from ikd_yolo.data import CLASS_NAMES
+
+    path = folder / "teacher.pt"
+    if not path.exists():
+        torch.manual_seed(0)
+        model = DetectionModel("yolo11s.yaml", nc=len(CLASS_NAMES), verbose=False)
+        model.names = dict(enumerate(CLASS_NAMES))
+        torch.save({"model": model, "train_args": {}}, path)
+    return path
+
+
+def loss_trace(data: Path, teacher: Path, project: Path, name: str, steps: int = STEPS, **overrides) -> list[dict]:
+    """The loss items of the first `steps` training steps of an IKDTrainer (the body of Ultralytics' loop: preprocess,
+    forward and loss, backward, optimizer step), seed 0, as {column: value}."""
+    from ikd_yolo import IKDTrainer
+
+    args = dict(model="yolo11n.yaml", data=str(data), teacher=str(teacher), epochs=1, imgsz=64, batch=4, workers=0,
+                device="cpu", amp=False, plots=False, val=False, verbose=False, seed=0, exist_ok=True,
+                project=str(project), name=name, nbs=4)
+    trainer = IKDTrainer(overrides={**args, **overrides})
+    trainer._setup_train()
+    trainer._model_train()
+    trainer.epoch = 0
+    trainer.optimizer.zero_grad()
+    trace = []
+    for _, batch in zip(range(steps), trainer.train_loader):
+        batch = trainer.preprocess_batch(batch)
+        loss, items = trainer.model(batch)
+        loss.sum().backward()
+        trainer.optimizer_step()
+        trace.append({column: float(v) for column, v in items.items()})
+    return trace
+
+
+def make_inputs(root: Path) -> tuple[Path, Path]:
+    from ikd_yolo.data import make_synthetic_dataset
+
+    data = make_synthetic_dataset(root / "data", n_train=16, n_val=8, imgsz=64, seed=0)
+    return data, untrained_teacher(root)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, monkeypatch_module) -> tuple[Path, Path, Path]:
+    root = tmp_path_factory.mktemp("streams")
+    monkeypatch_module.setenv("IKD_YOLO_CACHE", str(root / "cache"))  # the cached attack's images
+    return (*make_inputs(root), root)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_each_stream_gives_the_losses_it_gave_before(case, inputs):
+    data, teacher, root = inputs
+    expected = json.loads(GOLDEN.read_text())[case]
+    got = loss_trace(data, teacher, root / "runs", case.replace(" ", "_").replace(",", ""), **CASES[case])
+    assert [sorted(step) for step in got] == [sorted(step) for step in expected]  # the same loss columns
+    for step, (g, e) in enumerate(zip(got, expected)):
+        for column, value in e.items():
+            assert g[column] == pytest.approx(value, rel=1e-4, abs=1e-7), f"step {step}, {column}"
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["IKD_YOLO_CACHE"] = str(Path(tmp) / "cache")
+        data, teacher = make_inputs(Path(tmp))
+        traces = {case: loss_trace(data, teacher, Path(tmp) / "runs", str(i), **CASES[case])
+                  for i, case in enumerate(sorted(CASES))}
+    GOLDEN.parent.mkdir(exist_ok=True)
+    GOLDEN.write_text(json.dumps(traces, indent=1) + "\n")
+    print(f"wrote {GOLDEN}")
