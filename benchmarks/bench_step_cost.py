@@ -46,6 +46,7 @@ Prints a Markdown table and writes benchmarks/results/step_cost_cpu.json (--out 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -103,10 +104,9 @@ def method_variants(labels: str, teacher: Path) -> dict[str, tuple[str, dict]]:
 
 
 def cadence(trainer) -> int:
-    """Training steps in one cycle of a trainer's extra stream (its attack runs every k-th step): timing whole cycles
+    """Training steps in one cycle of a trainer's extra streams (a stream runs every k-th step): timing whole cycles
     gives the mean step cost of a setting that distils a stream on some steps only."""
-    attack = getattr(trainer, "attack", None)
-    return attack.settings.every if attack is not None else 1
+    return math.lcm(1, *(stream.every for stream in getattr(trainer, "streams", ())))
 
 
 def trainer_class(kind: str) -> type:

@@ -110,11 +110,12 @@ def set_auto_weights(trainer: Any) -> dict[str, Any] | None:
         with preserved_state(model):
             values, det, n = measure_terms(model, measurement_batches(trainer, AUTO_BATCHES))
         keys = {part: key for part, key in model.distiller.weight_keys().items() if key in auto_keys(cfg)}
-        units = {part: values[part] for part in keys if part != "adv"}  # an auto term was built at weight 1.0
+        streams = [part for part in keys if part in model.distiller.stream_weights]
+        units = {part: values[part] for part in keys if part not in streams}  # an auto term was built at weight 1.0
         measured = choose_weights(units, keys, det, cfg["kd_share"])
-        if "adv" in keys:  # a head-aware adversarial term is the base's parts: measured at the base's new weights
-            units["adv"] = model.distiller.adv_at(values, measured)
-            measured.update(choose_weights({"adv": units["adv"]}, keys, det, cfg["kd_share"]))
+        for name in streams:  # a head-aware stream's term is the base's parts: measured at the base's new weights
+            units[name] = model.distiller.stream_at(name, values, measured)
+            measured.update(choose_weights({name: units[name]}, keys, det, cfg["kd_share"]))
         report = {"values": values, "detection_item": det, "batches": n, "weights": measured, "keys": keys}
         for part, key in keys.items():
             LOGGER.info(f"{colorstr('ikd-yolo:')} auto weight {key}={measured[key]:.3g}: {part} is "
@@ -139,19 +140,18 @@ def set_auto_weights(trainer: Any) -> dict[str, Any] | None:
 def measurement_batches(trainer: Any, n: int) -> Iterator[dict]:
     """`n` training batches of an `IKDTrainer` for the weight measurement, from a loader of their own; the training
     loader's order and the dataset's mosaic buffer are as before afterwards (with the random state `preserved_state`
-    restores), and a cached attack reads a stream of its own."""
+    restores), and a stream with a loader of its own (the cached attack) reads a copy of it seeded apart."""
     from ultralytics.data import build_dataloader
 
     dataset = trainer.train_loader.dataset
     kept = {name: list(getattr(dataset, name)) for name in ("buffer", "ims", "im_hw0", "im_hw")}  # mosaic's
-    stream = trainer.adv_stream
+    loaders = trainer.loaders
     loader = build_dataloader(dataset, trainer.batch_size, workers=0, shuffle=True, rank=-1)
-    if stream is not None:
-        trainer.adv_stream = type(stream)(stream.dataset.cache, trainer.args.fliplr, 0, trainer.args.seed + 1)
+    trainer.loaders = {name: stream.reseeded(trainer.args.seed + 1) for name, stream in loaders.items()}
     try:
         for _, raw in zip(range(n), (b for _ in iter(int, 1) for b in loader)):  # a small set repeats
-            yield trainer.distillation_batch(raw, trainer.attack is not None)
+            yield trainer.distillation_batch(raw, trainer.streams)
     finally:
         for name, values in kept.items():
             getattr(dataset, name)[:] = values
-        trainer.adv_stream = stream
+        trainer.loaders = loaders

@@ -12,22 +12,13 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from .config import unit_for_auto
 from .hooks import FeatureRecorder, detect_input_layers, neck_features, split_levels, training_outputs
-from .config import (  # noqa: F401 (settings rules; also read from here)
-    adversarial_term_on, frequency_view_on, unit_for_auto, weight_on,
-)
 from .losses import BASE_LOSSES, AdvFeatureLoss, LevelHead, build_base_loss, config_key, position_weights
+from .streams import STREAMS_KEY, Stream, StreamBatch, streams_of
 
 TEACHER_FEATS = "ikd_teacher_feats"  # list of teacher maps on batch["img"]
 TEACHER_HEAD = "ikd_teacher_head"  # the teacher head's raw outputs on batch["img"] (hooks.head_outputs), if needed
-ADV_TEACHER_HEAD = "ikd_adv_teacher_head"  # ... on batch[ADV_IMG]
-ADV_WEIGHT_HEAD = "ikd_adv_weight_head"  # the teacher head whose scores weight the positions of batch[ADV_IMG]
-ADV_IMG = "ikd_adv_img"  # adversarial copy of batch["img"] (only on attack iterations)
-ADV_TEACHER_FEATS = "ikd_adv_teacher_feats"  # teacher maps on batch[ADV_IMG]
-FREQ_IMG = "ikd_freq_img"  # freq_apply=view: the frequency-mixed images of the batch (the others are not repeated)
-FREQ_INDEX = "ikd_freq_index"  # ... and which images of batch["img"] they are
-FREQ_TEACHER_FEATS = "ikd_freq_teacher_feats"  # teacher maps on batch[FREQ_IMG]
-FREQ_TEACHER_HEAD = "ikd_freq_teacher_head"  # the teacher head's raw outputs on batch[FREQ_IMG], if needed
 
 
 @torch.no_grad()
@@ -55,11 +46,6 @@ def boxes_per_image(batch: Mapping[str, Any]) -> list[torch.Tensor]:
     return [xyxy[index == i] for i in range(batch["img"].shape[0])]
 
 
-def head_needed(cfg: Mapping[str, Any]) -> bool:
-    """Whether the base loss of `cfg` also distils the head (and so needs the teacher's head outputs)."""
-    return cfg["kd_loss"] != "none" and BASE_LOSSES[cfg["kd_loss"]].NEEDS_HEAD
-
-
 def projector(student_channels: int, teacher_channels: int, kind: str) -> nn.Module:
     """What maps a student level onto the teacher's channels: "linear" a 1x1 conv (nothing when the widths are
     equal), "mlp" 1x1 conv - ReLU - 1x1 conv (FRS, Ultralytics' distill_model)."""
@@ -85,27 +71,12 @@ def level_heads(teacher: Mapping[str, torch.Tensor], student: Mapping[str, torch
     return [LevelHead(*level, kpt_dim=kpt_dim) for level in zip(*levels)]
 
 
-# the distillation terms, one loss column each: the base loss on the batch, the adversarial images, the frequency view
-STREAMS = ("base", "adv", "freq")
-
-
-def stream_of(part: str) -> str:
-    """The stream a distillation part belongs to: "adv" (adv, adv.feat, ...), "freq" (freq, freq.cls, ...) or
-    "base" (fgd.fg, score.box, mse, ...)."""
-    head = part.partition(".")[0]
-    return head if head in ("adv", "freq") else "base"
-
-
 def stream_parts(stream: str, weight: float, parts: Mapping[str, torch.Tensor],
                  keep: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
-    """The base loss's `parts` (fgd.fg, score.cls, mse, ...) as the parts of another stream: each times `weight`,
-    renamed "<stream>.<part>" ("<stream>" for a lone part), only the parts in `keep` when given."""
+    """The base loss's `parts` (fgd.fg, score.cls, mse, ...) as the parts of a stream: each times `weight`, renamed
+    "<stream>.<part>" ("<stream>" for a lone part), only the parts in `keep` when given."""
     return {".".join(filter(None, (stream, k.partition(".")[2]))): weight * v for k, v in parts.items()
             if keep is None or k.partition(".")[2] in keep}
-
-
-# which base parts the adversarial stream distils, by `adv_distill`, where the base loss is head-aware
-ADV_DISTILLED = {"all": ("feat", "cls", "box", "kpt"), "features": ("feat",), "predictions": ("cls", "box", "kpt")}
 
 
 def part_name(loss: str, part: str) -> str:
@@ -114,7 +85,7 @@ def part_name(loss: str, part: str) -> str:
 
 
 class FeatureDistiller(nn.Module):
-    """Per-level channel projectors (student -> teacher width), the base loss and the adversarial loss.
+    """Per-level channel projectors (student -> teacher width), the base loss, and the terms of every extra stream.
 
     Args:
         student_channels: Channels of the student's P3..P5 maps.
@@ -125,7 +96,7 @@ class FeatureDistiller(nn.Module):
 
     def __init__(self, student_channels: list[int], teacher_channels: list[int], cfg: Mapping[str, Any]) -> None:
         super().__init__()
-        on_adv = adversarial_term_on(cfg)
+        self.streams = streams_of(cfg)
         cfg = unit_for_auto(cfg)
         self.kd_name = cfg["kd_loss"]
         kind = BASE_LOSSES[self.kd_name].PROJECTOR if self.kd_name != "none" else "linear"
@@ -135,20 +106,22 @@ class FeatureDistiller(nn.Module):
             if self.kd_name != "none"
             else None
         )
-        self.adv = AdvFeatureLoss(cfg["adv_weight"]) if on_adv else None
-        self.adv_distill = cfg["adv_distill"]
-        self.freq_weight = float(cfg["freq_weight"]) if frequency_view_on(cfg) else None
-
-    @property
-    def streams(self) -> list[str]:
-        """The `STREAMS` this distiller computes a term for, in that order."""
-        on = {"base": self.base is not None, "adv": self.adv is not None, "freq": self.freq_weight is not None}
-        return [s for s in STREAMS if on[s]]
+        self.stream_weights = {stream.name: float(cfg[stream.weight_key]) for stream in self.streams}
+        # the authors' adversarial term (a feature base loss) is a loss of its own, at unit weight: the stream's weight
+        # scales it as it scales a head-aware stream's parts
+        self.feature_mse = AdvFeatureLoss(1.0)
 
     @property
     def term_names(self) -> list[str]:
-        """Loss-column names, one per stream: `<kd_loss>_loss`, `adv_loss`, `freq_loss`."""
-        return [f"{self.kd_name}_loss" if s == "base" else f"{s}_loss" for s in self.streams]
+        """Loss-column names: `<kd_loss>_loss` for the base loss on the batch, then each stream's (`adv_loss`, ...)."""
+        base = [f"{self.kd_name}_loss"] if self.base is not None else []
+        return base + [stream.term for stream in self.streams]
+
+    def term_of(self, part: str) -> str:
+        """The loss column a part belongs to: its stream's (adv.feat -> adv_loss), else the base loss's."""
+        head = part.partition(".")[0]
+        named = [stream.term for stream in self.streams if stream.name == head]
+        return named[0] if named else f"{self.kd_name}_loss"
 
     @property
     def needs_head(self) -> bool:
@@ -165,14 +138,27 @@ class FeatureDistiller(nn.Module):
                   for loss, adapt, s, t, kw in zip(self.base, self.adapters, student, teacher, extra)]
         return {part_name(self.kd_name, k): sum(p[k] for p in levels) for k in levels[0]}
 
+    def stream_terms(self, stream: Stream, student: list[torch.Tensor], teacher: list[torch.Tensor],
+                     boxes: list[torch.Tensor], heads: list[LevelHead] | None = None) -> dict[str, torch.Tensor]:
+        """One stream's parts summed over levels, through the same projectors, each times the stream's weight.
+
+        The authors' adversarial term (`feature_mse`): {"adv": weight * sum((P(F_s) - F_t)^2) / N}. Otherwise the base
+        loss's own parts on the stream's images (those `stream.parts` names): {"adv.feat": ..., "freq.cls": ...}.
+        """
+        weight = self.stream_weights[stream.name]
+        if stream.feature_mse:
+            return {stream.name: weight * sum(self.feature_mse(adapt(s), t)
+                                              for adapt, s, t in zip(self.adapters, student, teacher))}
+        return stream_parts(stream.name, weight, self.base_parts(student, teacher, boxes, heads), stream.parts)
+
     def weight_keys(self) -> dict[str, str]:
-        """{part name: the config key of its weight} for every term this distiller computes ("fgd.fg": "fgd_alpha")."""
+        """{part name: the config key of its weight} for every measured term: the base loss's parts, and a stream
+        whose weight is a loss weight ("adv": "adv_weight")."""
         keys = {}
         if self.base is not None:
             keys.update({part_name(self.kd_name, part): config_key(self.kd_name, arg)
                          for part, arg in type(self.base[0]).WEIGHTS.items()})
-        if self.adv is not None:
-            keys["adv"] = "adv_weight"
+        keys.update({stream.name: stream.weight_key for stream in self.streams if stream.weight_key == "adv_weight"})
         return keys
 
     def set_weights(self, weights: Mapping[str, float]) -> None:
@@ -180,42 +166,23 @@ class FeatureDistiller(nn.Module):
         for part, key in self.weight_keys().items():
             if key not in weights:
                 continue
-            if part == "adv":
-                self.adv.set_weight("", weights[key])
+            if part in self.stream_weights:
+                self.stream_weights[part] = float(weights[key])
             else:
                 for loss in self.base:
                     loss.set_weight(part.partition(".")[2], weights[key])
 
-    def adv_parts(self, student: list[torch.Tensor], teacher: list[torch.Tensor],
-                  heads: list[LevelHead] | None = None) -> dict[str, torch.Tensor]:
-        """IKD's adversarial term summed over levels, through the same projectors.
-
-        With a feature base loss: {"adv": weight * sum((P(F_s) - F_t)^2) / N} (the authors' term). With a head-aware
-        base: the base loss's own parts on the adversarial images (those `adv_distill` names), each times the
-        adversarial weight: {"adv.feat": ..., "adv.cls": ..., "adv.box": ...}.
-        """
-        if not self.needs_head:
-            return {"adv": sum(self.adv(adapt(s), t) for adapt, s, t in zip(self.adapters, student, teacher))}
-        return stream_parts("adv", self.adv.weight_of(""), self.base_parts(student, teacher, [], heads),
-                            ADV_DISTILLED[self.adv_distill])
-
-    def view_parts(self, student: list[torch.Tensor], teacher: list[torch.Tensor], boxes: list[torch.Tensor],
-                   heads: list[LevelHead] | None = None) -> dict[str, torch.Tensor]:
-        """The frequency view's term (freq_apply=view): the base loss's parts on the mixed images, each times
-        `freq_weight`, named "freq.<part>" ("freq" for a lone part)."""
-        return stream_parts("freq", self.freq_weight, self.base_parts(student, teacher, boxes, heads))
-
-    def adv_at(self, values: Mapping[str, float], weights: Mapping[str, float]) -> float:
-        """The adversarial term's measured value (`values`, at the weights the distiller holds now) recomputed at the
-        base weights `weights` (config keys): a head-aware term is linear in each base part's weight."""
-        if "adv" in values:
-            return values["adv"]
+    def stream_at(self, name: str, values: Mapping[str, float], weights: Mapping[str, float]) -> float:
+        """Stream `name`'s measured value (`values`, at the weights the distiller holds now) recomputed at the base
+        weights `weights` (config keys): a head-aware stream's term is linear in each base part's weight."""
+        if name in values:
+            return values[name]
         total = 0.0
         for part, key in self.weight_keys().items():
-            name = f"adv.{part.partition('.')[2]}"
-            if part != "adv" and name in values:
+            stream_part = f"{name}.{part.partition('.')[2]}"
+            if part not in self.stream_weights and stream_part in values:
                 now = self.base[0].weight_of(part.partition(".")[2])
-                total += values[name] * (float(weights.get(key, now)) / now if now else 0.0)
+                total += values[stream_part] * (float(weights.get(key, now)) / now if now else 0.0)
         return total
 
 
@@ -304,9 +271,9 @@ class IKDModel(nn.Module):
         return neck_features(self.student, img, self.recorder.layers)
 
     def distill_parts(self, batch: dict, feats: list[torch.Tensor], preds: Any) -> dict[str, torch.Tensor]:
-        """Every distillation part of one training batch by name (fgd.fg, ..., score.cls, adv), from the student's
-        maps `feats` and training-mode head output `preds` on batch["img"]; the adversarial part only where the
-        batch holds adversarial images. What the loss sums and `weights=auto` measures."""
+        """Every distillation part of one training batch by name (fgd.fg, ..., score.cls, adv.feat, freq.cls), from
+        the student's maps `feats` and training-mode head output `preds` on batch["img"], and the streams the batch
+        holds (`STREAMS_KEY`). What the loss sums and `weights=auto` measures."""
         parts = {}
         if self.distiller.base is not None:
             heads = None
@@ -314,32 +281,26 @@ class IKDModel(nn.Module):
                 heads = level_heads(batch[TEACHER_HEAD], training_outputs(preds), batch[TEACHER_FEATS],
                                     kpt_dim=self.keypoint_dim)
             parts.update(self.distiller.base_parts(feats, batch[TEACHER_FEATS], boxes_per_image(batch), heads))
-        if self.distiller.adv is not None and ADV_IMG in batch:
-            if self.distiller.needs_head:
-                adv_feats, adv_preds = self.student_features(batch[ADV_IMG])
-                heads = level_heads(batch[ADV_TEACHER_HEAD], training_outputs(adv_preds), batch[ADV_TEACHER_FEATS],
-                                    batch[ADV_WEIGHT_HEAD], self.keypoint_dim)
-                parts.update(self.distiller.adv_parts(adv_feats, batch[ADV_TEACHER_FEATS], heads))
-            else:
-                parts.update(self.distiller.adv_parts(self.student_neck_features(batch[ADV_IMG]),
-                                                      batch[ADV_TEACHER_FEATS]))
-        if self.distiller.freq_weight is not None and FREQ_IMG in batch:
-            parts.update(self.view_parts(batch))
+        held = batch.get(STREAMS_KEY, {})
+        for stream in self.distiller.streams:
+            if stream.name in held:
+                parts.update(self.stream_parts(stream, held[stream.name], batch))
         return parts
 
-    def view_parts(self, batch: dict) -> dict[str, torch.Tensor]:
-        """The frequency view's parts: the student and the teacher on the mixed images, positions weighted by the
-        teacher's scores on their clean images (the mixing keeps every object where it was)."""
-        index, every_image = batch[FREQ_INDEX], boxes_per_image(batch)
-        boxes = [every_image[i] for i in index.tolist()]
-        if not self.distiller.needs_head:
-            return self.distiller.view_parts(self.student_neck_features(batch[FREQ_IMG]), batch[FREQ_TEACHER_FEATS],
-                                             boxes)
-        feats, preds = self.student_features(batch[FREQ_IMG])
-        clean = {name: value[index] for name, value in batch[TEACHER_HEAD].items()}
-        heads = level_heads(batch[FREQ_TEACHER_HEAD], training_outputs(preds), batch[FREQ_TEACHER_FEATS], clean,
+    def stream_parts(self, stream: Stream, images: StreamBatch, batch: dict) -> dict[str, torch.Tensor]:
+        """One stream's parts: the student and the teacher on the stream's images, positions weighted by its
+        weigher's scores; images of the training batch keep their boxes (a feature base such as FGD reads them)."""
+        boxes = []
+        if images.index is not None:
+            every_image = boxes_per_image(batch)
+            boxes = [every_image[i] for i in images.index.tolist()]
+        if not self.distiller.needs_head or stream.feature_mse:
+            return self.distiller.stream_terms(stream, self.student_neck_features(images.img), images.teacher_feats,
+                                               boxes)
+        feats, preds = self.student_features(images.img)
+        heads = level_heads(images.teacher_head, training_outputs(preds), images.teacher_feats, images.weigher,
                             self.keypoint_dim)
-        return self.distiller.view_parts(feats, batch[FREQ_TEACHER_FEATS], boxes, heads)
+        return self.distiller.stream_terms(stream, feats, images.teacher_feats, boxes, heads)
 
     def loss(self, batch: dict, preds: Any = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Detection loss on batch["img"] plus every distillation term, each also reported as its own loss item.
@@ -355,8 +316,9 @@ class IKDModel(nn.Module):
         feats, preds = self.student_features(batch["img"])
         det, items = self.student.loss(batch, preds)
         parts = self.distill_parts(batch, feats, preds)
-        zero = torch.zeros((), device=det.device)  # an augmentation's term outside the phase or between attacks
-        terms = [sum((v for k, v in parts.items() if stream_of(k) == s), zero) for s in self.distiller.streams]
+        zero = torch.zeros((), device=det.device)  # a stream's term outside the phase or between its steps
+        of = {k: self.distiller.term_of(k) for k in parts}
+        terms = [sum((v for k, v in parts.items() if of[k] == name), zero) for name in names]
         terms = torch.stack([t.float().reshape(()) for t in terms]) if terms else det.new_zeros(0)
         batch_size = batch["img"].shape[0]
         items.update({k: v.detach() for k, v in zip(names, terms)})

@@ -25,7 +25,7 @@ from .config import resolve_distill_config, section, split_distill_args
 from .errors import InputError
 from .inputs import load_data
 from .preflight import check_device
-from .teacher import load_teacher
+from .teacher import FrozenTeacher, load_teacher
 
 
 def run_attack(
@@ -46,10 +46,11 @@ def run_attack(
     explicit, _ = split_distill_args({**distill, "teacher": teacher})
     cfg = resolve_distill_config(explicit)
     data_dict = load_data(data)
-    model = load_teacher(cfg["teacher"], nc=data_dict["nc"], names=data_dict["names"], trust=cfg["trust_checkpoints"])
+    model = FrozenTeacher(load_teacher(cfg["teacher"], nc=data_dict["nc"], names=data_dict["names"],
+                                       trust=cfg["trust_checkpoints"])).model
     imgsz = stride_multiple(imgsz, model)
     settings = section(AttackSettings, cfg)
-    cache, stats = open_attack_cache(model, data_dict, imgsz, settings, device, batch, seed)  # freezes model in place
+    cache, stats = open_attack_cache(model, data_dict, imgsz, settings, device, batch, seed)
     report = {"cache": str(cache.folder), **stats,
               "images_per_s": stats["images"] / stats["seconds"] if stats["seconds"] else None}
     if preview:

@@ -31,15 +31,12 @@ from .checkpoints import (
     TRUST_KEY, atomic_save, atomic_strip_optimizer, attach_state, load_pt, read_state, remove_state, staged_writes,
     strip_state,
 )
-from .config import DISTILL_KEYS, auto_keys, keypoints_distilled, split_distill_args
+from .config import DISTILL_KEYS, auto_keys, keypoints_distilled, split_distill_args, weight_on
 from .hooks import detect_input_layers
 from .inputs import StudentError, TeacherError, wrapped_student
-from .model import (
-    ADV_IMG, ADV_TEACHER_FEATS, ADV_TEACHER_HEAD, ADV_WEIGHT_HEAD, FREQ_IMG, FREQ_INDEX, FREQ_TEACHER_FEATS,
-    FREQ_TEACHER_HEAD, TEACHER_FEATS, TEACHER_HEAD, FeatureDistiller, IKDModel, adversarial_term_on, head_needed,
-    level_channels, weight_on,
-)
+from .model import TEACHER_FEATS, TEACHER_HEAD, FeatureDistiller, IKDModel, level_channels
 from .preflight import preflight
+from .streams import STREAMS_KEY, Stream, StreamBatch, head_aware, streams_of
 from .teacher import FrozenTeacher
 
 
@@ -95,13 +92,16 @@ class IKDTrainer(DetectionTrainer):
         if RANK in {-1, 0}:
             YAML.save(self.save_dir / "args.yaml", vars(self.args))
         self.teacher = FrozenTeacher(teacher, keypoints=keypoints_distilled(distill))
+        self.streams = streams_of(distill)
+        self.head_aware = head_aware(distill)
         self.freq_augment = FrequencyAugment.from_config(distill) if distill["freq_mode"] != "off" else None
-        self.attack = AdversarialAttack.from_config(distill) if adversarial_term_on(distill) else None
+        attacked = any(stream.attack != "none" for stream in self.streams)
+        self.attack = AdversarialAttack.from_config(distill) if attacked else None
         if weight_on(distill["adv_weight"]) and self.attack is None:
             LOGGER.warning("ikd-yolo: adv_steps=0 makes no adversarial images, so the adversarial term is off "
                            "(set adv_weight=0 to say so, or adv_steps>=1 to attack)")
         self.teacher_criterion = None  # built on the first attack, once the teacher sits on its device
-        self.adv_stream = None  # adv_mode=cached: the cached adversarial images, opened in _setup_train
+        self.loaders = {}  # {stream name: its images' loader} for streams of a loader source, opened in _setup_train
         self.auto_weight_report = None  # weights=auto: what this process measured (rank 0 only)
         self._step = 0
 
@@ -146,91 +146,89 @@ class IKDTrainer(DetectionTrainer):
         return self.epoch < int(self.distill["ikd_phase"] * self.epochs + 0.5)  # round half up, not to even
 
     def preprocess_batch(self, batch: dict) -> dict:
-        """Normalise as Ultralytics does, then add IKD's augmented inputs and the teacher's features to the batch."""
-        attacking = self.augmentation_phase and self.attack is not None and self.attack.should_attack(self._step)
+        """Normalise as Ultralytics does, then add the teacher's maps and the images of the streams this step runs."""
+        running = [s for s in self.streams if s.runs_at(self._step)] if self.augmentation_phase else []
         self._step += 1
-        return self.distillation_batch(batch, attacking)
+        return self.distillation_batch(batch, running)
 
-    def distillation_batch(self, batch: dict, attacking: bool) -> dict:
-        """A loader batch as the distilled model takes it: Ultralytics' preprocessing, then `_distillation_inputs`
-        (training and the `weights=auto` measurement)."""
-        return self._distillation_inputs(super().preprocess_batch(batch), attacking)
+    def distillation_batch(self, batch: dict, streams: list[Stream] | tuple[Stream, ...]) -> dict:
+        """A loader batch as the distilled model takes it, with the images of `streams`: Ultralytics' preprocessing,
+        then `_distillation_inputs` (training and the `weights=auto` measurement)."""
+        return self._distillation_inputs(super().preprocess_batch(batch), streams)
 
-    def _distillation_inputs(self, batch: dict, attacking: bool) -> dict:
-        """The batch IKD trains on: frequency-mixed in the augmentation phase, with the teacher's maps, and (when
-        `attacking`) adversarial images with the teacher's maps of them."""
-        view = attack_start = None
-        if self.augmentation_phase and self.freq_augment is not None:
-            apply = self.distill["freq_apply"]
-            if apply == "view":
-                view = self.freq_augment(batch)
-            elif apply == "replace":
-                batch = self.freq_augment(batch)
-            elif attacking:  # shared: the online attack starts from the mixed images (same geometry, same labels)
-                attack_start = self.freq_augment(batch)
-        x_adv = None
-        if attacking and self.adv_stream is None:
-            if self.teacher_criterion is None:
-                self.teacher_criterion = class_loss_criterion(self.teacher.model)
-            if attack_start is None:  # the attack's first forward gives the clean maps too
-                x_adv, batch[TEACHER_FEATS] = self.attack.with_features(
-                    self.teacher.model, self.teacher_criterion, batch, self.teacher.recorder.layers)
-            else:
-                x_adv = self.attack(self.teacher.model, self.teacher_criterion, attack_start)
-                batch[TEACHER_FEATS] = self.teacher.features(batch["img"])
-        else:
-            batch[TEACHER_FEATS] = self.teacher.features(batch["img"])
-            k = self.attack.n_attacked(batch["img"].shape[0]) if attacking else 0
-            x_adv = self.adv_stream.next(k, self.device) if k else None
-        head = head_needed(self.distill)
-        if head:
+    def _distillation_inputs(self, batch: dict, streams: list[Stream] | tuple[Stream, ...]) -> dict:
+        """The batch IKD trains on: frequency-mixed in the augmentation phase (freq_apply=replace), with the teacher's
+        maps (and head), and each stream's images with the teacher's of them (`STREAMS_KEY`)."""
+        phase = self.augmentation_phase and self.freq_augment is not None
+        if phase and self.freq_augment.settings.apply == "replace":
+            batch = self.freq_augment(batch)
+        mixed = self.freq_augment(batch) if phase and any(s.mix for s in streams) else None
+        feats, images = None, {}
+        for stream in streams:
+            got = self._stream_images(stream, batch, mixed, need_clean_maps=feats is None)
+            if got is not None:
+                (img, index), clean = got
+                feats = clean if clean is not None else feats
+                images[stream] = img, index
+        batch[TEACHER_FEATS] = self.teacher.features(batch["img"]) if feats is None else feats
+        if self.head_aware:
             batch[TEACHER_HEAD] = self.teacher.head(batch[TEACHER_FEATS])
-        if view is not None:
-            self._add_frequency_view(batch, view, head)
-        if x_adv is not None:  # None when adv_frac leaves no image to attack
-            batch[ADV_IMG] = x_adv.to(batch["img"].dtype)
-            batch[ADV_TEACHER_FEATS] = self.teacher.features(batch[ADV_IMG])
-            if head:
-                batch[ADV_TEACHER_HEAD] = self.teacher.head(batch[ADV_TEACHER_FEATS])
-                batch[ADV_WEIGHT_HEAD] = self._adv_position_weigher(batch, len(x_adv))
+        if images:
+            batch[STREAMS_KEY] = {stream.name: self._stream_batch(stream, img.to(batch["img"].dtype), index, batch)
+                                  for stream, (img, index) in images.items()}
         return batch
 
-    def _add_frequency_view(self, batch: dict, view: dict, head: bool) -> None:
-        """freq_apply=view: the images the augmentation mixed, and the teacher's maps (and head) of them, join the batch
-        as a distillation-only stream; batch["img"] stays clean for the detection loss."""
-        index = view["freq_info"]["selected"].nonzero().squeeze(1)
-        if not index.numel():
-            return
-        batch[FREQ_INDEX] = index
-        batch[FREQ_IMG] = view["img"][index]
-        batch[FREQ_TEACHER_FEATS] = self.teacher.features(batch[FREQ_IMG])
-        if head:
-            batch[FREQ_TEACHER_HEAD] = self.teacher.head(batch[FREQ_TEACHER_FEATS])
+    def _stream_images(self, stream: Stream, batch: dict, mixed: dict | None, need_clean_maps: bool):
+        """((images, their indices in the batch or None), the teacher's clean maps of the batch when the attack's
+        first forward gave them, else None) of one stream this step; None when it has no image this step."""
+        k = stream.size(batch["img"].shape[0])
+        if stream.attack == "online":
+            if self.teacher_criterion is None:
+                self.teacher_criterion = class_loss_criterion(self.teacher.model)
+            start = mixed if stream.mix and mixed is not None else batch
+            layers = self.teacher.recorder.layers if start is batch and need_clean_maps else None
+            x, clean = self.attack.with_features(self.teacher.model, self.teacher_criterion, start, layers, k)
+            return None if x is None else ((x, torch.arange(k, device=x.device)), clean)
+        if stream.source == "loader":
+            return ((self.loaders[stream.name].next(k, self.device), None), None) if k else None
+        if mixed is None:  # the frequency view outside the augmentation phase
+            return None
+        index = mixed["freq_info"]["selected"].nonzero().squeeze(1)
+        return ((mixed["img"][index], index), None) if index.numel() else None
 
-    def _adv_position_weigher(self, batch: dict, k: int) -> dict:
-        """The teacher head output whose scores weight the adversarial images' positions: online, the teacher's
-        scores on the clean images that were attacked (the first k: the attack keeps their geometry); cached, the
-        teacher's scores on the adversarial images themselves (their clean images are not in this batch)."""
-        if self.adv_stream is None:
-            return {name: value[:k] for name, value in batch[TEACHER_HEAD].items()}
-        return batch[ADV_TEACHER_HEAD]
+    def _stream_batch(self, stream: Stream, img: torch.Tensor, index: torch.Tensor | None, batch: dict) -> StreamBatch:
+        """A stream's images with the teacher's maps and head of them, and the head whose scores weight their
+        positions: the teacher's scores on the clean images they came from, or on themselves."""
+        feats = self.teacher.features(img)
+        head = weigher = None
+        if self.head_aware:
+            head = self.teacher.head(feats)
+            clean = stream.weigh_by == "clean" and index is not None
+            weigher = {name: value[index] for name, value in batch[TEACHER_HEAD].items()} if clean else head
+        return StreamBatch(img, feats, head, weigher, index)
 
     def _setup_train(self):
-        """Ultralytics' set-up, then (adv_mode=cached) the adversarial cache, built on rank 0 if any image misses."""
+        """Ultralytics' set-up, then the loaders of the streams that read images of their own (the adversarial cache,
+        built on rank 0 if any image misses), then the weights=auto measurement."""
         super()._setup_train()
-        if self.attack is not None and self.attack.settings.mode == "cached":
-            from .augment.adv_cache import open_attack_cache
-            from .augment.adv_stream import AdversarialStream
-
-            with torch_distributed_zero_first(LOCAL_RANK):
-                cache, stats = open_attack_cache(self.teacher, self.data, self.args.imgsz, self.attack.settings,
-                                                 self.device, self.batch_size, progress=RANK in {-1, 0},
-                                                 args=self.args)
-            LOGGER.info(f"{colorstr('ikd-yolo:')} adversarial cache {cache.folder}: {stats['total']} images "
-                        f"({stats['images']} attacked now, {stats['seconds']:.0f}s)")
-            self.adv_stream = AdversarialStream(cache, self.args.fliplr, self.args.workers, self.args.seed)
+        for stream in self.streams:
+            if stream.attack == "cached":
+                self.loaders[stream.name] = self._cached_images()
         if auto_keys(self.distill):
             self.auto_weight_report = set_auto_weights(self)
+
+    def _cached_images(self):
+        """The adversarial cache of this teacher and training split, checked (and completed on rank 0), as a stream
+        of images."""
+        from .augment.adv_cache import open_attack_cache
+        from .augment.adv_stream import AdversarialStream
+
+        with torch_distributed_zero_first(LOCAL_RANK):
+            cache, stats = open_attack_cache(self.teacher.model, self.data, self.args.imgsz, self.attack.settings,
+                                             self.device, self.batch_size, progress=RANK in {-1, 0}, args=self.args)
+        LOGGER.info(f"{colorstr('ikd-yolo:')} adversarial cache {cache.folder}: {stats['total']} images "
+                    f"({stats['images']} attacked now, {stats['seconds']:.0f}s)")
+        return AdversarialStream(cache, self.args.fliplr, self.args.workers, self.args.seed)
 
     # ---- validation and checkpoints ------------------------------------------------------------------------
     @contextmanager

@@ -26,8 +26,8 @@ import torch
 from ultralytics.cfg import get_cfg
 
 from helpers import read_results, train_kwargs
-from ikd_yolo.augment.adv_cache import (AdversarialCache, CacheEntryError, attack_dataset, build_cache, cache_key,
-                                        image_ids, image_seed, open_cache, prepare_cache)
+from ikd_yolo.augment.adv_cache import (AdversarialCache, CacheEntryError, CacheJob, attack_dataset, build_cache,
+                                        cache_key, image_ids, image_seed, open_cache, prepare_cache)
 from ikd_yolo.augment.adv_stream import AdversarialStream
 from ikd_yolo.augment.attack import AdversarialAttack, AttackSettings
 from ikd_yolo.config import resolve_distill_config, section
@@ -35,6 +35,11 @@ from ikd_yolo.inputs import load_data
 from ikd_yolo.teacher import FrozenTeacher, load_teacher
 
 CPU = torch.device("cpu")
+
+
+def job(teacher: torch.nn.Module, settings: AttackSettings, batch: int = 8) -> CacheJob:
+    """The cache job of a test: the attack of `settings` on the CPU, batches of `batch`, no progress bar."""
+    return CacheJob(teacher, AdversarialAttack(settings), CPU, batch, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +56,7 @@ def full_cache(setup, tmp_path_factory):
     """A complete cache of the synthetic set built in batches of 8, and its entries' bytes."""
     data, teacher, settings, dataset = setup
     cache = open_cache(tmp_path_factory.mktemp("full"), teacher, dataset, 64, settings, 0)
-    build_cache(cache, dataset, teacher, AdversarialAttack(replace(settings, frac=1.0)), CPU, batch=8, progress=False)
+    build_cache(cache, dataset, job(teacher, settings))
     return cache, [cache.path(i).read_bytes() for i in range(len(dataset.im_files))]
 
 
@@ -102,7 +107,8 @@ def test_key_follows_teacher_weights_data_size_and_attack(setup):
                cache_key(teacher, dataset, 64, replace(settings, steps=3), 0),
                cache_key(teacher, dataset, 64, settings, 1)]
     assert all(k != key for k in changed)
-    assert cache_key(teacher, dataset, 64, replace(settings, frac=0.5, every=4, mode="online"), 0) == key  # train-time
+    # how an image is perturbed, nothing of when its stream runs or how much of a batch it takes
+    assert set(key["attack"]) == {"steps", "eps", "step_size", "decay", "di_p"}
     ids = image_ids(dataset)
     folders = {AdversarialCache("root", k, dataset.im_files, ids).folder for k in (key, *changed)}
     assert len(folders) == 6
@@ -113,15 +119,14 @@ def test_image_edited_in_place_at_the_same_size_is_a_new_key_and_attacked_again(
     data = load_data(own_dataset(tmp_path))
     dataset = attack_dataset(data, 64, 8)
     before = open_cache(tmp_path / "adv", teacher, dataset, 64, settings, 0)
-    attack = AdversarialAttack(replace(settings, frac=1.0))
-    build_cache(before, dataset, teacher, attack, CPU, batch=8, progress=False)
+    build_cache(before, dataset, job(teacher, settings))
     edited = Path(dataset.im_files[3])
     edit_jpeg_same_size(edited)
     dataset = attack_dataset(data, 64, 8)  # reads the edited image
     after = open_cache(tmp_path / "adv", teacher, dataset, 64, settings, 0)
     assert after.key["data"] != before.key["data"] and after.folder != before.folder
     assert after.image_ids[3] != before.image_ids[3] and after.image_ids[:3] == before.image_ids[:3]
-    stats = build_cache(after, dataset, teacher, attack, CPU, batch=8, progress=False)
+    stats = build_cache(after, dataset, job(teacher, settings))
     assert stats["images"] == 16 and after.missing() == []
     assert (after.read(3) != before.read(3)).any() and (after.read(0) == before.read(0)).all()
 
@@ -129,8 +134,8 @@ def test_image_edited_in_place_at_the_same_size_is_a_new_key_and_attacked_again(
 def test_build_is_lossless_and_resumes_with_only_the_missing_images(setup, tmp_path, ultralytics_log):
     data, teacher, settings, dataset = setup
     cache = open_cache(tmp_path, teacher, dataset, 64, settings, 0)
-    attack = AdversarialAttack(replace(settings, frac=1.0))
-    first = build_cache(cache, dataset, teacher, attack, CPU, batch=8, progress=False)
+    attack = AdversarialAttack(settings)
+    first = build_cache(cache, dataset, job(teacher, settings))
     n = len(dataset.im_files)
     assert first["images"] == n and cache.missing() == []
     # the attack moves the 8-bit clean image in steps of 2/255 inside an 8/255 ball: the PNG holds it exactly
@@ -144,7 +149,7 @@ def test_build_is_lossless_and_resumes_with_only_the_missing_images(setup, tmp_p
     cache.path(3).unlink()
     cache.path(5).write_bytes(cache.path(5).read_bytes()[:200])
     assert cache.missing() == [3, 5]
-    again = build_cache(cache, dataset, teacher, attack, CPU, batch=8, progress=False)
+    again = build_cache(cache, dataset, job(teacher, settings))
     assert again["images"] == 2 and again["repaired"] == 1 and cache.missing() == []
     assert cache.read(5).shape == (64, 64, 3)
     assert len(cache_warnings(ultralytics_log)) == 1  # the cut one is named, the missing one is just attacked
@@ -158,18 +163,16 @@ def test_entry_rebuilt_alone_is_byte_identical_to_the_full_build(setup, full_cac
     for i in range(len(entries)):
         if i != 6:
             alone.path(i).write_bytes(entries[i])
-    stats = build_cache(alone, dataset, teacher, AdversarialAttack(replace(settings, frac=1.0)), CPU, batch=8,
-                        progress=False)
+    stats = build_cache(alone, dataset, job(teacher, settings))
     assert stats["images"] == 1 and alone.path(6).read_bytes() == entries[6]
 
 
 def test_cache_built_in_batches_of_4_equals_one_built_one_by_one(setup, full_cache, tmp_path):
     data, teacher, settings, dataset = setup
     _, entries = full_cache
-    attack = AdversarialAttack(replace(settings, frac=1.0))
     for batch in (4, 1):
         cache = open_cache(tmp_path / str(batch), teacher, dataset, 64, settings, 0)
-        build_cache(cache, dataset, teacher, attack, CPU, batch=batch, progress=False)
+        build_cache(cache, dataset, job(teacher, settings, batch))
         assert [cache.path(i).read_bytes() for i in range(len(entries))] == entries, batch
 
 
@@ -179,7 +182,7 @@ def test_corrupt_entry_is_named_once_and_repaired_bit_for_bit(setup, full_cache,
 
     data, teacher, settings, dataset = setup
     monkeypatch.setenv("IKD_YOLO_CACHE", str(tmp_path))
-    cache, stats = prepare_cache(teacher, data, 64, settings, CPU, batch=8, progress=False)
+    cache, stats = prepare_cache(job(teacher, settings), data, 64)
     assert stats["images"] == 16
     original = cache.path(9).read_bytes()
     for repair in ("prepare_cache", "run_attack"):
@@ -187,7 +190,7 @@ def test_corrupt_entry_is_named_once_and_repaired_bit_for_bit(setup, full_cache,
         corrupt_keeping_trailer(cache.path(9))
         assert cache.path(9).read_bytes()[-12:] == original[-12:] and cache.path(9).read_bytes() != original
         if repair == "prepare_cache":
-            again, stats = prepare_cache(teacher, data, 64, settings, CPU, batch=8, progress=False)
+            again, stats = prepare_cache(job(teacher, settings), data, 64)
         else:
             stats = run_attack(str(synthetic_data), str(teacher_pt), imgsz=64, batch=8, preview=None, adv_steps=2)
         assert stats["images"] == 1 and stats["repaired"] == 1, repair
@@ -261,14 +264,14 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 def test_complete_cache_on_a_read_only_folder_is_used_without_writing(setup, tmp_path, monkeypatch):
     data, teacher, settings, _ = setup
     monkeypatch.setenv("IKD_YOLO_CACHE", str(tmp_path))
-    cache, stats = prepare_cache(teacher, data, 64, settings, CPU, batch=8, progress=False)
+    cache, stats = prepare_cache(job(teacher, settings), data, 64)
     assert stats["images"] == 16 and (cache.folder / "cache.json").is_file()
     subprocess.run(["chmod", "-R", "a-w", str(tmp_path)], check=True)
     try:
         before = snapshot(tmp_path)
         with monkeypatch.context() as m:
             forbid_writes(m)
-            again, stats = prepare_cache(teacher, data, 64, settings, CPU, batch=8, progress=False)
+            again, stats = prepare_cache(job(teacher, settings), data, 64)
             batch = AdversarialStream(again, fliplr=0.5, workers=0, seed=0).next(8, CPU)
         assert stats["images"] == 0 and again.folder == cache.folder and batch.shape == (8, 3, 64, 64)
         assert snapshot(tmp_path) == before
@@ -276,8 +279,7 @@ def test_complete_cache_on_a_read_only_folder_is_used_without_writing(setup, tmp
             forbid_writes(m)
             missing = AdversarialCache(tmp_path / "adv", {**cache.key, "seed": 7}, cache.im_files, cache.image_ids)
             with pytest.raises(Exception, match="cannot be written") as e:
-                build_cache(missing, attack_dataset(data, 64, 8), teacher, AdversarialAttack(settings), CPU, 8,
-                            progress=False)
+                build_cache(missing, attack_dataset(data, 64, 8), job(teacher, settings))
             assert "\n" not in str(e.value)
     finally:
         subprocess.run(["chmod", "-R", "u+w", str(tmp_path)], check=True)

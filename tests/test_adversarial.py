@@ -76,10 +76,12 @@ def teacher(request):
     return request.getfixturevalue("trained_teacher" if request.param == "yolo11n" else "yolo26_teacher")
 
 
-def _attack(teacher, batch, seed=0, **overrides):
-    """Run the attack with CFG plus overrides and a seeded generator."""
+def _attack(teacher, batch, seed=0, k=None, **overrides):
+    """Run the attack with CFG plus overrides and a seeded generator on the first `k` images (all by default)."""
     attack = make_attack(**overrides)
-    return attack(teacher, teacher.init_criterion(), batch, generator=torch.Generator().manual_seed(seed))
+    k = batch["img"].shape[0] if k is None else k
+    return attack.with_features(teacher, teacher.init_criterion(), batch, None, k,
+                                generator=torch.Generator().manual_seed(seed))[0]
 
 
 def _cls_loss(teacher, img, batch) -> float:
@@ -115,10 +117,10 @@ def test_attack_raises_class_loss(teacher, batch):
 
 
 def test_attack_stays_in_budget_and_range(teacher, batch):
-    """Only the first adv_frac of the batch comes back, |x_adv - x| <= eps, each channel inside the clean range."""
+    """Only the first k images of the batch come back, |x_adv - x| <= eps, each channel inside the clean range."""
     k = BATCH // 2
     x = batch["img"][:k]
-    x_adv = _attack(teacher, batch, adv_frac=0.5)
+    x_adv = _attack(teacher, batch, k=k)
     assert x_adv.shape == x.shape and x_adv.dtype == x.dtype and not x_adv.requires_grad
     assert (x_adv - x).abs().max() <= CFG["adv_eps"] + 1e-6
     assert (x_adv != x).any()
@@ -135,16 +137,16 @@ def test_one_shared_teacher_pass_equals_a_feature_pass_plus_the_attack(trained_t
     layers = detect_input_layers(trained_teacher)
     calls = []
     handle = trained_teacher.model[0].register_forward_hook(lambda m, i, o: calls.append(o.shape[0]))
-    attack, criterion = make_attack(adv_frac=frac, adv_steps=3), trained_teacher.init_criterion()
+    attack, criterion = make_attack(adv_steps=3), trained_teacher.init_criterion()
+    k = round(frac * BATCH)
     with torch.no_grad():
         want_feats = neck_features(trained_teacher, batch["img"], layers)
-    want = attack(trained_teacher, criterion, batch, generator=torch.Generator().manual_seed(0))
+    want = attack.with_features(trained_teacher, criterion, batch, None, k, torch.Generator().manual_seed(0))[0]
     two_pass, calls[:] = list(calls), []
-    got, feats = attack.with_features(trained_teacher, criterion, batch, layers, torch.Generator().manual_seed(0))
+    got, feats = attack.with_features(trained_teacher, criterion, batch, layers, k, torch.Generator().manual_seed(0))
     handle.remove()
     assert torch.equal(got, want)
     assert all(torch.equal(a, b) for a, b in zip(feats, want_feats))
-    k = attack.n_attacked(BATCH)
     assert two_pass == [BATCH, k, k, k] and calls == [k, k, k] + ([BATCH - k] if k < BATCH else [])
 
 
@@ -173,11 +175,11 @@ def test_deterministic_with_seeded_generator(trained_teacher, batch):
 
 
 def test_zero_steps_and_zero_fraction(trained_teacher, batch):
-    """steps=0 returns x (a copy); adv_frac=0 returns None."""
+    """steps=0 returns x (a copy); no image to attack (k=0) returns None."""
     x = batch["img"]
     out = _attack(trained_teacher, batch, adv_steps=0)
     assert torch.equal(out, x) and out.data_ptr() != x.data_ptr()
-    assert _attack(trained_teacher, batch, adv_frac=0.0, adv_weight=0.0) is None
+    assert _attack(trained_teacher, batch, k=0) is None
 
 
 def test_keeps_input_dtype(trained_teacher, batch):
@@ -199,11 +201,14 @@ def test_rejects_teacher_in_train_mode(trained_teacher, batch):
 
 
 def test_schedule_and_config():
-    """should_attack follows adv_every, n_attacked follows adv_frac, bad values are refused."""
-    attack = make_attack(adv_every=3, adv_frac=0.3)
-    assert [attack.should_attack(i) for i in range(7)] == [True, False, False, True, False, False, True]
-    assert [attack.n_attacked(b) for b in (0, 1, 8, 10)] == [0, 1, 2, 3]
-    assert make_attack().n_attacked(8) == 8
+    """The adversarial stream runs on every adv_every-th step and takes adv_frac of the batch; bad values are
+    refused."""
+    from ikd_yolo.streams import streams_of
+
+    (stream,) = streams_of(resolve_distill_config({**CFG, "adv_every": 3, "adv_frac": 0.3}))
+    assert [stream.runs_at(i) for i in range(7)] == [True, False, False, True, False, False, True]
+    assert [stream.size(b) for b in (0, 1, 8, 10)] == [0, 1, 2, 3]
+    assert streams_of(resolve_distill_config(CFG))[0].size(8) == 8
     for key, bad in (("adv_every", 0), ("adv_frac", 1.5), ("adv_steps", -1), ("adv_di_p", 2.0)):
         with pytest.raises(DistillConfigError, match=key):
             make_attack(**{key: bad})

@@ -37,7 +37,8 @@ def measured(tmp_path, synthetic_data, teacher_pt):
                                         **train_kwargs(tmp_path, "auto", val=False)))
     drawn = []
     inputs = trainer._distillation_inputs
-    trainer._distillation_inputs = lambda batch, attacking: drawn.append(attacking) or inputs(batch, attacking)
+    trainer._distillation_inputs = lambda batch, streams: drawn.append([s.name for s in streams]) or inputs(batch,
+                                                                                                            streams)
     trainer._setup_train()
     trainer._distillation_inputs = inputs
     return trainer, drawn
@@ -46,13 +47,14 @@ def measured(tmp_path, synthetic_data, teacher_pt):
 def test_measured_weights_put_each_term_at_its_share(measured):
     trainer, drawn = measured
     report = trainer.auto_weight_report
-    assert drawn == [True] * AUTO_BATCHES and report["batches"] == AUTO_BATCHES  # a few batches, each attacked
+    assert drawn == [["adv"]] * AUTO_BATCHES and report["batches"] == AUTO_BATCHES  # a few batches, each attacked
     assert trainer.distill["fgd_alpha"] == 1e-3  # explicit: never measured
     assert auto_keys(trainer.distill) == [] and set(report["weights"]) == {"fgd_beta", "fgd_gamma", "fgd_lambda",
                                                                            "adv_weight"}
     model: IKDModel = trainer.model
-    assert model.distiller.base[0].beta == trainer.distill["fgd_beta"] and model.distiller.adv.weight > 0
-    assert trainer.ema.ema.distiller.adv.weight == model.distiller.adv.weight
+    adv_weight = model.distiller.stream_weights["adv"]
+    assert model.distiller.base[0].beta == trainer.distill["fgd_beta"] and adv_weight == trainer.distill["adv_weight"]
+    assert adv_weight > 0 and trainer.ema.ema.distiller.stream_weights["adv"] == adv_weight
     # the same batches again (the measurement restores the random state) now give kd_share items per auto term
     with preserved_state(model):
         parts, det, _ = measure_terms(model, measurement_batches(trainer, AUTO_BATCHES))

@@ -12,28 +12,27 @@ from helpers import read_results, train_kwargs
 from ikd_yolo import IKDTrainer
 from ikd_yolo.cli import main
 from ikd_yolo.config import DistillConfigError, resolve_distill_config
-from ikd_yolo.model import (
-    ADV_IMG, FREQ_IMG, FREQ_INDEX, FREQ_TEACHER_FEATS, FREQ_TEACHER_HEAD, TEACHER_FEATS, TEACHER_HEAD, FeatureDistiller,
-    IKDModel, stream_of,
-)
+from ikd_yolo.model import TEACHER_FEATS, TEACHER_HEAD, FeatureDistiller, IKDModel
+from ikd_yolo.streams import STREAMS_KEY
 
 VIEW = dict(freq_mode="spectral", freq_apply="view", freq_p=1.0)
 
 
 def test_parts_are_named_by_their_stream():
-    assert [stream_of(k) for k in ("fgd.fg", "mse", "score.box", "adv", "adv.cls", "freq", "freq.feat")] == [
-        "base", "base", "base", "adv", "adv", "freq", "freq"]
+    distiller = FeatureDistiller([8], [8], resolve_distill_config({"distill": "ikd-score", **VIEW}))
+    assert [distiller.term_of(k) for k in ("score.feat", "score.box", "adv", "adv.cls", "freq", "freq.feat")] == [
+        "score_loss", "score_loss", "adv_loss", "adv_loss", "freq_loss", "freq_loss"]
 
 
 def test_view_term_is_the_base_loss_on_the_mixed_images_times_freq_weight():
     torch.manual_seed(0)
     cfg = resolve_distill_config({"distill": "mse", "weights": "fixed", **VIEW, "freq_weight": 0.25})
     distiller = FeatureDistiller([8, 16], [8, 16], cfg)
-    assert distiller.streams == ["base", "freq"] and distiller.term_names == ["mse_loss", "freq_loss"]
+    assert [s.name for s in distiller.streams] == ["freq"] and distiller.term_names == ["mse_loss", "freq_loss"]
     student = [torch.randn(2, 8, 4, 4), torch.randn(2, 16, 2, 2)]
     teacher = [torch.randn(2, 8, 4, 4), torch.randn(2, 16, 2, 2)]
     base = distiller.base_parts(student, teacher, [])
-    view = distiller.view_parts(student, teacher, [])
+    view = distiller.stream_terms(distiller.streams[0], student, teacher, [])
     assert set(view) == {"freq"} and torch.equal(view["freq"], 0.25 * base["mse"])  # a lone part: "freq"
     # by hand: MSE's mean squared difference (equal widths: no adapter) times its fixed weight, summed over levels
     by_hand = sum(cfg["mse_weight"] * (s - t).square().mean() for s, t in zip(student, teacher))
@@ -42,9 +41,9 @@ def test_view_term_is_the_base_loss_on_the_mixed_images_times_freq_weight():
 
 def test_no_view_stream_without_the_view_or_with_zero_weight():
     assert FeatureDistiller([8], [8], resolve_distill_config({"distill": "mse", **VIEW, "freq_apply": "replace"})
-                            ).streams == ["base"]
+                            ).streams == ()
     assert FeatureDistiller([8], [8], resolve_distill_config({"distill": "mse", **VIEW, "freq_weight": 0.0})
-                            ).streams == ["base"]
+                            ).streams == ()
 
 
 def test_view_settings_that_contradict_are_one_line():
@@ -78,16 +77,16 @@ def test_shared_attack_starts_from_the_mixed_images_and_the_clean_batch_stays(tm
     raw = next(iter(trainer.train_loader))
     clean = super(IKDTrainer, trainer).preprocess_batch(dict(raw))
     torch.manual_seed(0)
-    batch = trainer.distillation_batch(dict(raw), attacking=True)
+    batch = trainer.distillation_batch(dict(raw), trainer.streams)
     torch.manual_seed(0)
     mixed = trainer.freq_augment(dict(clean))["img"]
     assert not torch.equal(mixed, clean["img"])
     assert torch.equal(batch["img"], clean["img"])  # the detection loss trains on the clean images
-    assert torch.equal(batch[ADV_IMG], mixed)
+    assert torch.equal(batch[STREAMS_KEY]["adv"].img, mixed)
     assert torch.equal(batch[TEACHER_FEATS][0], trainer.teacher.features(clean["img"])[0])  # clean maps, not mixed
-    assert FREQ_IMG not in batch  # one extra stream, not two
-    quiet = trainer.distillation_batch(dict(raw), attacking=False)  # a step without an attack mixes nothing
-    assert torch.equal(quiet["img"], clean["img"]) and ADV_IMG not in quiet
+    assert list(batch[STREAMS_KEY]) == ["adv"]  # one extra stream, not two
+    quiet = trainer.distillation_batch(dict(raw), [])  # a step without an attack mixes nothing
+    assert torch.equal(quiet["img"], clean["img"]) and STREAMS_KEY not in quiet
 
 
 @pytest.fixture
@@ -104,14 +103,17 @@ def test_the_detection_loss_keeps_the_clean_batch_and_the_view_carries_the_mixed
     trainer = view_trainer
     raw = next(iter(trainer.train_loader))
     torch.manual_seed(0)
-    batch = trainer.distillation_batch(dict(raw), attacking=False)
+    batch = trainer.distillation_batch(dict(raw), trainer.streams)
     clean = super(IKDTrainer, trainer).preprocess_batch(dict(raw))["img"]
     assert torch.equal(batch["img"], clean)  # what the detection loss trains on
     n = clean.shape[0]
-    assert batch[FREQ_INDEX].tolist() == list(range(n))  # freq_p=1: every image is mixed
-    assert batch[FREQ_IMG].shape == clean.shape and not torch.equal(batch[FREQ_IMG], clean)
-    assert torch.equal(batch[FREQ_TEACHER_FEATS][0], trainer.teacher.features(batch[FREQ_IMG])[0])
-    assert set(batch[FREQ_TEACHER_HEAD]) == set(batch[TEACHER_HEAD])
+    view = batch[STREAMS_KEY]["freq"]
+    assert view.index.tolist() == list(range(n))  # freq_p=1: every image is mixed
+    assert view.img.shape == clean.shape and not torch.equal(view.img, clean)
+    assert torch.equal(view.teacher_feats[0], trainer.teacher.features(view.img)[0])
+    assert set(view.teacher_head) == set(batch[TEACHER_HEAD])
+    for name, value in view.weigher.items():  # positions weighted by the teacher's scores on the clean images
+        assert torch.equal(value, batch[TEACHER_HEAD][name][view.index])
     model: IKDModel = trainer.model
     loss, items = model.loss(batch)
     parts = model.distill_parts(batch, *model.student_features(batch["img"]))
@@ -124,8 +126,8 @@ def test_the_detection_loss_keeps_the_clean_batch_and_the_view_carries_the_mixed
 def test_outside_the_augmentation_phase_there_is_no_view(view_trainer):
     trainer = view_trainer
     trainer.epoch = trainer.epochs  # past ikd_phase
-    batch = trainer.distillation_batch(dict(next(iter(trainer.train_loader))), attacking=False)
-    assert FREQ_IMG not in batch
+    batch = trainer.distillation_batch(dict(next(iter(trainer.train_loader))), trainer.streams)
+    assert STREAMS_KEY not in batch
     _, items = trainer.model.loss(batch)
     assert float(items["freq_loss"]) == 0.0  # a zero column, not a missing one
 

@@ -7,7 +7,8 @@ from ultralytics import YOLO
 
 from helpers import read_results, train_kwargs
 from ikd_yolo import IKDTrainer
-from ikd_yolo.model import ADV_IMG, ADV_TEACHER_FEATS, TEACHER_FEATS
+from ikd_yolo.model import TEACHER_FEATS
+from ikd_yolo.streams import STREAMS_KEY, StreamBatch
 
 
 class Spy:
@@ -16,7 +17,7 @@ class Spy:
     def __init__(self, trainer, target, method: str = "__call__"):
         self.trainer, self.target, self.method, self.calls = trainer, target, method, []
 
-    def __getattr__(self, name):  # should_attack, n_attacked, ... of the wrapped object
+    def __getattr__(self, name):  # settings, ... of the wrapped object
         if name == self.method:
             return self._logged
         return getattr(self.target, name)
@@ -101,7 +102,8 @@ def test_adv_term_alone_trains_student_not_teacher(teacher_pt):
         "batch_idx": torch.tensor([0.0, 0.0, 1.0]),
     }
     x_adv = AdversarialAttack.from_config(cfg)(teacher.model, teacher.model.init_criterion(), batch)
-    batch.update({TEACHER_FEATS: teacher.features(img), ADV_IMG: x_adv, ADV_TEACHER_FEATS: teacher.features(x_adv)})
+    batch.update({TEACHER_FEATS: teacher.features(img),
+                  STREAMS_KEY: {"adv": StreamBatch(x_adv, teacher.features(x_adv), None, None, None)}})
 
     loss, items = model(batch)
     assert loss.shape == (4,) and items["adv_loss"] > 0  # box, cls, dfl, adv

@@ -12,7 +12,8 @@ from ikd_yolo.augment.attack import AdversarialAttack
 from ikd_yolo.augment.frequency import FrequencyAugment
 from ikd_yolo.config import resolve_distill_config
 from ikd_yolo.hooks import detect_input_layers
-from ikd_yolo.model import ADV_IMG, ADV_TEACHER_FEATS, TEACHER_FEATS, FeatureDistiller, IKDModel, level_channels
+from ikd_yolo.model import TEACHER_FEATS, FeatureDistiller, IKDModel, level_channels
+from ikd_yolo.streams import STREAMS_KEY, StreamBatch
 from ikd_yolo.teacher import FrozenTeacher, load_teacher
 
 
@@ -75,10 +76,10 @@ def test_ikd_step_under_autocast_gives_finite_fp32_terms_and_grads(kd_loss, dtyp
         b = FrequencyAugment.from_config(cfg)(dict(batch), generator=torch.Generator().manual_seed(0))
         b[TEACHER_FEATS] = teacher.features(b["img"])
         attack = AdversarialAttack.from_config(cfg)
-        b[ADV_IMG] = attack(teacher.model, criterion, b, generator=torch.Generator().manual_seed(0))
-        b[ADV_TEACHER_FEATS] = teacher.features(b[ADV_IMG])
+        x_adv = attack(teacher.model, criterion, b, generator=torch.Generator().manual_seed(0))
+        b[STREAMS_KEY] = {"adv": StreamBatch(x_adv, teacher.features(x_adv), None, None, None)}
         loss, items = model(b)
-    assert b["img"].dtype == torch.float32 and b[ADV_IMG].dtype == torch.float32
+    assert b["img"].dtype == torch.float32 and x_adv.dtype == torch.float32
     assert torch.isfinite(loss).all() and loss.dtype == torch.float32
     assert items[f"{kd_loss}_loss"].dtype == torch.float32 and items[f"{kd_loss}_loss"] > 0 and items["adv_loss"] > 0
     loss.sum().backward()

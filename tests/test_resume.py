@@ -24,13 +24,14 @@ def record_run(model: YOLO) -> dict:
     log = {"phase": [], "attack": [], "losses": {}}
 
     def on_start(trainer):
-        should_attack = trainer.attack.should_attack
+        distillation_batch = trainer.distillation_batch
 
-        def logged(i):
-            log["attack"].append((trainer.epoch, should_attack(i)))
-            return log["attack"][-1][1]
+        def logged(batch, streams):  # in the IKD phase: whether this step's streams hold the attacked one
+            if trainer.augmentation_phase:
+                log["attack"].append((trainer.epoch, any(s.name == "adv" for s in streams)))
+            return distillation_batch(batch, streams)
 
-        trainer.attack.should_attack = logged
+        trainer.distillation_batch = logged
         log["start"] = {
             "epoch": trainer.start_epoch,
             "distill": dict(trainer.distill),

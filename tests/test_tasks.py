@@ -252,12 +252,12 @@ def test_the_cached_attack_builds_on_task_data_and_training_reads_it(task, task_
     from ikd_yolo.augment.attack import AttackSettings
     from ikd_yolo.config import resolve_distill_config, section
     from ikd_yolo.inputs import load_data
-    from ikd_yolo.teacher import load_teacher
+    from ikd_yolo.teacher import FrozenTeacher, load_teacher
 
     monkeypatch.setenv("IKD_YOLO_CACHE", str(tmp_path / "cache"))
     data, teacher_pt = task_setup(task)
     data_dict = load_data(data)
-    teacher = load_teacher(teacher_pt, nc=data_dict["nc"], names=data_dict["names"])
+    teacher = FrozenTeacher(load_teacher(teacher_pt, nc=data_dict["nc"], names=data_dict["names"])).model
     settings = section(AttackSettings, resolve_distill_config({"adv_mode": "cached", "adv_steps": 1}))
     cache, stats = open_attack_cache(teacher, data_dict, 64, settings, "cpu", 8, progress=False)
     assert stats["total"] == 16 and stats["images"] == 16 and label_task(teacher, data_dict) == (

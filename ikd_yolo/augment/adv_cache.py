@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,9 +93,8 @@ def cache_key(
     teacher: nn.Module, dataset: Any, imgsz: int, settings: AttackSettings, seed: int, ids: list[str] | None = None
 ) -> dict[str, Any]:
     """Everything the cached images depend on (the folder name is its hash); `ids` saves hashing the images again."""
-    attack = {k: v for k, v in asdict(settings).items() if k in {"steps", "eps", "step_size", "decay", "di_p"}}
     return {"teacher": weights_digest(teacher), "data": dataset_digest(image_ids(dataset) if ids is None else ids),
-            "imgsz": int(imgsz), "attack": attack, "seed": int(seed), "format": FORMAT}
+            "imgsz": int(imgsz), "attack": asdict(settings), "seed": int(seed), "format": FORMAT}
 
 
 def image_seed(seed: int, image_id: str) -> int:
@@ -232,21 +231,24 @@ def label_task(teacher: nn.Module, data: dict[str, Any]) -> str:
     return "pose" if "kpt_shape" in data else "detect"
 
 
-def build_cache(
-    cache: AdversarialCache,
-    dataset: Any,
-    teacher: nn.Module,
-    attack: AdversarialAttack,
-    device: torch.device,
-    batch: int,
-    seed: int = 0,
-    progress: bool = True,
-) -> dict[str, float]:
+@dataclass(frozen=True)
+class CacheJob:
+    """Who attacks the images of a cache, and how: the frozen teacher (eval mode, `args` set: its criterion reads the
+    loss gains), the attack, the device, images per batch, the seed of the input diversity, a progress bar or not."""
+
+    teacher: nn.Module
+    attack: AdversarialAttack
+    device: torch.device
+    batch: int = 16
+    seed: int = 0
+    progress: bool = True
+
+
+def build_cache(cache: AdversarialCache, dataset: Any, job: CacheJob) -> dict[str, float]:
     """Check every entry and attack those missing or bad; return {"images" attacked, "repaired", "seconds"}.
 
     A complete, sound cache is only read. Otherwise the folder is locked for writing (a concurrent writer is waited
-    for, then the entries it wrote count as done) and each bad entry is named in one warning. `teacher` must be frozen
-    and in eval mode with `args` set (its criterion reads the loss gains).
+    for, then the entries it wrote count as done) and each bad entry is named in one warning.
     """
     todo = {i: problem for i, problem in cache.check().items() if problem is not None}
     if not todo:
@@ -261,34 +263,25 @@ def build_cache(
         cache.write_manifest()
         todo = [i for i, problem in status.items() if problem is not None]
         start = time.perf_counter()
-        attack_entries(cache, dataset, teacher, attack, device, batch, seed, todo, progress)
+        attack_entries(cache, dataset, job, todo)
     return {"images": len(todo), "repaired": len(bad), "seconds": time.perf_counter() - start if todo else 0.0}
 
 
-def attack_entries(
-    cache: AdversarialCache,
-    dataset: Any,
-    teacher: nn.Module,
-    attack: AdversarialAttack,
-    device: torch.device,
-    batch: int,
-    seed: int,
-    todo: list[int],
-    progress: bool,
-) -> None:
-    """Attack the images `todo` in batches on `device` and store them; each image draws from its own random stream."""
+def attack_entries(cache: AdversarialCache, dataset: Any, job: CacheJob, todo: list[int]) -> None:
+    """Attack the images `todo` in batches on the job's device and store them; each image draws from its own random
+    stream."""
     from torch.utils.data import DataLoader, Subset
     from ultralytics.utils import TQDM
 
     if not todo:
         return
-    criterion = class_loss_criterion(teacher)
-    loader = DataLoader(Subset(dataset, todo), batch_size=batch, shuffle=False, collate_fn=dataset.collate_fn)
-    bar = TQDM(total=len(todo), desc="ikd-yolo attack", disable=not progress)
-    for chunk, labels in zip(_chunks(todo, batch), loader):
-        labels["img"] = labels["img"].to(device, non_blocking=True).float() / 255
-        streams = [torch.Generator().manual_seed(image_seed(seed, cache.image_ids[i])) for i in chunk]
-        for i, image in zip(chunk, attack(teacher, criterion, labels, generator=streams)):
+    criterion = class_loss_criterion(job.teacher)
+    loader = DataLoader(Subset(dataset, todo), batch_size=job.batch, shuffle=False, collate_fn=dataset.collate_fn)
+    bar = TQDM(total=len(todo), desc="ikd-yolo attack", disable=not job.progress)
+    for chunk, labels in zip(_chunks(todo, job.batch), loader):
+        labels["img"] = labels["img"].to(job.device, non_blocking=True).float() / 255
+        streams = [torch.Generator().manual_seed(image_seed(job.seed, cache.image_ids[i])) for i in chunk]
+        for i, image in zip(chunk, job.attack(job.teacher, criterion, labels, generator=streams)):
             cache.write(i, image)
         bar.update(len(chunk))
     bar.close()
@@ -299,28 +292,18 @@ def _chunks(items: list[int], n: int) -> Iterator[list[int]]:
         yield items[i:i + n]
 
 
-def prepare_cache(
-    teacher: nn.Module,
-    data: dict[str, Any],
-    imgsz: int,
-    settings: AttackSettings,
-    device: torch.device,
-    batch: int = 16,
-    seed: int = 0,
-    progress: bool = True,
-) -> tuple[AdversarialCache, dict[str, float]]:
-    """The cache of this teacher, training split, size and attack, checked and completed first; with build stats.
+def prepare_cache(job: CacheJob, data: dict[str, Any], imgsz: int) -> tuple[AdversarialCache, dict[str, float]]:
+    """The cache of the job's teacher and attack for this training split and size, checked and completed first; with
+    build stats.
 
-    `seed` drives the attack's input diversity, not the training: runs of every seed share one cache by default.
+    The job's seed drives the attack's input diversity, not the training: runs of every seed share one cache.
     """
     from ..cache import cache_dir
 
-    dataset = attack_dataset(data, imgsz, batch, label_task(teacher, data))
-    cache = open_cache(cache_dir() / "adv", teacher, dataset, imgsz, settings, seed)
-    attack = AdversarialAttack(replace(settings, frac=1.0))  # every image of every batch
-    stats = build_cache(cache, dataset, teacher, attack, device, batch, seed, progress)
+    dataset = attack_dataset(data, imgsz, job.batch, label_task(job.teacher, data))
+    cache = open_cache(cache_dir() / "adv", job.teacher, dataset, imgsz, job.attack.settings, job.seed)
+    stats = build_cache(cache, dataset, job)
     return cache, {**stats, "total": len(cache.im_files), "bytes": cache.size_bytes()}
-
 
 
 def open_attack_cache(
@@ -334,20 +317,17 @@ def open_attack_cache(
     progress: bool = True,
     args: Any = None,
 ) -> tuple[AdversarialCache, dict[str, float]]:
-    """The front door of the adversarial cache (training, `ikd-yolo attack`, the benchmark): set the teacher up for
-    the attack once, then `prepare_cache`.
-
-    `teacher` is a `FrozenTeacher` or the detection model to freeze; its model is frozen in place, moved to `device`
-    (a torch.device as it is, else Ultralytics' device string) and given `args` for its criterion's loss gains
-    (Ultralytics' defaults when None). Returns the cache, checked and completed, with its build stats.
+    """The front door of the adversarial cache (training, `ikd-yolo attack`, the benchmark): a `CacheJob` of the
+    frozen teacher model `teacher` (a `FrozenTeacher`'s model: the attack refuses one in training mode), moved to
+    `device` (a torch.device as it is, else Ultralytics' device string) and given `args` for its criterion's loss
+    gains (Ultralytics' defaults when None), then `prepare_cache`. Returns the cache, checked and completed, with its
+    build stats.
     """
     from ultralytics.cfg import get_cfg
     from ultralytics.utils.torch_utils import select_device
 
-    from ..teacher import FrozenTeacher
-
-    model = (teacher if isinstance(teacher, FrozenTeacher) else FrozenTeacher(teacher)).model
     device = device if isinstance(device, torch.device) else select_device(device, verbose=False)
-    model.to(device)
-    model.args = get_cfg() if args is None else args  # the criterion reads the box/cls/dfl gains from here
-    return prepare_cache(model, data, imgsz, settings, device, batch, seed, progress)
+    teacher.to(device)
+    teacher.args = get_cfg() if args is None else args  # the criterion reads the box/cls/dfl gains from here
+    job = CacheJob(teacher, AdversarialAttack(settings), device, batch, seed, progress)
+    return prepare_cache(job, data, imgsz)

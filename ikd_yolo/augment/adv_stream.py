@@ -48,6 +48,10 @@ class AdversarialStream:
         self._batches: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
         self._size = 0
 
+    def reseeded(self, seed: int) -> AdversarialStream:
+        """A stream of the same images in another order (seed `seed`), in the main process."""
+        return AdversarialStream(self.dataset.cache, self.dataset.fliplr, 0, seed)
+
     def next(self, k: int, device: torch.device) -> torch.Tensor:
         """The next `k` cached images on `device` as floats in [0, 1]; CacheEntryError names an entry gone bad."""
         if self._batches is None or k != self._size:

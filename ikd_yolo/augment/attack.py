@@ -11,8 +11,7 @@ Examples:
     >>> attack = AdversarialAttack.from_config(resolve_distill_config({"distill": "ikd-fgd"}))  # validated settings
     >>> teacher.args = trainer.args  # the criterion reads the box/cls/dfl gains from here  # doctest: +SKIP
     >>> criterion = teacher.init_criterion()  # a trained teacher  # doctest: +SKIP
-    >>> if attack.should_attack(iteration):  # doctest: +SKIP
-    ...     x_adv = attack(teacher, criterion, batch)  # (B, C, H, W), first attack.n_attacked(B) images perturbed
+    >>> x_adv = attack(teacher, criterion, batch)  # (B, C, H, W): every image of the batch perturbed  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -88,17 +87,16 @@ def _cls_term(criterion: Any, preds: dict, batch: Mapping) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class AttackSettings:
-    """The adv_* keys the attack reads, validated by `ikd_yolo.config` (field = key without `adv_`)."""
+    """The adv_* keys of how an image is perturbed, validated by `ikd_yolo.config` (field = key without `adv_`).
+
+    When the attack runs, on which images and whether online or cached are its stream's (`ikd_yolo.streams`)."""
 
     PREFIX: ClassVar[str] = "adv_"
-    mode: str
     steps: int
     eps: float
     step_size: float
     decay: float
     di_p: float
-    every: int
-    frac: float
 
 
 class AdversarialAttack(Configured):
@@ -115,18 +113,17 @@ class AdversarialAttack(Configured):
     without input diversity, so that its forward also gives the teacher's clean feature maps (`with_features`): one
     teacher pass serves both.
 
-    Only the first `n_attacked(B)` images of the batch (round(adv_frac * B), at least one if adv_frac > 0) are
-    attacked and returned; Ultralytics shuffles its batches, so that is a random subset.
-    The per-image gradient does not depend on the other images (the teacher is in eval mode and the criterion's batch
-    normaliser is removed by the L1 normalisation), so attacking a part of the batch is just cheaper, not different.
+    `with_features` attacks the first k images of a batch (its stream's share; Ultralytics shuffles its batches, so
+    that is a random subset). The per-image gradient does not depend on the other images (the teacher is in eval mode
+    and the criterion's batch normaliser is removed by the L1 normalisation), so attacking a part of the batch is just
+    cheaper, not different.
 
     The teacher must be in eval mode (checked, so that BatchNorm statistics never move); its parameters get no .grad.
     The attack runs in fp32 with autocast disabled, whatever the caller's autocast state.
 
     Attributes:
         settings (AttackSettings): steps (0 returns the images unchanged), eps (L_inf budget in [0, 1] pixel units),
-            step_size, decay (momentum), di_p (per-image, per-step probability of input diversity), every (attack
-            every k-th training iteration, see `should_attack`), frac (fraction of the batch attacked).
+            step_size, decay (momentum), di_p (per-image, per-step probability of input diversity).
 
     Examples:
         >>> from ikd_yolo.config import resolve_distill_config
@@ -144,24 +141,13 @@ class AdversarialAttack(Configured):
         s = self.settings
         return (
             f"AdversarialAttack(steps={s.steps}, eps={s.eps:.6g}, step_size={s.step_size:.6g}, "
-            f"decay={s.decay:g}, di_p={s.di_p:g}, every={s.every}, frac={s.frac:g})"
+            f"decay={s.decay:g}, di_p={s.di_p:g})"
         )
-
-    def should_attack(self, iteration: int) -> bool:
-        """Return True on the training iterations the attack runs (every `adv_every`-th, counting from 0)."""
-        return iteration % self.settings.every == 0
-
-    def n_attacked(self, batch_size: int) -> int:
-        """Return how many leading images of a batch of `batch_size` are attacked."""
-        frac = self.settings.frac
-        if frac == 0 or batch_size == 0:
-            return 0
-        return min(batch_size, max(1, round(frac * batch_size)))
 
     def __call__(
         self, teacher: nn.Module, criterion: Any, batch: Mapping, generator: Generators = None
     ) -> torch.Tensor | None:
-        """Return adversarial copies of the first `n_attacked(B)` images of batch["img"], or None when there are none.
+        """Return adversarial copies of the images of batch["img"], or None for an empty batch.
 
         Args:
             teacher (nn.Module): Frozen Ultralytics DetectionModel in eval mode, `args` set for its criterion.
@@ -170,14 +156,12 @@ class AdversarialAttack(Configured):
                 "bboxes" (normalised xywh).
             generator (torch.Generator | Sequence[torch.Generator], optional): Source of the input-diversity
                 randomness (on any device); None uses torch's global CPU generator. A sequence gives each image of the
-                batch its own stream (the first `n_attacked(B)` are used), so an image's attack does not depend on
-                the batch it is in (the cached mode).
+                batch its own stream, so an image's attack does not depend on the batch it is in (the cached mode).
 
         Returns:
-            (torch.Tensor | None): Detached (K, C, H, W) images, K = `n_attacked(B)`, of batch["img"]'s dtype and
-                device; None if K is 0 (adv_frac 0 or an empty batch).
+            (torch.Tensor | None): Detached (B, C, H, W) images of batch["img"]'s dtype and device; None if B is 0.
         """
-        return self.with_features(teacher, criterion, batch, None, generator)[0]
+        return self.with_features(teacher, criterion, batch, None, batch["img"].shape[0], generator)[0]
 
     def with_features(
         self,
@@ -185,9 +169,11 @@ class AdversarialAttack(Configured):
         criterion: Any,
         batch: Mapping,
         layers: list[int] | None,
+        k: int,
         generator: Generators = None,
     ) -> tuple[torch.Tensor | None, list[torch.Tensor] | None]:
-        """The attack of `__call__` and, with `layers`, the teacher's maps of those layers on the whole clean batch.
+        """The attack of the first `k` images of the batch (None when `k` is 0) and, with `layers`, the teacher's maps
+        of those layers on the whole clean batch.
 
         The clean maps come from the attack's own first forward (the attacked images) and one gradient-free,
         head-free forward of the others: one teacher pass where a feature pass and the first attack step would run.
@@ -196,7 +182,7 @@ class AdversarialAttack(Configured):
         img = batch["img"]
         if not img.is_floating_point():
             raise TypeError(f"AdversarialAttack needs float images in [0, 1], got {img.dtype}")
-        k = self.n_attacked(img.shape[0])
+        k = min(k, img.shape[0])
         if bad := [name or "<root>" for name, m in teacher.named_modules() if m.training]:
             raise RuntimeError(f"AdversarialAttack: teacher must be in eval mode (BN statistics), training: {bad[:3]}")
         if torch.is_inference_mode_enabled():

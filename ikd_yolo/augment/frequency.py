@@ -38,6 +38,7 @@ class FrequencySettings:
 
     PREFIX: ClassVar[str] = "freq_"
     mode: str
+    apply: str  # replace: the mixed images are the batch; view / shared: a stream of their own (`ikd_yolo.streams`)
     p: float
     mix: str
     source: str

@@ -139,13 +139,13 @@ def build_attack_caches(s: dict[str, Any], data: Path, teacher: Path) -> None:
     from ..augment.attack import AttackSettings
     from ..config import section
     from ..inputs import load_data
-    from ..model import adversarial_term_on
-    from ..teacher import load_teacher
+    from ..streams import streams_of
+    from ..teacher import FrozenTeacher, load_teacher
 
     settings, trust = set(), False
     for m in s["methods"]:
         cfg = distill_config(m, s)
-        if cfg is not None and cfg["adv_mode"] == "cached" and adversarial_term_on(cfg):
+        if cfg is not None and any(stream.attack == "cached" for stream in streams_of(cfg)):
             settings.add(section(AttackSettings, cfg))
             trust = trust or cfg["trust_checkpoints"]
     if not settings:
@@ -153,7 +153,7 @@ def build_attack_caches(s: dict[str, Any], data: Path, teacher: Path) -> None:
     from ultralytics.utils.torch_utils import select_device
 
     data_dict = load_data(data)
-    model = load_teacher(teacher, nc=data_dict["nc"], names=data_dict["names"], trust=trust)
+    model = FrozenTeacher(load_teacher(teacher, nc=data_dict["nc"], names=data_dict["names"], trust=trust)).model
     device = select_device(s["device"], verbose=False)
     set_threads(cpu_threads(1))
     for attack in settings:
