@@ -10,7 +10,7 @@ Examples:
     ...     trainer=IKDTrainer, teacher="teacher.pt", distill="ikd-score", data="data.yaml")
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["IKDOBBTrainer", "IKDPoseTrainer", "IKDSegmentationTrainer", "IKDTrainer", "__version__", "ikd_trainer_for"]
 _TRAINER_NAMES = {"IKDTrainer", "IKDSegmentationTrainer", "IKDPoseTrainer", "IKDOBBTrainer", "ikd_trainer_for"}

@@ -46,9 +46,13 @@ TRUST_KEY = "trust_checkpoints"  # the distillation key that lets a trusted file
 # Packages whose nn.Module classes a checkpoint may hold (the classes are created without their __init__)
 MODULE_PACKAGES = ("torch.nn.modules.", "ultralytics.nn.modules.", "ultralytics.nn.tasks",
                    "ultralytics.nn.distill_model", "ikd_yolo.")
-# Modules whose plain classes a checkpoint may hold (a loss criterion left on a saved model, the feature hooks of a
-# saved DistillationModel or IKDModel)
-CLASS_MODULES = ("ultralytics.utils.loss", "ultralytics.utils.tal", "ultralytics.nn.distill_model", "ikd_yolo.hooks")
+# Modules whose plain classes a checkpoint may hold (a loss criterion left on a saved model, the feature hooks and
+# stream records of a saved DistillationModel or IKDModel)
+CLASS_MODULES = ("ultralytics.utils.loss", "ultralytics.utils.tal", "ultralytics.nn.distill_model", "ikd_yolo.hooks",
+                 "ikd_yolo.streams")
+# Modules whose nn.Module classes a checkpoint may hold beyond torch's and Ultralytics' own: ikd-yolo's training
+# wrapper (someone saved trainer.model). Named, not imported here: they are imported when a checkpoint is read.
+WRAPPER_MODULES = ("ikd_yolo.model",)
 
 
 class UntrustedCheckpoint(InputError):
@@ -113,8 +117,8 @@ def model_classes() -> dict[str, type]:
     import ultralytics.nn.distill_model  # noqa: F401  (import so their classes are registered as subclasses)
     import ultralytics.nn.tasks  # noqa: F401
 
-    from . import model  # noqa: F401
-
+    for name in WRAPPER_MODULES:
+        __import__(name)
     found, todo = {}, [nn.Module]
     while todo:
         cls = todo.pop()

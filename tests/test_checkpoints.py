@@ -57,7 +57,7 @@ def _ikd_model_checkpoint(path: Path, teacher_pt: Path, data: Path) -> nn.Module
     """A checkpoint whose model is our own training wrapper (e.g. someone saved trainer.model)."""
     student = DetectionModel("yolo11n.yaml", nc=8, verbose=False)
     teacher = load_teacher(teacher_pt, nc=8)
-    cfg = resolve_distill_config({"distill": "mgd"})
+    cfg = resolve_distill_config({"distill": "ikd-mgd"})  # its distiller holds a stream record too
     model = IKDModel(student, FeatureDistiller(level_channels(student, detect_input_layers(student)),
                                                level_channels(teacher, detect_input_layers(teacher)), cfg))
     model.args = {"task": "detect", "imgsz": 64}

@@ -22,7 +22,8 @@ def environment(device: str | None = None) -> dict[str, Any]:
     import torch
     import ultralytics
 
-    from .. import __version__, ops
+    from .. import ops
+    from .._version import __version__
     from ..ops import _loader
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
