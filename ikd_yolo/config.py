@@ -266,9 +266,50 @@ def weight_on(value: float | str) -> bool:
 
 
 def adversarial_term_on(cfg: Mapping[str, Any]) -> bool:
-    """Whether IKD's adversarial term runs: its weight is on and there is at least one attack step (adv_steps=0 would
-    distil the clean images a second time)."""
-    return weight_on(cfg["adv_weight"]) and cfg["adv_steps"] > 0
+    """Whether IKD's extra image stream (the adv_* keys) runs: its weight is on, and its images are not the batch's
+    own: attacked online (at least one step: adv_steps=0 would distil the clean batch a second time), or read by a
+    loader of their own (adv_mode=cached or clean)."""
+    return weight_on(cfg["adv_weight"]) and (cfg["adv_mode"] != "online" or cfg["adv_steps"] > 0)
+
+
+def attack_changes_nothing(cfg: Mapping[str, Any]) -> bool:
+    """Whether the attack settings leave every image as it is (no step, a zero step or a zero budget)."""
+    return cfg["adv_steps"] == 0 or cfg["adv_step_size"] == 0 or cfg["adv_eps"] == 0
+
+
+def stream_attack(cfg: Mapping[str, Any]) -> str:
+    """How the extra stream's images are attacked: "online", "cached", or "none" (adv_mode=clean, or a cached attack
+    that changes nothing: its images are the clean ones, read without building a cache)."""
+    if cfg["adv_mode"] == "clean" or (cfg["adv_mode"] == "cached" and attack_changes_nothing(cfg)):
+        return "none"
+    return cfg["adv_mode"]
+
+
+def effective_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of a validated config that change what a run computes: the keys of another base loss, of a
+    stream or an augmentation that is off, and of an attack that does not run are left out, and a cached attack that
+    changes nothing is the clean stream it trains as. Two configs with the same effective settings train the same.
+
+    Examples:
+        >>> a = effective_settings(resolve_distill_config({"distill": "score", "adv_steps": 2}))
+        >>> a == effective_settings(resolve_distill_config({"distill": "score"})), "adv_steps" in a, "fgd_alpha" in a
+        (True, False, False)
+    """
+    out = {k: v for k, v in cfg.items()
+           if not any(k.startswith(f"{loss}_") for loss in BASE_LOSSES if loss != cfg["kd_loss"])}
+    if not adversarial_term_on(cfg):
+        out = {k: v for k, v in out.items() if not k.startswith("adv_")}
+    elif stream_attack(cfg) == "none":
+        out = {k: v for k, v in out.items() if k not in ATTACK_KEYS}
+        out["adv_mode"] = "clean"
+    if cfg["freq_mode"] == "off":
+        out = {k: v for k, v in out.items() if not k.startswith("freq_") or k == "freq_mode"}
+    if not adversarial_term_on(cfg) and cfg["freq_mode"] == "off":
+        out.pop("ikd_phase")
+    return out
+
+
+ATTACK_KEYS = ("adv_steps", "adv_eps", "adv_step_size", "adv_decay", "adv_di_p")  # how an image is perturbed
 
 
 def frequency_view_on(cfg: Mapping[str, Any]) -> bool:

@@ -11,6 +11,8 @@ stream's terms in one loop (`ikd_yolo.model.IKDModel.stream_parts`); adding a st
                           device); positions weighted by the teacher's scores on the clean images
     adversarial, cached   images of a loader of its own: each training image attacked once per teacher and stored
                           (the authors' scheme, `augment/adv_cache.py`); weighted by the teacher's scores on them
+    clean                 images of a loader of its own, not attacked: the training images letterboxed as
+                          validation reads them (adv_mode=clean); weighted by the teacher's scores on them
     frequency view        the batch's images the frequency augmentation mixed (freq_apply=view); weighted by the
                           clean scores
     shared                the online attack started from the mixed images (freq_apply=shared): one stream, both parts
@@ -31,7 +33,7 @@ from typing import Any, Mapping
 
 import torch
 
-from .config import adversarial_term_on, frequency_view_on
+from .config import adversarial_term_on, frequency_view_on, stream_attack
 from .losses import BASE_LOSSES
 
 STREAMS_KEY = "ikd_streams"  # the batch's one stream key: {stream name: StreamBatch} of the streams this step runs
@@ -47,7 +49,7 @@ class Stream:
     Attributes:
         name (str): Its loss column (`<name>_loss`) and the prefix of its parts (`adv.feat`, `freq.cls`, ...).
         source (str): "batch": images of the training batch, at their positions (its labels and clean teacher
-            scores apply); "loader": images of a loader of its own (the adversarial cache).
+            scores apply); "loader": images of a loader of its own (the adversarial cache, letterboxed images).
         attack (str): "online" (attacked as they are trained on), "cached" (attacked once, stored) or "none".
         mix (bool): The frequency augmentation mixes them first (the view, the shared form).
         every (int): It runs on every `every`-th training step.
@@ -100,7 +102,7 @@ def streams_of(cfg: Mapping[str, Any]) -> tuple[Stream, ...]:
     if adversarial_term_on(cfg):
         online = cfg["adv_mode"] == "online"
         out.append(Stream(
-            name="adv", source="batch" if online else "loader", attack=cfg["adv_mode"],
+            name="adv", source="batch" if online else "loader", attack=stream_attack(cfg),
             mix=online and cfg["freq_mode"] != "off" and cfg["freq_apply"] == "shared", every=int(cfg["adv_every"]),
             frac=float(cfg["adv_frac"]), parts=ADV_DISTILLED[cfg["adv_distill"]] if aware else None,
             weight_key="adv_weight", weigh_by="clean" if online else "own", feature_mse=not aware))

@@ -26,6 +26,7 @@ from ultralytics.utils.torch_utils import torch_distributed_zero_first, unwrap_m
 
 from .augment.attack import AdversarialAttack, class_loss_criterion
 from .augment.frequency import FrequencyAugment
+from .augment.image_stream import CachedImages, ImageStream, LetterboxedImages
 from .auto_weights import set_auto_weights
 from .checkpoints import (
     TRUST_KEY, atomic_save, atomic_strip_optimizer, attach_state, load_pt, read_state, remove_state, staged_writes,
@@ -212,23 +213,30 @@ class IKDTrainer(DetectionTrainer):
         built on rank 0 if any image misses), then the weights=auto measurement."""
         super()._setup_train()
         for stream in self.streams:
-            if stream.attack == "cached":
-                self.loaders[stream.name] = self._cached_images()
+            if stream.source == "loader":
+                images = self._cached_images() if stream.attack == "cached" else self._letterboxed_images()
+                self.loaders[stream.name] = ImageStream(images, self.args.workers, self.args.seed)
         if auto_keys(self.distill):
             self.auto_weight_report = set_auto_weights(self)
 
-    def _cached_images(self):
-        """The adversarial cache of this teacher and training split, checked (and completed on rank 0), as a stream
-        of images."""
+    def _cached_images(self) -> CachedImages:
+        """The adversarial cache of this teacher and training split, checked (and completed on rank 0)."""
         from .augment.adv_cache import open_attack_cache
-        from .augment.adv_stream import AdversarialStream
 
         with torch_distributed_zero_first(LOCAL_RANK):
             cache, stats = open_attack_cache(self.teacher.model, self.data, self.args.imgsz, self.attack.settings,
                                              self.device, self.batch_size, progress=RANK in {-1, 0}, args=self.args)
         LOGGER.info(f"{colorstr('ikd-yolo:')} adversarial cache {cache.folder}: {stats['total']} images "
                     f"({stats['images']} attacked now, {stats['seconds']:.0f}s)")
-        return AdversarialStream(cache, self.args.fliplr, self.args.workers, self.args.seed)
+        return CachedImages(cache, self.args.fliplr)
+
+    def _letterboxed_images(self) -> LetterboxedImages:
+        """The training split letterboxed to the training size, as the cache's attack reads it (no augmentation)."""
+        from .augment.adv_cache import attack_dataset, label_task
+
+        dataset = attack_dataset(self.data, self.args.imgsz, self.batch_size, label_task(self.teacher.model,
+                                                                                         self.data))
+        return LetterboxedImages(dataset, self.args.fliplr)
 
     # ---- validation and checkpoints ------------------------------------------------------------------------
     @contextmanager

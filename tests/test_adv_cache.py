@@ -28,7 +28,7 @@ from ultralytics.cfg import get_cfg
 from helpers import read_results, train_kwargs
 from ikd_yolo.augment.adv_cache import (AdversarialCache, CacheEntryError, CacheJob, attack_dataset, build_cache,
                                         cache_key, image_ids, image_seed, open_cache, prepare_cache)
-from ikd_yolo.augment.adv_stream import AdversarialStream
+from ikd_yolo.augment.image_stream import CachedImages, ImageStream
 from ikd_yolo.augment.attack import AdversarialAttack, AttackSettings
 from ikd_yolo.config import resolve_distill_config, section
 from ikd_yolo.inputs import load_data
@@ -206,7 +206,7 @@ def test_stream_names_an_entry_gone_bad_during_training(full_cache, tmp_path):
     for i, entry in enumerate(entries):
         copy_.path(i).write_bytes(entry)
     corrupt_keeping_trailer(copy_.path(2))
-    stream = AdversarialStream(copy_, fliplr=0.0, workers=0, seed=0)
+    stream = ImageStream(CachedImages(copy_, fliplr=0.0), workers=0, seed=0)
     with pytest.raises(CacheEntryError) as e:
         for _ in range(4):
             stream.next(8, CPU)
@@ -272,7 +272,7 @@ def test_complete_cache_on_a_read_only_folder_is_used_without_writing(setup, tmp
         with monkeypatch.context() as m:
             forbid_writes(m)
             again, stats = prepare_cache(job(teacher, settings), data, 64)
-            batch = AdversarialStream(again, fliplr=0.5, workers=0, seed=0).next(8, CPU)
+            batch = ImageStream(CachedImages(again, fliplr=0.5), workers=0, seed=0).next(8, CPU)
         assert stats["images"] == 0 and again.folder == cache.folder and batch.shape == (8, 3, 64, 64)
         assert snapshot(tmp_path) == before
         with monkeypatch.context() as m:  # an incomplete cache there: one line saying it cannot be written
@@ -346,7 +346,7 @@ def test_stream_serves_flipped_batches_forever(full_cache):
     n = len(cache.im_files)
     stored = {bytes(np.ascontiguousarray(cache.read(i)).tobytes()) for i in range(n)}
     flipped = {bytes(np.ascontiguousarray(cache.read(i)[:, ::-1]).tobytes()) for i in range(n)}
-    stream = AdversarialStream(cache, fliplr=0.5, workers=0, seed=0)
+    stream = ImageStream(CachedImages(cache, fliplr=0.5), workers=0, seed=0)
     seen = [stream.next(6, CPU) for _ in range(7)]  # more than one pass over 16 images
     assert all(b.shape == (6, 3, 64, 64) and b.dtype == torch.float32 for b in seen)
     images = [(b[i] * 255).round().byte().permute(1, 2, 0).numpy().tobytes() for b in seen for i in range(6)]

@@ -2,7 +2,10 @@
 base's adversarial term) gives, for the same seed, the losses it gave before the streams were one design.
 
 `tests/data/stream_losses.json` holds the loss items of the first training steps of each case, written by the code
-before the redesign (`python tests/test_streams.py --write` rewrites it: only when a change of behaviour is meant).
+before the redesign (`python tests/test_streams.py --write CASE` rewrites one case: only when a change of behaviour is
+meant). One change was: a cached attack that changes nothing reads the letterboxed training images as the clean stream
+(adv_mode=clean) instead of building a cache of them, so its first batches draw other random numbers ("ikd-score
+cached, no attack" was rewritten then).
 """
 
 from __future__ import annotations
@@ -101,15 +104,60 @@ def test_each_stream_gives_the_losses_it_gave_before(case, inputs):
             assert g[column] == pytest.approx(value, rel=1e-4, abs=1e-7), f"step {step}, {column}"
 
 
-if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
+def test_the_clean_stream_reads_the_images_a_cache_of_an_attack_that_changes_nothing_holds(inputs):
+    from ikd_yolo.augment.adv_cache import attack_dataset, open_attack_cache
+    from ikd_yolo.augment.attack import AttackSettings
+    from ikd_yolo.augment.image_stream import CachedImages, ImageStream, LetterboxedImages
+    from ikd_yolo.config import resolve_distill_config, section
+    from ikd_yolo.inputs import load_data
+    from ikd_yolo.teacher import FrozenTeacher, load_teacher
+
+    data, teacher, _ = inputs
+    data = load_data(data)
+    model = FrozenTeacher(load_teacher(teacher, nc=data["nc"])).model
+    settings = section(AttackSettings, resolve_distill_config({"adv_steps": 2, "adv_step_size": 0.0}))
+    cache, _ = open_attack_cache(model, data, 64, settings, "cpu", 8, progress=False)
+    cached, clean = CachedImages(cache, 0.5), LetterboxedImages(attack_dataset(data, 64, 8), 0.5)
+    torch.manual_seed(0)
+    a = [cached[i][0] for i in range(len(cached))]
+    torch.manual_seed(0)
+    b = [clean[i][0] for i in range(len(clean))]
+    assert len(a) == len(b) == 16 and all(torch.equal(x, y) for x, y in zip(a, b))  # the same flips too
+    cpu = torch.device("cpu")
+    streams = []
+    for images in (cached, clean):
+        torch.manual_seed(1)  # the flips' draws
+        streams.append(ImageStream(images, 0, seed=3).next(5, cpu))
+    assert torch.equal(*streams)  # the same order for the same seed
+
+
+def test_a_clean_stream_trains_without_building_a_cache(inputs):
+    from ikd_yolo.streams import streams_of
+
+    data, teacher, root = inputs
+    cfg = dict(distill="ikd-score", adv_mode="clean", adv_every=2)
+    from ikd_yolo.config import resolve_distill_config
+
+    (stream,) = streams_of(resolve_distill_config(cfg))
+    assert (stream.source, stream.attack, stream.weigh_by) == ("loader", "none", "own")
+    before = set((root / "cache").rglob("*.png")) if (root / "cache").exists() else set()
+    trace = loss_trace(data, teacher, root / "runs", "clean", **cfg)
+    assert [step["adv_loss"] > 0 for step in trace] == [True, False, True]  # on every second step
+    after = set((root / "cache").rglob("*.png")) if (root / "cache").exists() else set()
+    assert after == before  # nothing attacked, nothing stored
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--write"]:
     import os
     import tempfile
 
+    chosen = sys.argv[2:] or sorted(CASES)
+    traces = json.loads(GOLDEN.read_text()) if GOLDEN.is_file() else {}
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["IKD_YOLO_CACHE"] = str(Path(tmp) / "cache")
         data, teacher = make_inputs(Path(tmp))
-        traces = {case: loss_trace(data, teacher, Path(tmp) / "runs", str(i), **CASES[case])
-                  for i, case in enumerate(sorted(CASES))}
+        traces.update({case: loss_trace(data, teacher, Path(tmp) / "runs", str(i), **CASES[case])
+                       for i, case in enumerate(chosen)})
     GOLDEN.parent.mkdir(exist_ok=True)
-    GOLDEN.write_text(json.dumps(traces, indent=1) + "\n")
-    print(f"wrote {GOLDEN}")
+    GOLDEN.write_text(json.dumps(dict(sorted(traces.items())), indent=1) + "\n")
+    print(f"wrote {', '.join(chosen)} in {GOLDEN}")

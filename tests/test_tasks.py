@@ -248,7 +248,7 @@ def test_the_cached_attack_builds_on_task_data_and_training_reads_it(task, task_
     """adv_mode=cached on a segment / pose / obb teacher and its data (as bench-distill's quick profile runs it): every
     training image attacked once, inside the eps ball of its clean image, and the stream serves them."""
     from ikd_yolo.augment.adv_cache import attack_dataset, label_task, open_attack_cache
-    from ikd_yolo.augment.adv_stream import AdversarialStream
+    from ikd_yolo.augment.image_stream import CachedImages, ImageStream
     from ikd_yolo.augment.attack import AttackSettings
     from ikd_yolo.config import resolve_distill_config, section
     from ikd_yolo.inputs import load_data
@@ -267,7 +267,7 @@ def test_the_cached_attack_builds_on_task_data_and_training_reads_it(task, task_
         clean = dataset[i]["img"].permute(1, 2, 0).numpy().astype(int)
         adv = cache.read(i).astype(int)
         assert abs(adv - clean).max() <= round(settings.eps * 255)  # inside the budget, on the 8-bit grid
-    images = AdversarialStream(cache, fliplr=0.0, workers=0, seed=0).next(4, torch.device("cpu"))
+    images = ImageStream(CachedImages(cache, fliplr=0.0), workers=0, seed=0).next(4, torch.device("cpu"))
     assert images.shape == (4, 3, 64, 64) and 0 <= images.min() and images.max() <= 1
 
 

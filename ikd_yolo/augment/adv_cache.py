@@ -15,7 +15,7 @@ Each entry is one PNG (`cache_entry`: it names its image and carries its pixels'
 checked before a run uses the cache; a missing one is attacked, a bad one is named in a warning and attacked again.
 Writers hold a lock on the folder, so a second run building the same cache waits and then finds the entries done; a
 complete cache is read without writing anything (a read-only volume will do). Training draws the cached images in
-their own loader stream (`adv_stream`).
+their own loader stream (`image_stream`).
 """
 
 from __future__ import annotations
