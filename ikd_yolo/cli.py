@@ -202,7 +202,7 @@ def check_image_path(out: Path) -> None:
 
 def attack(args: dict[str, Any]) -> None:
     """`ikd-yolo attack`: attack every training image once with the teacher (the cache adv_mode=cached trains on)."""
-    from .show_attack import run_attack
+    from .attack_command import run_attack
 
     for key in ("data", "teacher"):
         if key not in args:

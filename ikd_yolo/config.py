@@ -11,9 +11,10 @@ from another preset with `extends: NAME`.
 allowed values (`# (float in [0, 1]) ...`, `# (weight) ...`, `# (choice: off | spectral | paper) ...`). Adding a key
 is one line there plus its use: validation, `--help` and the typed sections below follow from that line.
 
-Components never see the flat dict: each declares a frozen dataclass of the fields it reads, named after its keys
-without their prefix (`AttackSettings.eps` is `adv_eps`), and `section(AttackSettings, cfg)` fills it from validated
-values.
+A component that reads one group of keys declares a frozen dataclass of them, named after its keys without their
+prefix (`AttackSettings.eps` is `adv_eps`), and `section(AttackSettings, cfg)` fills it from validated values; the
+rules that read several groups together are here, once (`adversarial_term_on`, `stream_attack`, `effective_settings`),
+and `ikd_yolo.streams.streams_of` turns the stream keys into typed `Stream` records.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ EXTENDS = "extends"  # a distill YAML's key naming the preset (or YAML) it start
 # RENAMED_UNTIL, the release that drops the old names; see CHANGELOG.md)
 RENAMED = {"adv_step": "adv_step_size"}
 RENAMED_UNTIL = "0.3.0"
+# presets merged into another of the same settings: old name -> the preset (accepted with one line until RENAMED_UNTIL)
+MERGED_PRESETS = {"ikd-fgd-adv": "ikd-fgd"}
 
 
 class DistillConfigError(UserError):
@@ -144,6 +147,10 @@ def preset_path(name: Any, key: str, near: Path | None = None) -> Path:
     `near` first (the YAML that extends it), then from the working folder."""
     path = Path(str(name))
     if path.suffix not in {".yaml", ".yml"}:
+        if name in MERGED_PRESETS:
+            LOGGER.warning(f"ikd-yolo: preset '{name}' is now '{MERGED_PRESETS[name]}' (the same settings); the old "
+                           f"name is accepted until ikd-yolo {RENAMED_UNTIL}")
+            name = MERGED_PRESETS[name]
         path = CONFIGS_DIR / f"{name}.yaml"
         if not path.is_file() or path.stem == "default":
             hint = closest_key(str(name), set(preset_names()))

@@ -19,6 +19,7 @@ import numpy as np
 from .config import DEFAULTS
 from .evidence import run_benchmark
 from .evidence.bench import prepare_data, resolve_settings, teacher_train_args
+from .evidence.paths import local
 from .evidence.profiles import PROFILES
 from .evidence.runs import teacher_folder
 
@@ -69,7 +70,7 @@ def format_demo(summary: dict[str, Any], report: Path | None = None) -> str:
         label = "no distillation" if method == "none" else f"distilled ({method})"
         lines.append(
             f"| {label} | {scores['map50_95']:.4f} | {scores['map50']:.4f} | {scores['seconds_per_epoch']:.1f} "
-            f"| {r['weights']} |"
+            f"| {local(r['weights'], local(summary.get('project', '.')))} |"
         )
     teacher = summary["teacher_scores"]
     delta = runs[DEMO_METHODS[1]]["scores"]["map50_95"] - runs["none"]["scores"]["map50_95"]
@@ -118,15 +119,16 @@ def detection_columns(summary: dict[str, Any], n: int, conf: float) -> tuple[lis
     import torch
 
     from .inputs import load_data
-    from .show_attack import detections
+    from .attack_command import detections
     from .teacher import load_teacher
 
-    data = load_data(summary["data"])
+    project = local(summary.get("project", "."))
+    data = load_data(local(summary["data"]))
     imgsz = summary["settings"]["imgsz"]
     runs = {r["method"]: r for r in summary["runs"]}
-    models = [(f"teacher ({summary['teacher_scores']['map50_95']:.3f})", summary["teacher"])]
-    models += [(f"{'no distillation' if m == 'none' else m} ({runs[m]['scores']['map50_95']:.3f})", runs[m]["weights"])
-               for m in DEMO_METHODS]
+    models = [(f"teacher ({summary['teacher_scores']['map50_95']:.3f})", local(summary["teacher"]))]
+    models += [(f"{'no distillation' if m == 'none' else m} ({runs[m]['scores']['map50_95']:.3f})",
+                local(runs[m]["weights"], project)) for m in DEMO_METHODS]
     images = pick_images(Path(data["val"] if isinstance(data["val"], str) else data["val"][0]), n)
     pixels = torch.stack([torch.from_numpy(cv2.resize(cv2.imread(str(f))[..., ::-1], (imgsz, imgsz)).copy())
                           for f, _ in images]).permute(0, 3, 1, 2).float().div(255)

@@ -178,7 +178,7 @@ def test_cache_built_in_batches_of_4_equals_one_built_one_by_one(setup, full_cac
 
 def test_corrupt_entry_is_named_once_and_repaired_bit_for_bit(setup, full_cache, tmp_path, monkeypatch,
                                                             synthetic_data, teacher_pt, ultralytics_log):
-    from ikd_yolo.show_attack import run_attack
+    from ikd_yolo.attack_command import run_attack
 
     data, teacher, settings, dataset = setup
     monkeypatch.setenv("IKD_YOLO_CACHE", str(tmp_path))
@@ -289,7 +289,7 @@ WRITER = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
     from ikd_yolo.augment import adv_cache
-    from ikd_yolo.show_attack import run_attack
+    from ikd_yolo.attack_command import run_attack
 
     data, teacher, go = sys.argv[1:4]
     real_write = adv_cache.AdversarialCache.write
@@ -406,7 +406,7 @@ def test_attack_refuses_a_gpu_device_without_gpu_in_one_line(synthetic_data, tea
 
 def test_attack_rounds_imgsz_up_to_the_stride_as_train_does(synthetic_data, teacher_pt, monkeypatch, tmp_path,
                                                             capsys):
-    from ikd_yolo.show_attack import run_attack
+    from ikd_yolo.attack_command import run_attack
 
     monkeypatch.setenv("IKD_YOLO_CACHE", str(tmp_path / "cache"))
     report = run_attack(str(synthetic_data), str(teacher_pt), imgsz=33, batch=8, preview=None, adv_steps=1)

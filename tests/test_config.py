@@ -52,8 +52,8 @@ def test_user_yaml(tmp_path):
         ({"distill": "fgdd"},
          "distill='fgdd' is neither a preset nor a YAML file. Did you mean 'fgd'? Presets: cwd, fgd,"),
         ({"fgd_alpha": -1e-3}, "fgd_alpha=-0.001 must not be negative: use 0 to turn the term off"),
-        ({"adv_steps": "five"}, "adv_steps='five' must be a number (default 5)"),
-        ({"adv_steps": 2.5}, "adv_steps=2.5 must be a whole number (default 5)"),
+        ({"adv_steps": "five"}, "adv_steps='five' must be a number (default 2)"),
+        ({"adv_steps": 2.5}, "adv_steps=2.5 must be a whole number (default 2)"),
         ({"freq_mode": "fft"}, "freq_mode='fft' is not valid: choose one of off, spectral, paper"),
         ({"freq_p": 1.5}, "freq_p=1.5 must lie in [0, 1]"),
         ({"freq_lam": [0.9, 0.1]},
@@ -197,5 +197,6 @@ def test_adv_frac_zero_with_the_adversarial_term_on_is_refused():
         with pytest.raises(DistillConfigError) as e:
             resolve_distill_config(explicit)
         assert str(e.value) == message
-    for term_off in ({"adv_weight": 0}, {"adv_steps": 0}, {"distill": "fgd"}, {"distill": "ikd-fgd-freq"}):
+    for term_off in ({"adv_weight": 0}, {"adv_steps": 0, "adv_mode": "online"}, {"distill": "fgd"},
+                     {"distill": "ikd-fgd-freq"}):
         assert resolve_distill_config({**term_off, "adv_frac": 0})["adv_frac"] == 0

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from ikd_yolo.cli import main
-from ikd_yolo.config import DistillConfigError
+from ikd_yolo.config import DISTILL_KEYS, DistillConfigError
 from ikd_yolo.evidence import bench, method_args, parse_methods, parse_seeds, resolve_settings, run_benchmark, run_one
+from ikd_yolo.evidence.bench import distill_config
 from ikd_yolo.evidence.coco import coco_eval, coco_ground_truth, match_predictions
 from ikd_yolo.evidence.report import format_table, summarize, write_outputs
 
@@ -226,24 +227,24 @@ def fake_training(monkeypatch, tmp_path):
 
 def test_rerun_skips_finished_runs(fake_training, tmp_path):
     kwargs = dict(profile="quick", name="t", out=tmp_path / "results", project=tmp_path / "runs", n_train=4, n_val=3,
-                  data_imgsz=64, methods="none,ikd-fgd", seeds=2, epochs=1, jobs=1)  # in process: the fakes apply
+                  data_imgsz=64, methods="none,ikd-score", seeds=2, epochs=1, jobs=1)  # in process: the fakes apply
     first = run_benchmark(**kwargs)
     assert sorted((m, s) for m, s, _ in fake_training) == [
-        ("cache", None), ("ikd-fgd", 0), ("ikd-fgd", 1), ("none", 0), ("none", 1)]  # the attack cached once first
+        ("cache", None), ("ikd-score", 0), ("ikd-score", 1), ("none", 0), ("none", 1)]  # the attack cached once first
     fake_training.remove(("cache", None, {}))
-    ikd_args = next(a for m, _, a in fake_training if m == "ikd-fgd")
-    assert ikd_args["adv_steps"] == 2 and ikd_args["adv_every"] == 2  # the quick profile's attack settings
-    none_args = next(a for m, _, a in fake_training if m == "none")
-    assert "adv_steps" not in none_args and none_args["optimizer"] == "AdamW"  # recipe for all, attack for IKD only
-    assert first["method_args"]["ikd-fgd"]["adv_steps"] == 2 and first["area_scale"] == pytest.approx(1 / 16)
+    for method in ("ikd-score", "none"):  # the profile's recipe for all; the preset's own settings, nothing added
+        args = next(a for m, _, a in fake_training if m == method)
+        assert args["optimizer"] == "AdamW" and not set(args) & DISTILL_KEYS
+        assert first["method_args"][method] == {k: v for k, v in args.items() if k != "seed"}
+    assert first["area_scale"] == pytest.approx(1 / 16)
     files = sorted(p.name for p in (tmp_path / "results/t/runs").iterdir())
-    assert files == ["ikd-fgd-s0.json", "ikd-fgd-s1.json", "none-s0.json", "none-s1.json", "teacher.json"]
+    assert files == ["ikd-score-s0.json", "ikd-score-s1.json", "none-s0.json", "none-s1.json", "teacher.json"]
     for f in ("bench_distill.md", "summary.json", "bars.png", "curves.png"):
         assert (tmp_path / "results/t" / f).is_file()
 
     fake_training.clear()
     second = run_benchmark(**{**kwargs, "seeds": 3})  # seeds 0, 1 finished: only seed 2 runs
-    assert sorted((m, s) for m, s, _ in fake_training if m != "cache") == [("ikd-fgd", 2), ("none", 2)]
+    assert sorted((m, s) for m, s, _ in fake_training if m != "cache") == [("ikd-score", 2), ("none", 2)]
     assert second["stats"]["none"]["AP"]["n"] == 3
 
     fake_training.clear()
@@ -276,22 +277,26 @@ def test_an_edited_preset_is_a_new_run(monkeypatch, tmp_path, fake_training):
 
 
 def test_labels_with_the_same_settings_are_one_run(tmp_path, fake_training):
-    s = resolve_settings("quick", methods="ikd-fgd-adv", seeds=1)
+    s = resolve_settings("quick", methods="ikd-fgd", seeds=1)
     args = (tmp_path / "data.yaml", tmp_path / "t.pt", {}, 1.0, tmp_path / "runs", tmp_path / "project")
-    adv_only = run_one("ikd-fgd-adv", 0, s, *args)
-    same = run_one("ikd-fgd[freq_mode=off]", 0, s, *args)  # the adv-only preset's settings by another name
+    adv_only = run_one("ikd-fgd", 0, s, *args)
+    same = run_one("ikd-fgd[freq_mode=off]", 0, s, *args)  # the preset's own settings, said again
     assert len(fake_training) == 1
     assert same["method"] == "ikd-fgd[freq_mode=off]" and same["scores"] == adv_only["scores"]
     assert (tmp_path / "runs/ikd-fgd_freq_mode_off_-s0.json").is_file()
-    run_one("ikd-fgd", 0, s, *args)  # the shipped preset is the adversarial part alone too (the tuning's result)
+    run_one("ikd-fgd[fgd_temp=0.5;freq_p=0.1]", 0, s, *args)  # the default temperature; freq_p of a part that is off
     assert len(fake_training) == 1
     run_one("ikd-fgd-full", 0, s, *args)  # the frequency part on: another run
     assert len(fake_training) == 2
+    # a cached attack that changes nothing is the clean stream (adv_mode=clean): one run under either name
+    run_one("ikd-score[adv_mode=clean]", 0, s, *args)
+    run_one("ikd-score[adv_step_size=0]", 0, s, *args)
+    assert len(fake_training) == 3
 
 
 def test_argument_parsing_and_errors():
     assert [m.label for m in parse_methods("none, freq-only,adv-only,fgd,none")] == [
-        "none", "ikd-fgd-freq", "ikd-fgd-adv", "fgd"]
+        "none", "ikd-fgd-freq", "ikd-fgd", "fgd"]
     assert parse_seeds(3) == [0, 1, 2] and parse_seeds("4,7") == [4, 7] and parse_seeds([5]) == [5]
     with pytest.raises(DistillConfigError, match="not known"):
         parse_methods("none,fdg")
@@ -301,8 +306,7 @@ def test_argument_parsing_and_errors():
         resolve_settings("full")
     with pytest.raises(DistillConfigError, match="epohcs"):
         resolve_settings("quick", epohcs=3)
-    s = resolve_settings("gpu", methods=["none", "mgd"], adv_steps=1, lr0=0.02)
-    assert s["ikd_args"] == {"adv_steps": 1, "adv_mode": "cached"}  # the profile's, adv_steps over
+    s = resolve_settings("gpu", methods=["none", "mgd"], lr0=0.02)
     assert s["train_args"] == {"optimizer": "AdamW", "lr0": 0.02, "warmup_epochs": 1, "nbs": 32, "val": False}
     assert resolve_settings("quick")["jobs"] == (os.cpu_count() or 1) and resolve_settings("gpu")["jobs"] == 6
     with pytest.raises(DistillConfigError, match="jobs=0 must be a whole number >= 1"):
@@ -317,7 +321,7 @@ def test_argument_parsing_and_errors():
         assert fgd.label == "fgd" and dict(ranged.settings) == {
             "freq_mode": "spectral", "freq_band_high": [0.5, 1.415], "freq_p": 1.0}
     quick = resolve_settings("quick")
-    assert method_args("ikd-fgd[adv_steps=1;freq_p=0.25]", quick)["adv_steps"] == 1  # over the profile's 2
+    assert method_args("ikd-fgd[adv_steps=1;freq_p=0.25]", quick)["adv_steps"] == 1  # over the preset's 5
     assert method_args("ikd-fgd[freq_p=0.25]", quick)["freq_p"] == 0.25
     for bad, message in (("fgd[fgd_alpah=1]", r"'fgd\[fgd_alpah=1\]': 'fgd_alpah' is neither .* mean 'fgd_alpha'"),
                          ("none[freq_p=0.1]", "only ikd-yolo presets take"),
@@ -348,24 +352,20 @@ def test_methods_reach_parallel_workers_intact():
         assert copy == method and dict(copy.settings) == dict(method.settings) and copy.preset == method.preset
 
 
-def test_profile_weights_never_switch_on_what_a_preset_switches_off():
-    from ikd_yolo.config import resolve_distill_config, split_distill_args
-    from ikd_yolo.evidence import method_args
+def test_a_preset_row_runs_exactly_what_distill_name_runs():
+    from ikd_yolo.config import resolve_distill_config
 
-    s = resolve_settings("quick", adv_weight=4e-7, fgd_alpha=8e-7)  # weights given to every ikd-yolo method
-
-    def resolved(method):
-        distill, _ = split_distill_args(method_args(method, s))
-        return resolve_distill_config({**distill, "distill": method})
-
-    assert resolved("fgd")["adv_weight"] == 0 and resolved("fgd")["freq_mode"] == "off"  # still plain FGD
-    assert resolved("ikd-fgd-freq")["adv_weight"] == 0  # still frequency-only
-    assert resolved("ikd-fgd-adv")["freq_mode"] == "off"
-    full = resolved("ikd-fgd")
-    assert full["adv_weight"] == s["ikd_args"]["adv_weight"] and full["fgd_alpha"] == s["ikd_args"]["fgd_alpha"]
-    assert resolved("fgd")["fgd_alpha"] == s["ikd_args"]["fgd_alpha"]  # weights the preset leaves open still apply
-    assert "adv_weight" not in method_args("none", s)
-    assert resolved("ikd-fgd")["fgd_beta"] == "auto"  # what no one set is measured in training (weights=auto)
+    with pytest.raises(DistillConfigError, match=r"give it to the methods it changes, in brackets: "
+                                                 r"methods=ikd-score,ikd-score\[adv_weight=4e-07\]"):
+        resolve_settings("quick", adv_weight=4e-7)  # a setting for every method: refused, it would hide in the labels
+    for profile in ("quick", "quick160", "gpu"):
+        s = resolve_settings(profile)
+        for preset in ("ikd-score", "ikd-fgd", "fgd", "score"):
+            assert not set(method_args(preset, s)) & DISTILL_KEYS  # the profile adds no method setting
+            assert distill_config(preset, s) == resolve_distill_config({"distill": preset})
+    s = resolve_settings("quick", trust_checkpoints=True)  # a permission to read, not a method setting
+    assert method_args("ikd-score", s)["trust_checkpoints"] is True
+    assert "trust_checkpoints" not in method_args("none", s)
 
 
 def test_student_runs_land_in_the_project_folder_given(tmp_path, monkeypatch):

@@ -73,7 +73,7 @@ def test_hostile_teacher_stops_the_trainer_with_one_exact_line(kind, name, messa
      "unknown key 'adv_wieght' in distill YAML '{p}'. Did you mean 'adv_weight'?"),
     ("epochs: 3\n", "'epochs' in distill YAML '{p}' is an Ultralytics train argument, not a distillation key: pass "
                     "it as epochs=... (or in a cfg= YAML)"),
-    ("adv_steps: five\n", "adv_steps='five' must be a number (default 5)"),
+    ("adv_steps: five\n", "adv_steps='five' must be a number (default 2)"),
     ("freq_lam: 0.5\n", "freq_lam=0.5 must be a range [min, max] of two numbers with 0 <= min <= max <= 1"),
     ("kd_loss: [fgd]\n", "kd_loss=['fgd'] is not valid: choose one of mse, cwd, mgd, fgd, score, none"),
     ("fgd_alpha: -1.0e-3\n", "fgd_alpha=-0.001 must not be negative: use 0 to turn the term off"),
@@ -153,9 +153,10 @@ SEEDS = "give a count (seeds=3) or a list of distinct seeds >= 0 (seeds=[0,4,7])
     (["bench-distill", "methods=,"], "methods=',' names no method: give at least one, e.g. methods=none,fgd,ikd-fgd"),
     (["bench-distill", "methods=[]"], "methods=[] names no method"),
     (["bench-distill", "methods=5"], "methods=5 is not valid: give a comma-separated list"),
-    (["bench-distill", "adv_frac=0"], ADV_FRAC),
+    (["bench-distill", "adv_frac=0"], "'adv_frac' is a distillation setting, which a benchmark gives no method by "
+                                      "itself"),
     (["bench-distill", "methods=fgd,ikd-fgd[adv_frac=0]"], ADV_FRAC),
-    (["bench-distill", "fgd_alpha=-1"], "fgd_alpha=-1.0 must not be negative"),
+    (["bench-distill", "methods=fgd[fgd_alpha=-1]"], "fgd_alpha=-1.0 must not be negative"),
     (["bench-distill", "epochs=0"], "epochs=0 must be a whole number >= 1"),
     (["bench-distill", "imgsz=abc"], "imgsz='abc' must be a whole number >= 32"),
     (["bench-distill", "batch=0"], "batch=0 must be a whole number >= 1"),

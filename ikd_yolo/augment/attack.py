@@ -1,10 +1,11 @@
-"""Online adversarial feature augmentation (IKD part 2): momentum DI-FGSM against the frozen teacher.
+"""The adversarial attack of IKD part 2: momentum DI-FGSM against the frozen teacher, batched on the device.
 
 The authors of IKD (Liang et al., ACM MM 2023) attack the frozen teacher offline, once per training image: untargeted
 momentum DI-FGSM that *ascends* the teacher's classification loss against the ground truth (eps 8/255 L_inf, step
 2/255, 5 steps, momentum decay 1.0 on the per-sample L1-normalised gradient, input diversity with probability 0.5, no
-random start, pixels kept in the image's valid range). Here the attack runs online on the training batch, on the
-device, batched; the update rule is the fused `ikd_yolo.ops.adv_step`.
+random start, pixels kept in the image's valid range). The same attack serves both of this project's forms: online on
+the training batch (`adv_mode=online`) and once per training image for the cache (`adv_mode=cached`,
+`augment/adv_cache.py`); the update rule is the fused `ikd_yolo.ops.adv_step`.
 
 Examples:
     >>> from ikd_yolo.config import resolve_distill_config

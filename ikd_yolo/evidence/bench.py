@@ -29,11 +29,13 @@ import numpy as np
 from ultralytics.utils import LOGGER
 
 from ..cache import cache_dir
-from ..config import (DISTILL_KEYS, DistillConfigError, load_preset, resolve_distill_config,
+from ..checkpoints import TRUST_KEY
+from ..config import (DISTILL_KEYS, DistillConfigError, check_value, closest_key, resolve_distill_config,
                       split_distill_args)
 from .coco import area_ranges, coco_ground_truth, validate_twice
 from .machine import environment
 from .methods import Method, parse_methods, parse_seeds, run_label
+from .paths import portable
 from .parallel import Jobs, cpu_threads, set_threads
 from .profiles import PROFILES
 from .progress import watch
@@ -67,9 +69,10 @@ def run_benchmark(
             GPU, sized for 8 minutes: an estimate until run) or "full" (your data and epochs).
         name (str | None): Sub-folder of `out` and `project` for this benchmark (default: the profile).
         out (str | Path): Folder of the summaries; finished runs are kept as JSON in `<out>/<name>/runs/` and are
-            reused while their settings hash (`run_key`: seed, train arguments, every distillation setting as the
-            presets and defaults read now, data and teacher PATHS, ultralytics version) matches, under any label:
-            after changing a dataset or teacher in place, use a new `name` or delete that folder.
+            reused while their settings hash (`run_key`: seed, train arguments, the effective distillation settings
+            as the presets and defaults read now, data and teacher PATHS as `paths.portable` writes them,
+            ultralytics version) matches, under any label: after changing a dataset or teacher in place, use a new
+            `name` or delete that folder. Every path the results record is `portable` (no machine's folders).
         project (str | Path): Folder of the Ultralytics runs.
         report (str | None): Sub-folder of `out` for this invocation's table, JSON and plots (default: `name`), so
             comparisons of different method sets can share the finished runs of one `name`.
@@ -92,7 +95,8 @@ def run_benchmark(
     gt = coco_ground_truth(data, task=s["task"])
     val_args = dict(imgsz=s["imgsz"], batch=s["batch"], device=s["device"], workers=s["workers"])
     teacher_scores = _cached_json(
-        out_dir / "runs" / "teacher.json", config_hash(dict(teacher=str(teacher), data=str(data), **val_args)),
+        out_dir / "runs" / "teacher.json", config_hash(dict(teacher=portable(teacher), data=portable(data),
+                                                            **val_args)),
         lambda: validate_twice(teacher, data, gt, area_scale, run_root / "teacher-val", threads_all, task=s["task"],
                                **val_args),
     )
@@ -115,8 +119,9 @@ def run_benchmark(
     labels = [m.label for m in s["methods"]]
     summary = summarize(runs, labels)
     summary.update(
-        profile=profile, name=name, task=s["task"], settings=jsonable({**s, "methods": labels}), data=str(data),
-        teacher=str(teacher),
+        profile=profile, name=name, task=s["task"],
+        settings=jsonable({**s, "methods": labels, **{k: portable(s[k]) for k in ("data", "teacher", "teacher_init")}}),
+        data=portable(data), teacher=portable(teacher), project=portable(project),
         teacher_scores=teacher_scores, area_scale=area_scale, cocoarea_ranges=area_ranges(area_scale)[1:],
         method_args={m.label: method_args(m, s) for m in s["methods"]}, environment=environment(s["device"]),
         wall_seconds=time.time() - start,
@@ -142,18 +147,17 @@ def build_attack_caches(s: dict[str, Any], data: Path, teacher: Path) -> None:
     from ..streams import streams_of
     from ..teacher import FrozenTeacher, load_teacher
 
-    settings, trust = set(), False
+    settings = set()
     for m in s["methods"]:
         cfg = distill_config(m, s)
         if cfg is not None and any(stream.attack == "cached" for stream in streams_of(cfg)):
             settings.add(section(AttackSettings, cfg))
-            trust = trust or cfg["trust_checkpoints"]
     if not settings:
         return
     from ultralytics.utils.torch_utils import select_device
 
     data_dict = load_data(data)
-    model = FrozenTeacher(load_teacher(teacher, nc=data_dict["nc"], names=data_dict["names"], trust=trust)).model
+    model = FrozenTeacher(load_teacher(teacher, nc=data_dict["nc"], names=data_dict["names"], trust=s[TRUST_KEY])).model
     device = select_device(s["device"], verbose=False)
     set_threads(cpu_threads(1))
     for attack in settings:
@@ -167,18 +171,21 @@ def resolve_settings(profile: str, **overrides: Any) -> dict[str, Any]:
         raise DistillConfigError(f"profile='{profile}' is not known: use one of {', '.join(PROFILES)}")
     from ultralytics.utils import DEFAULT_CFG_KEYS
 
-    s = {"data": None, "teacher": None, **PROFILES[profile]}
-    extra, ikd = dict(s.pop("train_args")), dict(s.pop("ikd_args"))
+    s = {"data": None, "teacher": None, TRUST_KEY: False, **PROFILES[profile]}
+    extra = dict(s.pop("train_args"))
     s["teacher_args"] = dict(s["teacher_args"])
     for k, v in overrides.items():
         if k in s:
             s[k] = v
         elif k in DISTILL_KEYS - {"teacher", "distill"}:
-            ikd[k] = v
+            raise DistillConfigError(f"'{k}' is a distillation setting, which a benchmark gives no method by "
+                                     "itself: a preset's row runs exactly what distill=NAME runs; give it to the "
+                                     f"methods it changes, in brackets: methods=ikd-score,ikd-score[{k}={v}]")
         elif k in DEFAULT_CFG_KEYS:
             extra[k] = v
         else:
-            raise DistillConfigError(f"'{k}' is not a bench-distill, ikd-yolo or Ultralytics argument")
+            raise DistillConfigError(f"'{k}' is not a bench-distill or Ultralytics argument."
+                                     f"{closest_key(k, set(s) | set(DEFAULT_CFG_KEYS))}")
     if profile == "full" and not s["data"]:
         raise DistillConfigError("profile=full needs your dataset: data=path/to/data.yaml")
     s["methods"], s["seeds"] = parse_methods(s["methods"]), parse_seeds(s["seeds"])
@@ -189,7 +196,7 @@ def resolve_settings(profile: str, **overrides: Any) -> dict[str, Any]:
         s["jobs"] = (os.cpu_count() or 1) if s["device"] == "cpu" else 1
     if isinstance(s["jobs"], bool) or not isinstance(s["jobs"], int) or s["jobs"] < 1:
         raise DistillConfigError(f"jobs={s['jobs']!r} must be a whole number >= 1 (runs trained at once)")
-    s["ikd_args"], s["train_args"] = ikd, extra
+    s[TRUST_KEY], s["train_args"] = check_value(TRUST_KEY, s[TRUST_KEY]), extra
     check_values(s)
     return s
 
@@ -221,7 +228,7 @@ def check_inputs(s: dict[str, Any]) -> None:
     from ..teacher import check_task_pair
 
     check_device(s["device"])
-    trust = bool(s["ikd_args"].get("trust_checkpoints", False))
+    trust = s[TRUST_KEY]
     models = {}
     for key in ("student", "teacher_model"):  # a .pt is read by the safe reader before Ultralytics unpickles it
         try:
@@ -261,25 +268,21 @@ def prepare_data(s: dict[str, Any]) -> tuple[Path, float]:
 
 
 def method_args(method: Method | str, s: dict[str, Any]) -> dict[str, Any]:
-    """Exactly what `train_student` receives for `method` (a label may carry [key=value] settings: Ultralytics
-    arguments over the profile's recipe for any method, distillation keys for a preset).
-
-    Distillation keys go to ikd-yolo presets only, and never over a key the preset sets itself: a profile's settings
-    tune the methods, but must not switch on a part a preset switches off (adv_weight > 0 would turn `fgd` into
-    FGD + adversarial, and `ikd-fgd-freq` into the full IKD). A label's own settings win over both.
-    """
+    """Exactly what `train_student` receives for `method`: the profile's recipe, then the Ultralytics arguments of the
+    label's brackets (any method); for a preset, its own distillation settings of the brackets (a bare preset name
+    is the preset as distill=NAME runs it) and the benchmark's trust_checkpoints."""
     method = Method.of(method)
     args = {**dict(epochs=s["epochs"], imgsz=s["imgsz"], batch=s["batch"], device=s["device"], workers=s["workers"],
                    plots=False, verbose=False), **s["train_args"], **method.recipe}
     if not method.is_preset:
         return args
-    own = load_preset(method.preset)
-    return {**args, **{k: v for k, v in s["ikd_args"].items() if k not in own}, **method.settings}
+    trust = {TRUST_KEY: True} if s[TRUST_KEY] else {}
+    return {**args, **trust, **method.settings}
 
 
 def distill_config(method: Method | str, s: dict[str, Any]) -> dict[str, Any] | None:
-    """Every distillation setting an ikd-yolo `method` trains with (its preset as the file reads now, defaults,
-    profile and label settings); None for the methods that are not ikd-yolo presets."""
+    """Every distillation setting an ikd-yolo `method` trains with (its preset as the file reads now, defaults and
+    the label's settings); None for the methods that are not ikd-yolo presets."""
     method = Method.of(method)
     if not method.is_preset:
         return None
@@ -287,18 +290,32 @@ def distill_config(method: Method | str, s: dict[str, Any]) -> dict[str, Any] | 
 
 
 def run_key(method: Method | str, seed: int, s: dict, data: Path, teacher: Path, area_scale: float) -> str:
-    """The reuse key of one run: what it trains with, not what it is called. An ikd-yolo method is its resolved
-    settings (the presets and defaults as they read now: an edited preset is a new run), so two labels that resolve
-    to the same settings (ikd-fgd and ikd-fgd-adv once the tuning made them equal) are one run."""
+    """The reuse key of one run: what it trains with, not what it is called (`run_settings`, hashed)."""
     method = Method.of(method)
-    cfg = distill_config(method, s)
     train_args = split_distill_args({**method_args(method, s), "seed": seed})[1]  # distillation keys are in cfg
-    key = {k: v for k, v in train_args.items() if k not in UNHASHED}
-    key.update(method=method.label if cfg is None else "ikd-yolo", data=str(data), student=s["student"],
-               teacher=str(teacher) if method.label != "none" else None, area_scale=area_scale,
-               distill=None if cfg is None else {k: v for k, v in cfg.items() if k not in UNHASHED_DISTILL
-                                                 and (k not in KEYED_OFF_DEFAULT or v != KEYED_OFF_DEFAULT[k])})
-    return config_hash(key)
+    return config_hash(run_settings(method.preset, train_args, distill_config(method, s), data, s["student"], teacher,
+                                    area_scale))
+
+
+def run_settings(preset: str, train_args: dict[str, Any], cfg: dict[str, Any] | None, data: str | Path,
+                 student: str, teacher: str | Path, area_scale: float) -> dict[str, Any]:
+    """What a run trains with, as its key hashes it: the Ultralytics arguments other than their defaults (and those
+    that change nothing measured), the method ("none", "ultralytics" or, for a preset, its effective settings: the
+    presets and defaults as they read now, so an edited preset is a new run, and two labels of equal settings are one
+    run), the data, student and teacher as `portable` writes them (the same key on every machine) and the area
+    scale."""
+    from ultralytics.utils import DEFAULT_CFG_DICT
+
+    from ..config import effective_settings
+
+    key = {k: v for k, v in train_args.items() if k not in UNHASHED and DEFAULT_CFG_DICT.get(k, object()) != v}
+    distill = None
+    if cfg is not None:
+        distill = {k: v for k, v in effective_settings(cfg).items() if k not in UNHASHED_DISTILL
+                   and (k not in KEYED_OFF_DEFAULT or v != KEYED_OFF_DEFAULT[k])}
+    key.update(method=preset if cfg is None else "ikd-yolo", data=portable(data), student=student,
+               teacher=portable(teacher) if preset != "none" else None, area_scale=area_scale, distill=distill)
+    return key
 
 
 def run_one(method: Method | str, seed: int, s: dict, data: Path, teacher: Path, gt: dict, area_scale: float,
@@ -327,7 +344,8 @@ def run_one(method: Method | str, seed: int, s: dict, data: Path, teacher: Path,
         train_s = curve[-1]["time"] / len(curve) if curve else r["seconds_per_epoch"]
         return dict(method=method.label, seed=seed, scores={**scores, "seconds_per_epoch": train_s},
                     wall_seconds_per_epoch=r["seconds_per_epoch"], train_final_map50_95=r["map50_95"],
-                    train_args=jsonable(args), curve=curve, weights=r["weights"], save_dir=r["save_dir"])
+                    train_args=jsonable(args), curve=curve, weights=portable(r["weights"], run_root.parent),
+                    save_dir=portable(r["save_dir"], run_root.parent))
 
     return _cached_json(file, key, train_and_score)
 

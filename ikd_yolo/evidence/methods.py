@@ -7,7 +7,7 @@ may also change the profile's Ultralytics recipe in its brackets, so a compariso
 
 Examples:
     >>> [m.label for m in parse_methods("none,adv-only,ikd-fgd[freq_p=0.25,adv_steps=1],ultralytics[dis=18]")]
-    ['none', 'ikd-fgd-adv', 'ikd-fgd[freq_p=0.25;adv_steps=1]', 'ultralytics[dis=18]']
+    ['none', 'ikd-fgd', 'ikd-fgd[freq_p=0.25;adv_steps=1]', 'ultralytics[dis=18]']
     >>> parse_seeds(3), run_label("ikd-fgd[adv_steps=1]", 0)
     ([0, 1, 2], 'ikd-fgd_adv_steps_1_-s0')
 """
@@ -22,11 +22,10 @@ from typing import Any, Mapping
 import numpy as np
 from ultralytics.utils import LOGGER
 
-from ..config import DISTILL_KEYS, DistillConfigError, preset_names
+from ..config import DISTILL_KEYS, MERGED_PRESETS, DistillConfigError, preset_names
 
-ALL_METHODS = ("none", "ultralytics", "fgd", "mgd", "score", "ikd-score", "ikd-fgd", "ikd-mgd", "ikd-fgd-freq",
-               "ikd-fgd-adv")
-ALIASES = {"no-kd": "none", "freq-only": "ikd-fgd-freq", "adv-only": "ikd-fgd-adv"}
+ALL_METHODS = ("none", "ultralytics", "fgd", "mgd", "score", "ikd-score", "ikd-fgd", "ikd-mgd", "ikd-fgd-freq")
+ALIASES = {"no-kd": "none", "freq-only": "ikd-fgd-freq", "adv-only": "ikd-fgd", **MERGED_PRESETS}
 
 
 def parse_methods(methods: Any) -> list[Method]:

@@ -17,22 +17,20 @@ from .methods import ALL_METHODS
 
 # Profile keys: the synthetic set (n_train, n_val, data_imgsz, clutter, min_side; ignored when data= is given), the
 # teacher trained when teacher= is not given (teacher_model, teacher_epochs, teacher_args; teacher_init: a .pt it
-# starts from), the students, `train_args` (the Ultralytics recipe of the teacher and every student), `ikd_args` (for
-# the ikd-yolo methods only) and `jobs` (runs at once; None: one per CPU core on CPU).
+# starts from), the students, `train_args` (the Ultralytics recipe of the teacher and every student) and `jobs` (runs
+# at once; None: one per CPU core on CPU). A profile sets the regime, never a method's settings: a row named after a
+# preset runs exactly what `distill=NAME` runs (a variant says its settings in brackets, `ikd-score[adv_steps=5]`).
 
 # quick, 2 CPU cores: data drawn at the 96 px the models train at, no background clutter, no box side under 8 px; a
 # yolo11s teacher trained 18 epochs (once, cached, on every core), yolo11n students 15 epochs, two at a time.
 # nbs=8: an optimizer step per batch of 8 (Ultralytics' nbs=64 would step every 8th batch, 8x fewer updates:
-# in 12 epochs a yolo11n reached mAP50-95 0.16 with nbs=8 vs 0.06 with nbs=64). Final validation only. The
-# attack: 2 steps on every second batch, from the adversarial cache (per epoch here the online attack costs
-# about 4x a plain student, the cached one about 3x: see docs/cost.md).
+# in 12 epochs a yolo11n reached mAP50-95 0.16 with nbs=8 vs 0.06 with nbs=64). Final validation only.
 QUICK: dict[str, Any] = dict(
     n_train=800, n_val=300, data_imgsz=96, clutter=0.0, min_side=8, teacher_model="yolo11s.yaml",
     teacher_epochs=18, teacher_args={}, teacher_init=None,
     student="yolo11n.yaml", task=None, epochs=15, imgsz=96, batch=8, seeds=3,
     device="cpu", workers=0, jobs=None, methods=("none", "ultralytics", "score", "ikd-score"),
     train_args=dict(optimizer="AdamW", lr0=0.002, warmup_epochs=1, nbs=8, val=False),
-    ikd_args=dict(adv_steps=2, adv_every=2, adv_mode="cached"),
 )
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -50,13 +48,12 @@ PROFILES: dict[str, dict[str, Any]] = {
         student="yolo11n.yaml", task=None, epochs=20, imgsz=160, batch=32, seeds=3,
         device="0", workers=4, jobs=6, methods=("none", "ultralytics", "score", "ikd-score"),
         train_args=dict(optimizer="AdamW", lr0=0.002, warmup_epochs=1, nbs=32, val=False),
-        ikd_args=dict(adv_steps=2, adv_mode="cached"),
     ),
-    # the user's own data (data= required) with Ultralytics' default recipe and IKD's default attack; pass your trained
+    # the user's own data (data= required) with Ultralytics' default recipe; pass your trained
     # teacher= (otherwise a yolo11m is trained from scratch on that data: nothing is downloaded)
     "full": dict(
         teacher_model="yolo11m.yaml", teacher_epochs=100, teacher_args={}, teacher_init=None, student="yolo11n.yaml",
         task=None, epochs=100, imgsz=640, batch=16, seeds=3, device=None, workers=8, jobs=1, methods=ALL_METHODS,
-        train_args={}, ikd_args={},
+        train_args={},
     ),
 }

@@ -44,9 +44,11 @@ def keep_threads(model: YOLO, threads: int | None) -> YOLO:
 def teacher_folder(data: str | Path, model: str, epochs: int, imgsz: int, batch: int, seed: int = 0,
                    **train_args: Any) -> Path:
     """The cache folder of a teacher trained with these settings."""
-    settings = dict(data=str(data), model=model, epochs=epochs, imgsz=imgsz, batch=batch, seed=seed)
+    from .paths import portable
+
+    settings = dict(data=portable(data), model=model, epochs=epochs, imgsz=imgsz, batch=batch, seed=seed)
     if train_args:  # only when given, so the keys of teachers cached before this argument existed stay the same
-        settings["train_args"] = train_args
+        settings["train_args"] = {k: portable(v) if k == "pretrained" else v for k, v in train_args.items()}
     return cache_dir() / "teachers" / f"{Path(model).stem}-{config_hash(settings)}"
 
 

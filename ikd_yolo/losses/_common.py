@@ -11,7 +11,7 @@ class DistillLoss(nn.Module):
     """A distillation loss made of named parts, each scaled by one weight; the loss is the sum of its parts.
 
     `WEIGHTS` maps each part to the constructor argument (and attribute) holding its weight; a single-part loss has
-    the one part "". Parts let the trainer log and calibrate every term on its own (`FeatureDistiller.parts`).
+    the one part "". Parts let the trainer log and calibrate every term on its own (`FeatureDistiller.base_parts`).
     """
 
     WEIGHTS: ClassVar[dict[str, str]] = {"": "weight"}
