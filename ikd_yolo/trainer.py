@@ -98,7 +98,7 @@ class IKDTrainer(DetectionTrainer):
         self.freq_augment = FrequencyAugment.from_config(distill) if distill["freq_mode"] != "off" else None
         attacked = any(stream.attack != "none" for stream in self.streams)
         self.attack = AdversarialAttack.from_config(distill) if attacked else None
-        if weight_on(distill["adv_weight"]) and self.attack is None:
+        if weight_on(distill["adv_weight"]) and not any(stream.name == "adv" for stream in self.streams):
             LOGGER.warning("ikd-yolo: adv_steps=0 makes no adversarial images, so the adversarial term is off "
                            "(set adv_weight=0 to say so, or adv_steps>=1 to attack)")
         self.teacher_criterion = None  # built on the first attack, once the teacher sits on its device
