@@ -124,14 +124,24 @@ def check_saved_teacher_width(state: dict[str, Any], student: nn.Module, teacher
     from .model import level_channels
 
     student = wrapped_student(student) or student
-    ours = level_channels(student, detect_input_layers(student))
-    saved = [int(state["distiller"][f"adapters.{i}.weight"].shape[0]) if f"adapters.{i}.weight" in state["distiller"]
-             else c for i, c in enumerate(ours)]
+    saved = saved_teacher_widths(state["distiller"], level_channels(student, detect_input_layers(student)))
     now = level_channels(teacher, detect_input_layers(teacher))
     if saved != now:
         raise TeacherError(f"teacher={teacher_arg} has level widths {now}, but '{path}' was distilled from a teacher "
                            f"with widths {saved}: resume with that run's teacher (saved as "
                            f"teacher={state['config'].get('teacher')})")
+
+
+def saved_teacher_widths(distiller: dict[str, Any], student_widths: list[int]) -> list[int]:
+    """The teacher width of each level that a saved distiller's adapters map onto: the output channels of the level's
+    last convolution (a 1x1 conv, or the second conv of an MLP projector); a level without one (an identity, the
+    widths were equal) keeps the student's width."""
+    widths = []
+    for i, width in enumerate(student_widths):
+        convs = [v for k, v in distiller.items() if k.startswith(f"adapters.{i}.") and k.endswith("weight")
+                 and v.dim() == 4]  # state-dict order: a projector's layers in the order they run
+        widths.append(int(convs[-1].shape[0]) if convs else width)
+    return widths
 
 
 def check_device(device: Any) -> None:
