@@ -20,8 +20,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import yaml
-
 from .config import DistillConfigError, closest_key, key_help, parse_key_values, preset_names
 from .errors import InputError, report_user_errors
 
@@ -73,20 +71,16 @@ RUN_IDENTITY_KEYS = ("save_dir", "resume")
 
 def with_cfg_file(args: dict[str, Any]) -> dict[str, Any]:
     """`args` with the keys of its `cfg=` YAML under them, as `yolo train cfg=...` reads it, minus the keys that tie a
-    run's args.yaml to that run; refuses a start that would write into the run folder the file came from."""
+    run's args.yaml to that run and those a file may not set (`config.cfg_file_keys`); refuses a start that would
+    write into the run folder the file came from."""
+    from .config import cfg_file_keys, read_cfg_file
+
     if args.get("cfg") is None:
         return args
     path = Path(str(args["cfg"]))
-    if not path.is_file():
-        raise InputError(f"cfg={args['cfg']} not found: pass a YAML of train arguments, e.g. a run's args.yaml")
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        raise InputError(f"cfg={path} does not parse as YAML: pass a YAML of train arguments") from None
-    if not isinstance(loaded, dict):
-        raise InputError(f"cfg={path} must be a mapping of key: value (a YAML of train arguments)")
-    kept = {k: v for k, v in loaded.items() if k not in {"cfg", *RUN_IDENTITY_KEYS}}
-    merged = {**kept, **{k: v for k, v in args.items() if k != "cfg"}}
+    given = {k: v for k, v in args.items() if k != "cfg"}
+    kept = {k: v for k, v in read_cfg_file(path).items() if k not in {"cfg", *RUN_IDENTITY_KEYS}}
+    merged = {**cfg_file_keys(kept, given, f"cfg={path}"), **given}
     refuse_writing_into_source(path, merged)
     return merged
 

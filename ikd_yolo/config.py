@@ -27,8 +27,9 @@ from typing import Any, ClassVar, Mapping, TypeVar
 import yaml
 from ultralytics.utils import DEFAULT_CFG_KEYS, LOGGER
 
-from .errors import UserError
-from .losses import BASE_LOSSES
+from .checkpoints import TRUST_KEY
+from .errors import InputError, UserError
+from .losses import BASE_LOSSES, term_weight_keys
 from .ops.reference import MIX_MODES
 from .schema import KeySpec, number_text, parse_schema
 
@@ -163,7 +164,7 @@ def _preset_keys(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     if path.resolve() in chain:
         loop = " -> ".join(p.name for p in (*chain, path.resolve()))
         raise DistillConfigError(f"distill YAML '{path}' extends itself ({loop}): remove one extends: line")
-    data = upgrade_keys(_read_yaml(path), f"'{path}'")
+    data = without_file_trust(upgrade_keys(_read_yaml(path), f"'{path}'"), f"distill YAML '{path}'")
     base: dict[str, Any] = {}
     if EXTENDS in data:
         parent = data.pop(EXTENDS)
@@ -182,6 +183,53 @@ def _preset_keys(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
             valid = (DISTILL_KEYS - {"distill"}) | {EXTENDS}
             raise DistillConfigError(f"unknown key '{k}' in distill YAML '{path}'.{closest_key(k, valid)}")
     return {**base, **data}
+
+
+def without_file_trust(values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """`values` read from a file (a distill YAML, a cfg= YAML, a run's args.yaml) without trust_checkpoints, with one
+    warning when the file asks for trust: only the command line or the Python call may let a pickle run code, never a
+    file that came with the checkpoints."""
+    out = dict(values)
+    if str(out.pop(TRUST_KEY, False)).lower() not in {"false", "none"}:
+        LOGGER.warning(f"ikd-yolo: {TRUST_KEY}: {values[TRUST_KEY]} in {where} is ignored: trust comes only from the "
+                       f"command line or the Python call ({TRUST_KEY}=True), never from a file")
+    return out
+
+
+def read_cfg_file(value: Any) -> dict[str, Any]:
+    """The mapping of a `cfg=` YAML of train arguments (e.g. a run's args.yaml); one line if it cannot be one."""
+    path = Path(str(value))
+    if not path.is_file():
+        raise InputError(f"cfg={value} not found: pass a YAML of train arguments, e.g. a run's args.yaml")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise InputError(f"cfg={path} does not parse as YAML: pass a YAML of train arguments") from None
+    if not isinstance(loaded, dict):
+        raise InputError(f"cfg={path} must be a mapping of key: value (a YAML of train arguments)")
+    return loaded
+
+
+def cfg_file_keys(loaded: Mapping[str, Any], given: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """What a `cfg=` YAML (`loaded`) adds under this command's own keys (`given`): never trust_checkpoints
+    (`without_file_trust`), and with weights=auto none of its positive loss weights that neither `given` nor the
+    preset sets: a run's args.yaml holds the numbers that run measured, and this run measures its own (one line names
+    them, and the weights the command line keeps). A weight of 0 stays: it turned a term off."""
+    kept = without_file_trust(loaded, where)
+    merged = {**kept, **given}
+    if check_value("weights", merged.get("weights", DEFAULTS["weights"])) != AUTO:
+        return kept
+    preset = load_preset(merged.get("distill", DEFAULTS["distill"]))
+    again = [k for k in WEIGHT_KEYS if k in kept and k not in given and k not in preset and _is_number(kept[k])
+             and kept[k] > 0]
+    kept = {k: v for k, v in kept.items() if k not in again}
+    cfg = resolve_distill_config({k: v for k, v in {**kept, **given}.items() if k in DISTILL_KEYS})
+    measured = [k for k in term_weight_keys(cfg["kd_loss"], adversarial_term_on(cfg)).values() if k in again]
+    if measured:  # the others belong to terms this run does not compute
+        on_cli = [k for k in WEIGHT_KEYS if k in given]
+        LOGGER.info(f"ikd-yolo: weights=auto measures {', '.join(measured)} again (the numbers in {where} are an "
+                    f"earlier run's)" + (f"; kept as given on the command line: {', '.join(on_cli)}" if on_cli else ""))
+    return kept
 
 
 def check_value(key: str, value: Any) -> Any:

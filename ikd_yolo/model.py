@@ -16,7 +16,9 @@ from .hooks import FeatureRecorder, detect_input_layers, neck_features, split_le
 from .config import (  # noqa: F401 (settings rules; also read from here)
     adversarial_term_on, frequency_view_on, unit_for_auto, weight_on,
 )
-from .losses import BASE_LOSSES, AdvFeatureLoss, LevelHead, build_base_loss, config_key, position_weights
+from .losses import (
+    BASE_LOSSES, AdvFeatureLoss, LevelHead, build_base_loss, part_name, position_weights, term_weight_keys,
+)
 
 TEACHER_FEATS = "ikd_teacher_feats"  # list of teacher maps on batch["img"]
 TEACHER_HEAD = "ikd_teacher_head"  # the teacher head's raw outputs on batch["img"] (hooks.head_outputs), if needed
@@ -108,11 +110,6 @@ def stream_parts(stream: str, weight: float, parts: Mapping[str, torch.Tensor],
 ADV_DISTILLED = {"all": ("feat", "cls", "box", "kpt"), "features": ("feat",), "predictions": ("cls", "box", "kpt")}
 
 
-def part_name(loss: str, part: str) -> str:
-    """The name of part `part` of loss `loss` in the logs and the calibration: "fgd.fg", or "mse" for a lone part."""
-    return f"{loss}.{part}" if part else loss
-
-
 class FeatureDistiller(nn.Module):
     """Per-level channel projectors (student -> teacher width), the base loss and the adversarial loss.
 
@@ -167,13 +164,7 @@ class FeatureDistiller(nn.Module):
 
     def weight_keys(self) -> dict[str, str]:
         """{part name: the config key of its weight} for every term this distiller computes ("fgd.fg": "fgd_alpha")."""
-        keys = {}
-        if self.base is not None:
-            keys.update({part_name(self.kd_name, part): config_key(self.kd_name, arg)
-                         for part, arg in type(self.base[0]).WEIGHTS.items()})
-        if self.adv is not None:
-            keys["adv"] = "adv_weight"
-        return keys
+        return term_weight_keys(self.kd_name, self.adv is not None)
 
     def set_weights(self, weights: Mapping[str, float]) -> None:
         """Give the terms new weights, by config key (what `weight_keys` names), on every level."""

@@ -216,3 +216,45 @@ def test_resume_with_a_teacher_of_another_width_is_one_line_before_any_work(tmp_
                            "was distilled from a teacher with widths [128, 256, 512]: resume with that run's teacher")
     assert last.read_bytes() == before and sorted(killed_run["run"].rglob("*")) == listing
     assert not os.path.exists(tmp_path / "runs")
+
+
+# ---- 5. trust comes from the command line or the call, never from a file ----------------------------------------
+@pytest.mark.parametrize("source", ["cfg", "distill", "extends", "python_cfg"])
+def test_trust_checkpoints_in_a_file_is_ignored_with_one_warning(source, tmp_path, synthetic_data, capsys,
+                                                                 ultralytics_log):
+    marker = tmp_path / "marker"
+    evil = _hostile_checkpoint(tmp_path / "evil.pt", synthetic_data, _TouchesMarker(marker))
+    common = {"model": "yolo11n.yaml", "teacher": str(evil), "data": str(synthetic_data),
+              **train_kwargs(tmp_path / "runs", "r")}
+    trusting = tmp_path / "trusting.yaml"  # a cfg= file: e.g. the args.yaml of a run given trust_checkpoints=True
+    trusting.write_text(yaml.safe_dump({**common, "trust_checkpoints": True}) if source.endswith("cfg") else
+                        "kd_loss: fgd\ntrust_checkpoints: true\n")
+    (tmp_path / "child.yaml").write_text("extends: trusting.yaml\n")
+    where = f"cfg={trusting}" if source.endswith("cfg") else f"distill YAML '{trusting}'"
+    if source == "python_cfg":
+        with pytest.raises(TeacherError, match=r"is refused: loading it would unpickle builtins\.getattr"):
+            YOLO("yolo11n.yaml").train(trainer=IKDTrainer, cfg=str(trusting))
+    else:
+        distill = {"distill": trusting, "extends": tmp_path / "child.yaml"}.get(source)
+        words = [f"cfg={trusting}"] if source == "cfg" else [*(f"{k}={v}" for k, v in common.items()),
+                                                              f"distill={distill}"]
+        assert main(["train", *words]) == 2
+        assert f"teacher={evil} is refused: loading it would unpickle builtins.getattr" in _one_error_line(capsys)
+    assert [m for m in ultralytics_log if "trust_checkpoints" in m] == [
+        f"WARNING ⚠️ ikd-yolo: trust_checkpoints: True in {where} is ignored: trust comes only from the command line "
+        "or the Python call (trust_checkpoints=True), never from a file"]
+    assert not marker.exists() and not (tmp_path / "runs").exists()
+
+
+def test_trust_on_the_command_line_or_in_the_call_still_opts_in_beside_a_cfg_file(tmp_path, synthetic_data):
+    evil = _hostile_checkpoint(tmp_path / "evil.pt", synthetic_data, _TouchesMarker(tmp_path / "marker"))
+    cfg = tmp_path / "args.yaml"
+    args = {"model": "yolo11n.yaml", "teacher": str(evil), "data": str(synthetic_data), "trust_checkpoints": False,
+            **train_kwargs(tmp_path / "runs", "r")}
+    cfg.write_text(yaml.safe_dump(args))
+    with pytest.raises(TeacherError, match="single_cls"):  # the teacher was read (trusted), then refused
+        main(["train", f"cfg={cfg}", "trust_checkpoints=True", "single_cls=True", "verbose=True"])
+    assert (tmp_path / "marker").exists()
+    (tmp_path / "marker").unlink()
+    IKDTrainer(overrides={"cfg": str(cfg), **args, "trust_checkpoints": True})  # as YOLO(...).train merges them
+    assert (tmp_path / "marker").exists()
