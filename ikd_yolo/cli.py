@@ -106,13 +106,13 @@ def ultralytics_mode(mode: str, words: list[str]) -> None:
 
     A distilled best.pt is a plain Ultralytics model, so nothing here is ikd-yolo's, except that a `.pt` model is
     read by the safe reader first (`trust_checkpoints=True` to opt out) and one that is not on this machine is refused
-    in one line instead of being downloaded.
+    in one line instead of being downloaded, and a model YAML is checked before Ultralytics builds it.
     """
     from ultralytics.cfg import entrypoint
 
     from .checkpoints import TRUST_KEY
     from .config import check_value
-    from .inputs import find_weights, read_checkpoint
+    from .inputs import find_weights, read_checkpoint, read_model_yaml
 
     args = parse_key_values(words)
     model = args.get("model")
@@ -122,6 +122,8 @@ def ultralytics_mode(mode: str, words: list[str]) -> None:
     words = [w for w in words if not w.startswith(f"{TRUST_KEY}=")]  # ikd-yolo's key, unknown to Ultralytics
     if isinstance(model, str) and model.endswith(".pt"):  # read safely before Ultralytics unpickles it
         read_checkpoint(find_weights(model, "model"), "model", InputError, trust)
+    elif isinstance(model, str) and model.endswith((".yaml", ".yml")):  # checked before Ultralytics builds it
+        read_model_yaml(model, "model")
     with as_argv(["yolo", mode, *words]):  # entrypoint's debug string splits at spaces, so a path with one broke
         entrypoint()
 

@@ -12,12 +12,13 @@ from typing import Any
 
 from torch import nn
 
-from .checkpoints import UntrustedCheckpoint, load_pt
+from .checkpoints import TRUST_KEY, UntrustedCheckpoint, load_pt
 from .errors import DataError, InputError, StudentError, TeacherError
+from .model_yaml import ACTIVATION_HINT, config_problem
 
 __all__ = ["TASKS", "DataError", "InputError", "StudentError", "TeacherError", "check_student", "checkpoint_model",
-           "detection_problem", "find_weights", "load_data", "model_task", "read_checkpoint", "task_model_class",
-           "wrapped_student"]
+           "detection_problem", "find_weights", "load_data", "model_task", "read_checkpoint", "read_model_yaml",
+           "task_model_class", "wrapped_student"]
 
 # the tasks IKD distils: every Ultralytics task whose head is a YOLO Detect head plus a branch (masks, keypoints,
 # angles); classify has no detection head, RT-DETR, YOLO-World and YOLOE are other detector families
@@ -69,7 +70,28 @@ def read_checkpoint(path: Path, key: str, error: type[InputError] = InputError, 
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("ema") or ckpt.get("model"), nn.Module):
         raise error(f"{key}={path} is not an Ultralytics checkpoint (it holds no model): pass the best.pt or "
                     "last.pt of a training run")
+    if not trust:  # a trusted file may run code anyway
+        configs = [m.yaml for k in ("model", "ema") if isinstance(ckpt.get(k), nn.Module) for m in ckpt[k].modules()
+                   if hasattr(m, "yaml")]
+        if problem := next(filter(None, map(config_problem, configs)), None):
+            raise error(f"{key}={path} is refused: {problem}, and Ultralytics builds the model from it, running or "
+                        f"calling what it names; if you trust this file, pass {TRUST_KEY}=True")
     return ckpt
+
+
+def read_model_yaml(name: str, key: str, error: type[InputError] = InputError) -> dict[str, Any]:
+    """The model config of a `key=x.yaml` (Ultralytics' own YAMLs by name too), or one line when it is missing or is
+    not one Ultralytics builds without running what it names (`model_yaml.config_problem`)."""
+    from ultralytics.nn.tasks import yaml_model_load
+
+    try:
+        cfg = yaml_model_load(name)
+    except FileNotFoundError:
+        raise error(f"{key}={name} not found: pass a model YAML such as yolo11n.yaml or a trained .pt") from None
+    if problem := config_problem(cfg):
+        raise error(f"{key}={name} is refused: {problem}, and Ultralytics would run or call it while building the "
+                    f"model: write the activation as {ACTIVATION_HINT}, and layers as Ultralytics' own YAMLs do")
+    return cfg
 
 
 def checkpoint_model(ckpt: dict[str, Any]) -> nn.Module:
@@ -143,17 +165,11 @@ def check_student(model: Any, trust: bool = False, tasks: tuple[str, ...] = TASK
     A `.pt` student is looked up (never downloaded) and read as `read_checkpoint` reads it (`trust`); a wrapped one
     (a distillation run's checkpoint) is checked by the student it holds.
     """
-    from ultralytics.nn.tasks import yaml_model_load
-
     if model is None or isinstance(model, nn.Module):
         return model
     name = str(model)
     if name.endswith((".yaml", ".yml")):
-        try:
-            cfg = yaml_model_load(name)
-        except FileNotFoundError:
-            raise StudentError(
-                f"model={name} not found: pass a model YAML such as yolo11n.yaml or a trained .pt") from None
+        cfg = read_model_yaml(name, "model", StudentError)
         problem, student = detection_problem(cfg, tasks), None
         if problem is None:
             student = task_model_class(TASK_HEADS[str(cfg["head"][-1][2])])(cfg, verbose=False)
@@ -182,20 +198,43 @@ def wrapped_student(weights: Any) -> nn.Module | None:
 
 
 def load_data(data: Any) -> dict[str, Any]:
-    """The dataset dict of `data=` (Ultralytics' `check_det_dataset`), or one line naming the problem."""
+    """The dataset dict of `data=` (Ultralytics' `check_det_dataset`), or one line naming the problem.
+
+    Nothing is fetched: a URL is refused, and so are missing images that the YAML's `download:` would fetch (a URL,
+    a shell command or Python code, which Ultralytics runs)."""
     from ultralytics.data.utils import check_det_dataset
 
     if not data:
         raise DataError("no dataset given: pass data=path/to/data.yaml (ikd-yolo synth writes one)")
-    if str(data).endswith((".yaml", ".yml")) and not Path(str(data)).is_file():
+    if "://" in str(data):
+        raise DataError(f"data={data} is a URL (ikd-yolo never downloads): download the dataset yourself and pass "
+                        "data=path/to/data.yaml")
+    path = Path(str(data))
+    if not path.exists():
         from ultralytics.utils import ROOT
 
-        if (ROOT / "cfg" / "datasets" / Path(str(data)).name).is_file():  # also Ultralytics' default when none given
+        yaml_name = path.name if path.suffix in {".yaml", ".yml"} else f"{path.name}.yaml"  # coco8 means coco8.yaml
+        if (ROOT / "cfg" / "datasets" / yaml_name).is_file():  # also Ultralytics' default when none given
             raise DataError(f"data={data} is an Ultralytics dataset that would be downloaded (ikd-yolo never "
                             "downloads): pass your own data=path/to/data.yaml (ikd-yolo synth writes one)")
-        raise DataError(f"data={data} not found: pass the path of a dataset YAML (ikd-yolo synth writes one)")
+        if path.suffix in {".yaml", ".yml"}:
+            raise DataError(f"data={data} not found: pass the path of a dataset YAML (ikd-yolo synth writes one)")
     try:
-        return check_det_dataset(str(data))
-    except (FileNotFoundError, SyntaxError, KeyError, ValueError, AssertionError) as e:  # Ultralytics asserts too
+        return check_det_dataset(str(data), autodownload=False)
+    except (FileNotFoundError, SyntaxError, KeyError, ValueError, AssertionError, TypeError) as e:  # it asserts too
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if isinstance(e, FileNotFoundError) and "images not found" in first and _has_download(data):
+            raise DataError(f"data={data}: {first}, and ikd-yolo never runs a data YAML's download: (a URL, shell "
+                            "command or Python code): fetch the dataset yourself, then run again") from None
         raise DataError(f"data={data} cannot be used: {first}") from None
+
+
+def _has_download(data: Any) -> bool:
+    """Whether the dataset YAML `data=` names has a `download:` entry."""
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(Path(str(data)).read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):  # a folder, a bare name: Ultralytics' message stands
+        return False
+    return isinstance(loaded, dict) and bool(loaded.get("download"))

@@ -181,6 +181,8 @@ SEEDS = "give a count (seeds=3) or a list of distinct seeds >= 0 (seeds=[0,4,7])
     (["synth", "out={file}"], "is a file, not a folder: pick a folder for the dataset"),
     (["show-aug", "data={work}", "distill=ikd-fgd-full"], "cannot be used: No YAML file found in"),
     (["train", "{teacher}", "data=/etc/passwd", "epochs=1"], "data=/etc/passwd cannot be used: Not a YAML file"),
+    (["train", "{teacher}", "data=coco8", "epochs=1"], "data=coco8 is an Ultralytics dataset that would be downloaded"),
+    (["train", "{teacher}", "data=https://example.com/d.yaml"], "is a URL (ikd-yolo never downloads)"),
 ])
 def test_former_tracebacks_are_one_line_exit_2_and_no_run_folder(words, message, tmp_path, monkeypatch, capsys,
                                                                 synthetic_data, teacher_pt):
@@ -198,3 +200,25 @@ def test_former_tracebacks_are_one_line_exit_2_and_no_run_folder(words, message,
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith(f"ikd-yolo {words[0]}: error: ") and message in err[0], err
     assert list(work.iterdir()) == []  # no run folder, no dataset, no report
+
+
+@pytest.mark.parametrize("download", ["import pathlib; pathlib.Path({marker!r}).touch()", "bash -c 'touch {marker}'",
+                                      "https://example.com/data.zip"])
+def test_a_data_yaml_download_is_never_run(download, tmp_path, teacher_pt, monkeypatch, capsys):
+    """Ultralytics runs a data YAML's `download:` (Python code, a shell command or a URL) when its images are
+    missing: ikd-yolo refuses in one line instead, before any folder exists."""
+    from ikd_yolo.cli import main
+
+    marker = tmp_path / "marker"
+    data = tmp_path / "data.yaml"
+    data.write_text(yaml.safe_dump({"path": str(tmp_path / "absent"), "train": "images/train", "val": "images/val",
+                                    "names": {0: "a"}, "download": download.format(marker=str(marker))}))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["train", "model=yolo11n.yaml", f"teacher={teacher_pt}", f"data={data}", "epochs=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"ikd-yolo train: error: data={data}: Dataset '{data}' images not found, missing path "
+                   f"'{tmp_path / 'absent' / 'images' / 'val'}', and ikd-yolo never runs a data YAML's download: (a "
+                   "URL, shell command or Python code): fetch the dataset yourself, then run again")
+    assert not marker.exists() and list(work.iterdir()) == [] and not (tmp_path / "absent").exists()

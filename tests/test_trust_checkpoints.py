@@ -258,3 +258,77 @@ def test_trust_on_the_command_line_or_in_the_call_still_opts_in_beside_a_cfg_fil
     (tmp_path / "marker").unlink()
     IKDTrainer(overrides={"cfg": str(cfg), **args, "trust_checkpoints": True})  # as YOLO(...).train merges them
     assert (tmp_path / "marker").exists()
+
+
+# ---- 6. a model config is checked before Ultralytics builds it ------------------------------------------------------
+TOUCH = "__import__('pathlib').Path({marker!r}).touch() or nn.SiLU()"
+
+
+def _evil_config(data: Path, marker: Path, how: str) -> dict:
+    """yolo11n's config with the dataset's classes and one hostile entry: an activation that touches `marker` when
+    evaluated, or a layer that calls a function of Ultralytics' namespace."""
+    from ultralytics.nn.tasks import yaml_model_load
+
+    cfg = {**yaml_model_load("yolo11n.yaml"), "nc": len(yaml.safe_load(Path(data).read_text())["names"])}
+    if how == "activation":
+        cfg["activation"] = TOUCH.format(marker=str(marker))
+    else:
+        cfg["backbone"] = [[-1, 1, "check_requirements", ["evil-package"]], *cfg["backbone"][1:]]
+    return cfg
+
+
+@pytest.mark.parametrize("how, problem", [
+    ("activation", "its activation \"__import__('pathlib').Path("),
+    ("layer", "its layer 0 names 'check_requirements', which is not a layer of Ultralytics or torch"),
+])
+@pytest.mark.parametrize("role", ["model_yaml", "model_pt", "teacher", "resume", "val_yaml"])
+def test_a_model_config_that_would_run_code_is_refused_before_it_is_built(role, how, problem, tmp_path, killed_run,
+                                                                         synthetic_data, teacher_pt, capsys):
+    marker = tmp_path / "marker"
+    cfg = _evil_config(synthetic_data, marker, how)
+    evil = tmp_path / ("evil.yaml" if role.endswith("yaml") else "evil.pt")
+    if role.endswith("yaml"):
+        evil.write_text(yaml.safe_dump(cfg))
+    elif role == "resume":
+        ckpt = torch.load(killed_run["last"], weights_only=False)
+        ckpt["ema"].yaml = cfg
+        torch.save(ckpt, evil)
+    else:
+        model = _detector(synthetic_data)
+        model.yaml = cfg
+        torch.save({"model": model, "train_args": {"task": "detect"}}, evil)
+    common = [f"data={synthetic_data}", f"project={tmp_path / 'runs'}", "name=r", "epochs=1", "imgsz=64", "device=cpu"]
+    argv = {"model_yaml": ["train", f"model={evil}", f"teacher={teacher_pt}", *common],
+            "model_pt": ["train", f"model={evil}", f"teacher={teacher_pt}", *common],
+            "teacher": ["train", "model=yolo11n.yaml", f"teacher={evil}", *common],
+            "resume": ["train", "resume", f"model={evil}"],
+            "val_yaml": ["val", f"model={evil}", f"data={synthetic_data}", "imgsz=64"]}[role]
+    assert main(argv) == 2
+    line = _one_error_line(capsys)
+    key = {"teacher": "teacher", "resume": "resume"}.get(role, "model")
+    assert line.startswith(f"ikd-yolo {argv[0]}: error: {key}={evil} is refused: {problem}"), line
+    fix = "write the activation as" if role.endswith("yaml") else "if you trust this file, pass trust_checkpoints=True"
+    assert fix in line and not marker.exists() and not (tmp_path / "runs").exists()
+
+
+def test_every_model_config_ultralytics_ships_passes_the_check():
+    import ultralytics
+    from ultralytics.nn.tasks import yaml_model_load
+
+    from ikd_yolo.model_yaml import config_problem
+
+    shipped = sorted((Path(ultralytics.__file__).parent / "cfg" / "models").rglob("*.yaml"))
+    assert len(shipped) > 50 and [(p.name, config_problem(yaml_model_load(p))) for p in shipped] == [
+        (p.name, None) for p in shipped]
+
+
+@pytest.mark.parametrize("activation, plain", [
+    ("nn.SiLU()", True), ("torch.nn.LeakyReLU(0.1)", True), ("nn.Hardtanh(min_val=0, max_val=6)", True),
+    ("nn.ReLU(inplace=True)", True), ("nn.Conv2d(1, 1, 1)", False), ("nn.SiLU(**{})", False),
+    ("nn.LeakyReLU(abs(-1))", False), ("os.system('x')", False), ("nn.SiLU", False), ("nn.SiLU(); 1", False),
+])
+def test_only_a_plain_torch_nn_activation_is_accepted(activation, plain):
+    from ikd_yolo.model_yaml import config_problem
+
+    cfg = {"activation": activation, "backbone": [], "head": [[-1, 1, "Detect", ["nc"]]]}
+    assert (config_problem(cfg) is None) == plain
