@@ -143,7 +143,9 @@ def measurement_batches(trainer: Any, n: int) -> Iterator[dict]:
     from ultralytics.data import build_dataloader
 
     dataset = trainer.train_loader.dataset
-    kept = {name: list(getattr(dataset, name)) for name in ("buffer", "ims", "im_hw0", "im_hw")}  # mosaic's
+    # mosaic's buffer of recently loaded images; a cache=ram image store is not a list, and loading never changes it
+    kept = {name: list(value) for name in ("buffer", "ims", "im_hw0", "im_hw")
+            if isinstance(value := getattr(dataset, name), list)}
     stream = trainer.adv_stream
     loader = build_dataloader(dataset, trainer.batch_size, workers=0, shuffle=True, rank=-1)
     if stream is not None:

@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
+from .errors import InputError
 
-def cache_dir() -> Path:
-    """The cache folder (IKD_YOLO_CACHE, else ~/.cache/ikd-yolo), made if missing."""
-    path = Path(os.environ.get("IKD_YOLO_CACHE", Path.home() / ".cache" / "ikd-yolo")).resolve()
-    path.mkdir(parents=True, exist_ok=True)
+ENV = "IKD_YOLO_CACHE"
+
+
+def cache_dir(writable: bool = False) -> Path:
+    """The cache folder (IKD_YOLO_CACHE when set and not empty, else ~/.cache/ikd-yolo), made if missing; one line
+    when it cannot be a folder, or (`writable`) when nothing can be written into it."""
+    value = os.environ.get(ENV, "").strip()  # empty means unset, never the working folder
+    path = Path(value or Path.home() / ".cache" / "ikd-yolo").expanduser().resolve()
+    where = f"{ENV}={value}" if value else f"the cache folder {path} (set {ENV} to choose another)"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if writable:
+            with tempfile.TemporaryFile(dir=path):
+                pass
+    except OSError as e:
+        what = {FileExistsError: "is a file, not a folder", NotADirectoryError: "lies under a file, not a folder"}.get(
+            type(e), f"cannot be {'written' if path.is_dir() else 'made'} ({e.strerror})")
+        raise InputError(f"{where} {what}: ikd-yolo keeps its datasets, teachers and adversarial images there; "
+                         f"set {ENV} to a writable folder") from None
     return path

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import errno
 import inspect
 import os
 import sys
@@ -106,7 +107,8 @@ def ultralytics_mode(mode: str, words: list[str]) -> None:
 
     A distilled best.pt is a plain Ultralytics model, so nothing here is ikd-yolo's, except that a `.pt` model is
     read by the safe reader first (`trust_checkpoints=True` to opt out) and one that is not on this machine is refused
-    in one line instead of being downloaded, and a model YAML is checked before Ultralytics builds it.
+    in one line instead of being downloaded, a model YAML is checked before Ultralytics builds it, and a package
+    Ultralytics would install (an export format's) is named in one line instead.
     """
     from ultralytics.cfg import entrypoint
 
@@ -124,21 +126,27 @@ def ultralytics_mode(mode: str, words: list[str]) -> None:
         read_checkpoint(find_weights(model, "model"), "model", InputError, trust)
     elif isinstance(model, str) and model.endswith((".yaml", ".yml")):  # checked before Ultralytics builds it
         read_model_yaml(model, "model")
-    with as_argv(["yolo", mode, *words]):  # entrypoint's debug string splits at spaces, so a path with one broke
-        entrypoint()
+    with as_yolo(["yolo", mode, *words]):  # entrypoint's debug string splits at spaces, so a path with one broke
+        try:
+            entrypoint()
+        except ModuleNotFoundError as e:  # what Ultralytics would have installed (an export format's package)
+            raise InputError(f"{mode} needs the Python package {e.name}, which is not installed: pip install {e.name} "
+                             "(ikd-yolo never installs packages while it runs)") from None
 
 
 @contextmanager
-def as_argv(words: list[str]) -> Iterator[None]:
-    """Ultralytics' `entrypoint()` sees `words` as its command line, each word intact, while the block runs."""
+def as_yolo(words: list[str]) -> Iterator[None]:
+    """While the block runs, Ultralytics' `entrypoint()` sees `words` as its command line, each word intact, and its
+    requirement checks install nothing (they say what is missing instead of running pip)."""
     import ultralytics.cfg
+    import ultralytics.utils.checks as checks
 
-    saved = ultralytics.cfg.ARGV
-    ultralytics.cfg.ARGV = words
+    saved = ultralytics.cfg.ARGV, checks.AUTOINSTALL
+    ultralytics.cfg.ARGV, checks.AUTOINSTALL = words, False
     try:
         yield
     finally:
-        ultralytics.cfg.ARGV = saved
+        ultralytics.cfg.ARGV, checks.AUTOINSTALL = saved
 
 
 def synth(args: dict[str, Any]) -> None:
@@ -261,6 +269,7 @@ def run(command: str, words: list[str]) -> None:
 
 GO_ON = {"train": "go on with `ikd-yolo train resume model=<the run>/weights/last.pt`"}
 GO_ON_DEFAULT = "run the same command again to go on from there"
+DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # no space, over the disk quota
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,6 +301,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ikd-yolo {command}: stopped by Ctrl-C; what finished is kept: {GO_ON.get(command, GO_ON_DEFAULT)}",
               file=sys.stderr)
         return 130
+    except OSError as e:  # checkpoints are written whole or not at all, so a full disk loses no finished work
+        if e.errno not in DISK_FULL:
+            raise
+        print(f"ikd-yolo {command}: error: {e.strerror}: free some space, then {GO_ON.get(command, GO_ON_DEFAULT)} "
+              "(what was written before is whole)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

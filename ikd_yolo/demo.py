@@ -18,7 +18,7 @@ import numpy as np
 
 from .config import DEFAULTS
 from .evidence import run_benchmark
-from .evidence.bench import prepare_data, resolve_settings, teacher_train_args
+from .evidence.bench import check_inputs, prepare_data, resolve_settings, teacher_train_args
 from .evidence.profiles import PROFILES
 from .evidence.runs import teacher_folder
 
@@ -31,7 +31,9 @@ N_IMAGES = 4  # validation images in detections.jpg
 def run_demo(out: str = "runs/ikd-demo", seed: int = 0, **overrides: Any) -> dict[str, Any]:
     """Run the demo (any bench-distill override applies, e.g. epochs=3) and return the benchmark summary."""
     root = Path(out).resolve()
-    print(plan(root, seed, overrides))
+    s = resolve_settings("quick", methods=list(DEMO_METHODS), seeds=[seed], **overrides)
+    check_inputs(s)  # before the plan, which draws the synthetic set
+    print(plan(root, seed, s, overrides))
     summary = run_benchmark(
         profile="quick", name="demo", out=root, project=root, methods=list(DEMO_METHODS), seeds=[seed], **overrides
     )
@@ -40,9 +42,9 @@ def run_demo(out: str = "runs/ikd-demo", seed: int = 0, **overrides: Any) -> dic
     return summary
 
 
-def plan(root: Path, seed: int, overrides: dict[str, Any]) -> str:
-    """One line: what trains, about how long, what is cached already, where everything goes."""
-    s = resolve_settings("quick", methods=list(DEMO_METHODS), seeds=[seed], **overrides)
+def plan(root: Path, seed: int, s: dict[str, Any], overrides: dict[str, Any]) -> str:
+    """One line: what trains (settings `s` of the quick profile with `overrides`), about how long, what is cached
+    already, where everything goes."""
     data = prepare_data(s)[0]  # drawn once (seconds), then cached: its path is part of the teacher's key
     if s["teacher"]:
         teacher = f"teacher {s['teacher']}"

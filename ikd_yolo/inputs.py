@@ -17,8 +17,8 @@ from .errors import DataError, InputError, StudentError, TeacherError
 from .model_yaml import ACTIVATION_HINT, config_problem
 
 __all__ = ["TASKS", "DataError", "InputError", "StudentError", "TeacherError", "check_student", "checkpoint_model",
-           "detection_problem", "find_weights", "load_data", "model_task", "read_checkpoint", "read_model_yaml",
-           "task_model_class", "wrapped_student"]
+           "check_task_labels", "detection_problem", "find_weights", "load_data", "model_task", "read_checkpoint",
+           "read_model_yaml", "split_images", "task_model_class", "wrapped_student"]
 
 # the tasks IKD distils: every Ultralytics task whose head is a YOLO Detect head plus a branch (masks, keypoints,
 # angles); classify has no detection head, RT-DETR, YOLO-World and YOLOE are other detector families
@@ -227,6 +227,46 @@ def load_data(data: Any) -> dict[str, Any]:
             raise DataError(f"data={data}: {first}, and ikd-yolo never runs a data YAML's download: (a URL, shell "
                             "command or Python code): fetch the dataset yourself, then run again") from None
         raise DataError(f"data={data} cannot be used: {first}") from None
+
+
+def split_images(data: dict[str, Any], split: str) -> list[Path]:
+    """The image files of split `split` of a dataset dict (`load_data`'s), sorted: its folders searched through,
+    its .txt lists read (a relative path from the list's folder)."""
+    from ultralytics.data.utils import IMG_FORMATS
+
+    images = []
+    for entry in data[split] if isinstance(data[split], list) else [data[split]]:
+        path = Path(entry)
+        if path.is_dir():
+            images += [p for p in path.rglob("*.*") if p.suffix[1:].lower() in IMG_FORMATS]
+        else:
+            images += [(path.parent / line.strip()).resolve() for line in path.read_text().splitlines() if line.strip()]
+    return sorted(set(images))
+
+
+# what a label row of each task with more than a box holds (Ultralytics reads a row of more than 6 values so)
+SHAPE_LABELS = {"segment": "polygons (class x1 y1 x2 y2 x3 y3 ...)",
+                "obb": "rotated boxes as four corners (class x1 y1 x2 y2 x3 y3 x4 y4)"}
+
+
+def check_task_labels(data: dict[str, Any], data_arg: Any, task: str) -> None:
+    """A segment or obb student needs polygons or corners in its labels: one line when the first labelled training
+    image holds plain boxes (Ultralytics would stop only once the run folder exists)."""
+    from ultralytics.data.utils import img2label_paths
+
+    if task not in SHAPE_LABELS:
+        return
+    for label in map(Path, img2label_paths([str(p) for p in split_images(data, "train")])):
+        try:
+            rows = [line.split() for line in label.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError):  # missing or unreadable: Ultralytics skips it too
+            continue
+        if rows:
+            if all(len(row) <= 6 for row in rows):
+                raise DataError(f"data={data_arg} holds plain boxes ({label}: {len(rows[0])} values a row), and a "
+                                f"{task} student needs {SHAPE_LABELS[task]}: pass a {task} dataset (ikd-yolo synth "
+                                f"task={task} writes one)")
+            return
 
 
 def _has_download(data: Any) -> bool:

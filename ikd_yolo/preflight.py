@@ -15,11 +15,15 @@ from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import LOGGER
 
 from .checkpoints import STATE_ATTR, TRUST_KEY, read_state
-from .config import check_value, keypoints_distilled, resolve_distill_config, restore_saved_config
+from .cache import cache_dir
+from .config import (
+    adversarial_term_on, check_value, keypoints_distilled, resolve_distill_config, restore_saved_config,
+)
 from .errors import DataError, StudentError, TeacherError
 from .hooks import detect_head, detect_input_layers
 from .inputs import (
-    InputError, check_student, checkpoint_model, load_data, model_task, read_checkpoint, wrapped_student,
+    InputError, check_student, check_task_labels, checkpoint_model, load_data, model_task, read_checkpoint,
+    wrapped_student,
 )
 from .teacher import check_compatible, check_teacher_path, load_teacher
 
@@ -49,6 +53,8 @@ def preflight(overrides: dict[str, Any], explicit: dict[str, Any]) -> tuple[dict
         check_not_inside(overrides.get("model"), "model", folder, StudentError)
         student = check_student(overrides.get("model"), trust)
         data_arg, single_cls = overrides.get("data"), bool(overrides.get("single_cls"))
+    if adversarial_term_on(distill) and distill["adv_mode"] == "cached":
+        cache_dir()  # where the adversarial images are kept: a file in its place is refused before the data is read
     check_not_inside(check_teacher_path(distill["teacher"]), "teacher", folder, TeacherError)
     data = load_data(data_arg)
     nc, names = (1, None) if single_cls else (data["nc"], data["names"])
@@ -60,6 +66,7 @@ def preflight(overrides: dict[str, Any], explicit: dict[str, Any]) -> tuple[dict
     if (overrides.get("task") or "detect") == "pose" and "kpt_shape" not in data:
         raise DataError(f"data={data_arg} has no kpt_shape: a pose student needs a keypoint dataset (kpt_shape and "
                         "flip_idx in its YAML; ikd-yolo synth task=pose writes one)")
+    check_task_labels(data, data_arg, overrides.get("task") or "detect")
     if ckpt is not None:
         check_saved_teacher_width(read_state(ckpt), student, teacher, distill["teacher"], path)
     return distill, teacher

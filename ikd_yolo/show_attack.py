@@ -21,6 +21,7 @@ from torch import nn
 
 from .augment.adv_cache import AdversarialCache, attack_dataset, label_task, open_attack_cache
 from .augment.attack import AttackSettings
+from .cache import cache_dir
 from .config import resolve_distill_config, section, split_distill_args
 from .errors import InputError
 from .inputs import load_data
@@ -45,6 +46,7 @@ def run_attack(
     check_device(device)
     explicit, _ = split_distill_args({**distill, "teacher": teacher})
     cfg = resolve_distill_config(explicit)
+    cache_dir()  # where the attacked images go
     data_dict = load_data(data)
     model = load_teacher(cfg["teacher"], nc=data_dict["nc"], names=data_dict["names"], trust=cfg["trust_checkpoints"])
     imgsz = stride_multiple(imgsz, model)

@@ -106,3 +106,17 @@ def test_a_runs_args_yaml_as_cfg_measures_its_weights_again(tmp_path, finished_r
     assert [m for m in ultralytics_log if "again (the numbers" in m] == [
         f"ikd-yolo: weights=auto measures fgd_alpha, fgd_lambda again (the numbers in cfg={cfg} are an earlier "
         "run's); kept as given on the command line: fgd_beta"]
+
+
+def test_weights_are_measured_with_images_cached_in_ram(tmp_path, synthetic_data, teacher_pt):
+    """cache=ram keeps the images in one store that is not a list (and that loading never changes): the measurement
+    leaves it as it is and training goes on from it."""
+    from ultralytics import YOLO
+
+    model = YOLO("yolo11n.yaml")
+    model.train(trainer=IKDTrainer, teacher=str(teacher_pt), data=str(synthetic_data), distill="fgd", cache="ram",
+                **train_kwargs(tmp_path, "ram", val=False))
+    dataset = model.trainer.train_loader.dataset
+    assert not isinstance(dataset.ims, list) and dataset.ims[0].shape[-1] == 3  # Ultralytics' RAM image store
+    assert model.trainer.auto_weight_report["weights"]["fgd_alpha"] > 0
+    assert read_results(tmp_path / "ram")["train/fgd_loss"][0] > 0

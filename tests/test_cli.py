@@ -253,3 +253,22 @@ def test_a_bad_cfg_file_is_one_line(text, message, tmp_path, capsys):
     assert main(["train", f"cfg={cfg}"]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and message.format(cfg=cfg) in err[0]
+
+
+def test_export_without_its_format_package_is_one_line_and_installs_nothing(finished_run, tmp_path, monkeypatch,
+                                                                             capsys):
+    import sys
+
+    import ultralytics.utils.checks as checks
+
+    installs, autoinstall = [], checks.AUTOINSTALL
+    monkeypatch.setattr(checks, "ONLINE", True)  # so that only ikd-yolo stands between Ultralytics and pip
+    monkeypatch.setattr(checks.subprocess, "check_output", lambda *a, **k: installs.append(a))  # pip would run here
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if onnx were not installed
+    best = tmp_path / "best.pt"
+    shutil.copy(finished_run / "weights" / "best.pt", best)
+    assert main(["export", f"model={best}", "format=onnx", "imgsz=64"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err[-1] == ("ikd-yolo export: error: export needs the Python package onnx, which is not installed: pip "
+                       "install onnx (ikd-yolo never installs packages while it runs)")
+    assert installs == [] and checks.AUTOINSTALL == autoinstall and not list(tmp_path.glob("best.onnx"))

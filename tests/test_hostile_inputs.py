@@ -181,6 +181,10 @@ SEEDS = "give a count (seeds=3) or a list of distinct seeds >= 0 (seeds=[0,4,7])
     (["synth", "out={file}"], "is a file, not a folder: pick a folder for the dataset"),
     (["show-aug", "data={work}", "distill=ikd-fgd-full"], "cannot be used: No YAML file found in"),
     (["train", "{teacher}", "data=/etc/passwd", "epochs=1"], "data=/etc/passwd cannot be used: Not a YAML file"),
+    (["train", "model=yolo11n-seg.yaml", "{teacher}", "{data}", "epochs=1"],
+     "holds plain boxes ({label}: 5 values a row), and a segment student needs polygons (class x1 y1 x2 y2 x3 y3 "
+     "...): pass a segment dataset (ikd-yolo synth task=segment writes one)"),
+    (["bench-distill", "task=segment", "{data}", "{teacher}"], "holds plain boxes ("),
     (["train", "{teacher}", "data=coco8", "epochs=1"], "data=coco8 is an Ultralytics dataset that would be downloaded"),
     (["train", "{teacher}", "data=https://example.com/d.yaml"], "is a URL (ikd-yolo never downloads)"),
 ])
@@ -194,11 +198,12 @@ def test_former_tracebacks_are_one_line_exit_2_and_no_run_folder(words, message,
     work.mkdir()
     (tmp_path / "a file").write_text("not a folder")
     monkeypatch.chdir(work)
-    fill = dict(teacher=f"teacher={teacher_pt}", data=f"data={synthetic_data}", file=tmp_path / "a file", work=work)
+    fill = dict(teacher=f"teacher={teacher_pt}", data=f"data={synthetic_data}", file=tmp_path / "a file", work=work,
+                label=synthetic_data.parent / "labels" / "train" / "000000.txt")
     capsys.readouterr()
     assert main([w.format(**fill) for w in words]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err) == 1 and err[0].startswith(f"ikd-yolo {words[0]}: error: ") and message in err[0], err
+    assert len(err) == 1 and err[0].startswith(f"ikd-yolo {words[0]}: error: ") and message.format(**fill) in err[0]
     assert list(work.iterdir()) == []  # no run folder, no dataset, no report
 
 
@@ -222,3 +227,57 @@ def test_a_data_yaml_download_is_never_run(download, tmp_path, teacher_pt, monke
                    f"'{tmp_path / 'absent' / 'images' / 'val'}', and ikd-yolo never runs a data YAML's download: (a "
                    "URL, shell command or Python code): fetch the dataset yourself, then run again")
     assert not marker.exists() and list(work.iterdir()) == [] and not (tmp_path / "absent").exists()
+
+
+@pytest.mark.parametrize("words", [["bench-distill"], ["demo"], ["attack", "{data}", "{teacher}"],
+                                   ["train", "model=yolo11n.yaml", "{data}", "{teacher}", "adv_mode=cached"]])
+@pytest.mark.parametrize("cache", ["file", "under_file"])
+def test_a_cache_folder_that_cannot_be_one_is_one_line_before_any_work(words, cache, tmp_path, monkeypatch, capsys,
+                                                                       synthetic_data, teacher_pt):
+    from ikd_yolo.cli import main
+    from ikd_yolo.evidence import bench
+
+    monkeypatch.setattr(bench, "prepare_data", lambda s: pytest.fail("the benchmark started work"))
+    (tmp_path / "a file").write_text("not a folder")
+    value = tmp_path / "a file" if cache == "file" else tmp_path / "a file" / "cache"
+    monkeypatch.setenv("IKD_YOLO_CACHE", str(value))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    fill = dict(teacher=f"teacher={teacher_pt}", data=f"data={synthetic_data}")
+    capsys.readouterr()
+    assert main([w.format(**fill) for w in words]) == 2
+    out, err = capsys.readouterr()
+    what = "is a file, not a folder" if cache == "file" else "lies under a file, not a folder"
+    assert err.strip() == (f"ikd-yolo {words[0]}: error: IKD_YOLO_CACHE={value} {what}: ikd-yolo keeps its datasets, "
+                           "teachers and adversarial images there; set IKD_YOLO_CACHE to a writable folder")
+    assert "ikd-yolo demo:" not in out and list(work.iterdir()) == []  # no plan line, no run folder
+
+
+def test_an_empty_cache_variable_means_unset_not_the_working_folder(tmp_path, monkeypatch):
+    from ikd_yolo.cache import cache_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    for value in ("", "  "):
+        monkeypatch.setenv("IKD_YOLO_CACHE", value)
+        assert cache_dir(writable=True) == tmp_path / "home" / ".cache" / "ikd-yolo"
+
+
+@pytest.mark.parametrize("command", ["bench-distill", "demo"])
+def test_a_missing_evaluator_is_one_line_before_any_work(command, tmp_path, monkeypatch, capsys):
+    import sys
+
+    from ikd_yolo.cli import main
+    from ikd_yolo.evidence import bench
+
+    monkeypatch.setitem(sys.modules, "pycocotools.cocoeval", None)  # as if pycocotools were not installed
+    monkeypatch.setattr(bench, "prepare_data", lambda s: pytest.fail("the benchmark started work"))
+    monkeypatch.setenv("IKD_YOLO_CACHE", str(tmp_path / "cache"))
+    capsys.readouterr()
+    assert main([command]) == 2
+    out, err = capsys.readouterr()
+    assert err.strip() == (f"ikd-yolo {command}: error: pycocotools is not installed, and bench-distill (and the "
+                           "demo) score every run with its COCOeval too: pip install pycocotools (an ikd-yolo "
+                           "dependency: pip install ikd-yolo brings it)")
+    assert out == "" and not (tmp_path / "cache").exists()

@@ -202,6 +202,50 @@ def test_checkpoint_write_cut_halfway_leaves_the_previous_last_pt_intact(tmp_pat
     assert not [p for p in weights.iterdir() if p.name.startswith(".")]  # the staging folder went with the error
 
 
+def test_a_full_disk_while_training_is_one_line_and_the_previous_checkpoint_stays(tmp_path, synthetic_data,
+                                                                                    teacher_pt, monkeypatch, capsys):
+    real_write = Path.write_bytes
+    saves = []
+
+    def disk_full_on_second_save(self: Path, data: bytes) -> int:
+        if self.name == "last.pt" and len(saves) == 1:
+            raise OSError(28, "No space left on device")  # what write() raises: errno, no file name
+        saves.extend([data] if self.name == "last.pt" else [])
+        return real_write(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full_on_second_save)
+    words = [f"{k}={v}" for k, v in train_kwargs(tmp_path, "full", epochs=2, val=False).items()]
+    assert main(["train", "model=yolo11n.yaml", f"teacher={teacher_pt}", f"data={synthetic_data}", "distill=fgd",
+                 *words]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err[-1] == ("ikd-yolo train: error: No space left on device: free some space, then go on with `ikd-yolo "
+                       "train resume model=<the run>/weights/last.pt` (what was written before is whole)")
+    assert not any("Traceback" in line for line in err)
+    last = tmp_path / "full" / "weights" / "last.pt"
+    assert last.read_bytes() == saves[0] and load_pt(last)["epoch"] == 0
+
+
+def test_a_full_disk_while_stripping_the_finished_checkpoint_is_an_os_error(tmp_path, teacher_pt, monkeypatch):
+    """torch.save says only RuntimeError on a full disk: the final stripping turns it into the errno it means."""
+    import shutil as shell
+    from collections import namedtuple
+
+    from ultralytics.engine import trainer as engine
+
+    from ikd_yolo.checkpoints import atomic_strip_optimizer
+
+    def full(f, s="", updates=None):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+
+    target = tmp_path / "best.pt"
+    shell.copy(teacher_pt, target)
+    monkeypatch.setattr(engine, "strip_optimizer", full)
+    monkeypatch.setattr(shell, "disk_usage", lambda p: namedtuple("usage", "total used free")(1, 1, 0))
+    with atomic_strip_optimizer(), pytest.raises(OSError) as e:
+        engine.strip_optimizer(target)
+    assert e.value.errno == 28 and target.read_bytes() == teacher_pt.read_bytes()
+
+
 # ---- 4. resume with a teacher of another width --------------------------------------------------------------------
 def test_resume_with_a_teacher_of_another_width_is_one_line_before_any_work(tmp_path, killed_run, synthetic_data,
                                                                            capsys):

@@ -31,7 +31,7 @@ from ultralytics.utils import LOGGER
 from ..cache import cache_dir
 from ..config import (DISTILL_KEYS, DistillConfigError, load_preset, resolve_distill_config,
                       split_distill_args)
-from .coco import area_ranges, coco_ground_truth, validate_twice
+from .coco import area_ranges, check_evaluator, coco_ground_truth, validate_twice
 from .machine import environment
 from .methods import Method, parse_methods, parse_seeds, run_label
 from .parallel import Jobs, cpu_threads, set_threads
@@ -214,13 +214,16 @@ def check_values(s: dict[str, Any]) -> None:
 
 
 def check_inputs(s: dict[str, Any]) -> None:
-    """Refuse, in one line, a device, dataset, teacher or model that this machine cannot use, before any work."""
-    from ..inputs import (InputError, TeacherError, check_student, checkpoint_model, find_weights, load_data,
-                          read_checkpoint)
+    """Refuse, in one line, a device, evaluator, cache folder, dataset, teacher or model that this machine cannot use,
+    before any work."""
+    from ..inputs import (InputError, TeacherError, check_student, check_task_labels, checkpoint_model, find_weights,
+                          load_data, read_checkpoint)
     from ..preflight import check_device
     from ..teacher import check_task_pair
 
     check_device(s["device"])
+    check_evaluator()
+    cache_dir(writable=not (s["data"] and s["teacher"]))  # the synthetic set and the teacher are made there
     trust = bool(s["ikd_args"].get("trust_checkpoints", False))
     models = {}
     for key in ("student", "teacher_model"):  # a .pt is read by the safe reader before Ultralytics unpickles it
@@ -229,7 +232,7 @@ def check_inputs(s: dict[str, Any]) -> None:
         except InputError as e:  # its line names the student's key, model=
             raise InputError(str(e).replace(f"model={s[key]}", f"{key}={s[key]}", 1)) from None
     if s["data"]:
-        load_data(s["data"])
+        check_task_labels(load_data(s["data"]), s["data"], s["task"])
     if s["teacher_init"] and s["teacher"]:
         raise DistillConfigError(f"teacher_init={s['teacher_init']} starts the profile's teacher training, and "
                                  f"teacher={s['teacher']} is already trained: give one of them")
