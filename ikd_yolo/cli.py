@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from .cli_help import command_help
 from .config import DistillConfigError, closest_key, key_help, parse_key_values, preset_names
 from .errors import InputError, report_user_errors
 
@@ -164,14 +165,14 @@ def synth(args: dict[str, Any]) -> None:
 
 def show_aug(args: dict[str, Any]) -> None:
     """`ikd-yolo show-aug`: PNG grid of originals, augmented images and their spectra."""
-    from .config import resolve_distill_config, split_distill_args
+    from .config import DISTILL_KEYS, resolve_distill_config
     from .show_aug import show_augmentation
 
     if "data" not in args:
         raise DistillConfigError("show-aug needs a dataset: ikd-yolo show-aug data=path/to/data.yaml")
-    own = {k: args.pop(k) for k in ("data", "out", "n", "imgsz", "seed") if k in args}
-    distill, _ = split_distill_args(args)
-    options = {"out": "ikd_augmentation.png", **check_options("show-aug", own, show_augmentation)}
+    check_options("show-aug", args, show_augmentation, also=DISTILL_KEYS)
+    distill = {k: args.pop(k) for k in list(args) if k in DISTILL_KEYS}
+    options = {"out": "ikd_augmentation.png", **args}
     cfg = resolve_distill_config(distill)
     if cfg["freq_mode"] == "off":
         raise DistillConfigError(f"show-aug: distill={cfg['distill']} has freq_mode=off, there is no frequency "
@@ -206,13 +207,14 @@ def check_image_path(out: Path) -> None:
 
 def attack(args: dict[str, Any]) -> None:
     """`ikd-yolo attack`: attack every training image once with the teacher (the cache adv_mode=cached trains on)."""
+    from .config import DISTILL_KEYS
     from .show_attack import run_attack
 
     for key in ("data", "teacher"):
         if key not in args:
             raise DistillConfigError(f"attack needs {key}=: "
                                      "ikd-yolo attack data=data.yaml teacher=teacher.pt imgsz=640")
-    run_attack(**args)
+    run_attack(**check_options("attack", args, run_attack, also=DISTILL_KEYS))
 
 
 def demo(args: dict[str, Any]) -> None:
@@ -238,13 +240,17 @@ def version(args: dict[str, Any]) -> None:
     print(f"ikd-yolo {__version__} (ultralytics {ultralytics.__version__})")
 
 
-def check_options(command: str, args: dict[str, Any], fn: Callable) -> dict[str, Any]:
-    """`args` if every key is a parameter of `fn`; otherwise one line naming the key and the closest valid one."""
-    valid = set(inspect.signature(fn).parameters) - {"cfg"}
+def check_options(command: str, args: dict[str, Any], fn: Callable,
+                  also: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """`args` if every key is a named parameter of `fn` or in `also` (the distillation keys); otherwise one line
+    naming the key and the closest valid one."""
+    own = {name for name, p in inspect.signature(fn).parameters.items()
+           if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)} - {"cfg"}
     for key in args:
-        if key not in valid:
-            raise DistillConfigError(f"'{key}' is not an option of {command}.{closest_key(key, valid)} "
-                                     f"Options: {', '.join(sorted(valid))}")
+        if key not in own | also:
+            more = " and the distillation keys (ikd-yolo --help)" if also else ""
+            raise DistillConfigError(f"'{key}' is not an option of {command}.{closest_key(key, own | also)} Options: "
+                                     f"{', '.join(sorted(own))}{more}; see ikd-yolo {command} --help")
     return args
 
 
@@ -267,6 +273,7 @@ def run(command: str, words: list[str]) -> None:
         COMMANDS[command](parse_key_values(words))
 
 
+OWN_HELP = ("synth", "show-aug", "attack", "demo", "bench-distill")  # with `<command> --help` of their own
 GO_ON = {"train": "go on with `ikd-yolo train resume model=<the run>/weights/last.pt`"}
 GO_ON_DEFAULT = "run the same command again to go on from there"
 DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # no space, over the disk quota
@@ -290,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
               "(ikd-yolo --help)", file=sys.stderr)
         return 2
     if rest[:1] in (["help"], ["-h"], ["--help"]):
-        print(help_text())
+        print(command_help(command) if command in OWN_HELP else help_text())
         return 0
     if "verbose=True" in rest or os.environ.get("IKD_YOLO_TRACEBACK") == "1":
         run(command, rest)

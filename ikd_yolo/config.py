@@ -144,6 +144,14 @@ def preset_path(name: Any, key: str, near: Path | None = None) -> Path:
     """The file of preset or YAML `name` given as `key` (distill or extends); a relative YAML path is looked up next to
     `near` first (the YAML that extends it), then from the working folder."""
     path = Path(str(name))
+    if "[" in str(name) and not path.is_file():  # bench-distill's method syntax, ikd-score[adv_steps=1]
+        base, _, rest = str(name).partition("[")
+        keys = [k.strip() for k in rest.rstrip("]").replace(",", ";").split(";") if k.strip()]
+        lines = "; ".join(k.replace("=", ": ", 1) for k in keys)
+        how = (f"{key}={base} {' '.join(keys)}" if key == "distill" else
+               f"extends: {base}, and the keys on lines of their own ({lines})")
+        raise DistillConfigError(f"{key}='{name}': brackets are bench-distill's way to vary a method "
+                                 f"(methods={name}); here write {how}")
     if path.suffix not in {".yaml", ".yml"}:
         path = CONFIGS_DIR / f"{name}.yaml"
         if not path.is_file() or path.stem == "default":
@@ -171,7 +179,8 @@ def _preset_keys(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
         if not isinstance(parent, str) or not parent.strip():
             raise DistillConfigError(f"extends: in distill YAML '{path}' must name one preset or YAML, e.g. "
                                      f"extends: ikd-fgd-full (got {parent!r})")
-        base = _preset_keys(preset_path(parent.strip(), "extends", path.parent), (*chain, path.resolve()))
+        if parent.strip() != "default":  # default.yaml's values are what every YAML starts from
+            base = _preset_keys(preset_path(parent.strip(), "extends", path.parent), (*chain, path.resolve()))
     for k in data:
         if k in DEFAULT_CFG_KEYS and k not in DISTILL_KEYS:
             raise DistillConfigError(f"'{k}' in distill YAML '{path}' is an Ultralytics train argument, not a "

@@ -29,13 +29,13 @@ import numpy as np
 from ultralytics.utils import LOGGER
 
 from ..cache import cache_dir
-from ..config import (DISTILL_KEYS, DistillConfigError, load_preset, resolve_distill_config,
+from ..config import (DISTILL_KEYS, DistillConfigError, closest_key, load_preset, resolve_distill_config,
                       split_distill_args)
 from .coco import area_ranges, check_evaluator, coco_ground_truth, validate_twice
 from .machine import environment
 from .methods import Method, parse_methods, parse_seeds, run_label
 from .parallel import Jobs, cpu_threads, set_threads
-from .profiles import PROFILES
+from .profiles import PROFILE_KEYS, PROFILES
 from .progress import watch
 from .report import PREFIX, jsonable, summarize, write_outputs
 from .runs import cached_teacher, config_hash, train_student
@@ -49,6 +49,9 @@ KEYED_OFF_DEFAULT = {"freq_apply": "replace", "freq_weight": 1.0, "score_kpt": 0
 # profile keys that are whole numbers, with their smallest value (the synthetic set's own lower bounds included)
 WHOLE_NUMBERS = {"n_train": 1, "n_val": 1, "data_imgsz": 64, "min_side": 0, "teacher_epochs": 1, "epochs": 1,
                  "imgsz": 32, "batch": 1, "workers": 0}
+
+
+BENCH_KEYS = ("profile", "name", "out", "project", "report")  # run_benchmark's own, beside the profile keys
 
 
 # ------------------------------------------------------------------------------------------------------- the runs
@@ -178,7 +181,9 @@ def resolve_settings(profile: str, **overrides: Any) -> dict[str, Any]:
         elif k in DEFAULT_CFG_KEYS:
             extra[k] = v
         else:
-            raise DistillConfigError(f"'{k}' is not a bench-distill, ikd-yolo or Ultralytics argument")
+            valid = {*s, *PROFILE_KEYS, *BENCH_KEYS, *DISTILL_KEYS, *DEFAULT_CFG_KEYS}
+            raise DistillConfigError(f"'{k}' is not a bench-distill, ikd-yolo or Ultralytics argument."
+                                     f"{closest_key(k, valid)} See ikd-yolo bench-distill --help")
     if profile == "full" and not s["data"]:
         raise DistillConfigError("profile=full needs your dataset: data=path/to/data.yaml")
     s["methods"], s["seeds"] = parse_methods(s["methods"]), parse_seeds(s["seeds"])
