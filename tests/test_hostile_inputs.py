@@ -156,6 +156,8 @@ SEEDS = "give a count (seeds=3) or a list of distinct seeds >= 0 (seeds=[0,4,7])
     (["bench-distill", "adv_frac=0"], ADV_FRAC),
     (["bench-distill", "methods=fgd,ikd-fgd[adv_frac=0]"], ADV_FRAC),
     (["bench-distill", "fgd_alpha=-1"], "fgd_alpha=-1.0 must not be negative"),
+    (["bench-distill", "methods=score[score_cls=x]"], "method 'score[score_cls=x]': score_cls='x' must be a number"),
+    (["bench-distill", "methods=fgd,ikd-fgd[adv_frac=0]"], f"method 'ikd-fgd[adv_frac=0]': {ADV_FRAC}"),
     (["bench-distill", "epochs=0"], "epochs=0 must be a whole number >= 1"),
     (["bench-distill", "imgsz=abc"], "imgsz='abc' must be a whole number >= 32"),
     (["bench-distill", "batch=0"], "batch=0 must be a whole number >= 1"),

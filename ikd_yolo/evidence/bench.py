@@ -215,7 +215,10 @@ def check_values(s: dict[str, Any]) -> None:
     except (TypeError, ValueError, SyntaxError) as e:
         raise DistillConfigError(str(e).strip().splitlines()[0]) from None
     for m in s["methods"]:
-        distill_config(m, s)  # every distillation setting of every method, validated together
+        try:
+            distill_config(m, s)  # every distillation setting of every method, validated together
+        except DistillConfigError as e:
+            raise DistillConfigError(f"method '{m.label}': {e}") from None
 
 
 def check_inputs(s: dict[str, Any]) -> None:
