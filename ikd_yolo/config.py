@@ -33,9 +33,12 @@ from .losses import BASE_LOSSES, term_weight_keys
 from .ops.reference import MIX_MODES
 from .schema import KeySpec, number_text, parse_schema
 
-CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
-if not CONFIGS_DIR.is_dir():  # non-editable install: setup.py ships configs/ as package data
-    CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
+# an installed package holds its presets as ikd_yolo/configs (pyproject.toml's package data); a source checkout (and an
+# editable install) has them at the top of the repository. The package's own first: beside an installed ikd_yolo the
+# parent folder is site-packages, where another package's configs/ may lie
+CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
+if not CONFIGS_DIR.is_dir():
+    CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 # (choice) keys whose names are the implementations the code has, so they are defined there, once
 CODE_CHOICES: dict[str, tuple[str, ...]] = {"kd_loss": (*BASE_LOSSES, "none"), "freq_mix": MIX_MODES}
