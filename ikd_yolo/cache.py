@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from .errors import InputError
+from .inputs import unwritable
 
 ENV = "IKD_YOLO_CACHE"
 
@@ -19,12 +19,12 @@ def cache_dir(writable: bool = False) -> Path:
     where = f"{ENV}={value}" if value else f"the cache folder {path} (set {ENV} to choose another)"
     try:
         path.mkdir(parents=True, exist_ok=True)
-        if writable:
-            with tempfile.TemporaryFile(dir=path):
-                pass
+        problem = unwritable(path) if writable else None
+        what = f"cannot be written ({problem})" if problem else None
     except OSError as e:
         what = {FileExistsError: "is a file, not a folder", NotADirectoryError: "lies under a file, not a folder"}.get(
-            type(e), f"cannot be {'written' if path.is_dir() else 'made'} ({e.strerror})")
+            type(e), f"cannot be made ({e.strerror})")
+    if what:
         raise InputError(f"{where} {what}: ikd-yolo keeps its datasets, teachers and adversarial images there; "
-                         f"set {ENV} to a writable folder") from None
+                         f"set {ENV} to a writable folder")
     return path

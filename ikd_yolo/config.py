@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import reprlib
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, TypeVar
 
@@ -54,18 +55,58 @@ class DistillConfigError(UserError):
     """A distillation setting is wrong; the message says which and how to fix it, on one line."""
 
 
+MAX_VALUES = 100_000  # values a YAML of settings may hold once its aliases are expanded
+def shown(value: Any) -> str:
+    """`repr(value)` cut short: a value quoted in a one-line message stays short, however big it is."""
+    short = reprlib.Repr()  # its limits are attributes (keywords only from Python 3.12)
+    short.maxlevel, short.maxlist, short.maxtuple, short.maxdict, short.maxstring, short.maxother = 3, 6, 6, 6, 60, 60
+    return short.repr(value)
+
+
+def expanded_size(value: Any) -> float:
+    """How many values `value` holds with every shared part counted each time it is used, as a consumer that walks
+    it sees it (YAML aliases share one list many times: 400 bytes can expand to 10**9 values); inf for a cycle.
+    Counted once per distinct part, so it is cheap whatever the answer."""
+    sizes: dict[int, float] = {}
+
+    def size(v: Any, active: frozenset[int]) -> float:
+        if not isinstance(v, (list, tuple, dict)):
+            return 1
+        if id(v) in active:
+            return math.inf
+        if id(v) not in sizes:
+            items = [*v.keys(), *v.values()] if isinstance(v, dict) else v
+            sizes[id(v)] = 1 + sum(size(item, active | {id(v)}) for item in items)
+        return sizes[id(v)]
+
+    try:
+        return size(value, frozenset())
+    except RecursionError:  # nested deeper than anything worth reading
+        return math.inf
+
+
+def check_size(value: Any, where: str, error: type[UserError]) -> None:
+    """One line when `value` (read from `where`) expands to more than MAX_VALUES values."""
+    if expanded_size(value) > MAX_VALUES:
+        raise error(f"{where} holds more than {MAX_VALUES} values once its YAML aliases (*name) are expanded, or "
+                    "nests them too deeply: write the values out")
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping, turning parse errors into one readable line."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, RecursionError) as e:  # a RecursionError: brackets nested thousands deep
         where = getattr(e, "problem_mark", None)
         line = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
         raise DistillConfigError(f"distill YAML '{path}' does not parse{line}: fix the YAML syntax") from None
+    except UnicodeDecodeError:
+        raise DistillConfigError(f"distill YAML '{path}' is not UTF-8 text: save it as a YAML text file") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise DistillConfigError(f"distill YAML '{path}' must be a mapping of key: value, got {type(data).__name__}")
+    check_size(data, f"distill YAML '{path}'", DistillConfigError)
     return data
 
 
@@ -202,8 +243,9 @@ def without_file_trust(values: Mapping[str, Any], where: str) -> dict[str, Any]:
     warning when the file asks for trust: only the command line or the Python call may let a pickle run code, never a
     file that came with the checkpoints."""
     out = dict(values)
-    if str(out.pop(TRUST_KEY, False)).lower() not in {"false", "none"}:
-        LOGGER.warning(f"ikd-yolo: {TRUST_KEY}: {values[TRUST_KEY]} in {where} is ignored: trust comes only from the "
+    asked = out.pop(TRUST_KEY, False)
+    if asked is not None and asked is not False and str(asked).lower() != "false":
+        LOGGER.warning(f"ikd-yolo: {TRUST_KEY}: {shown(asked)} in {where} is ignored: trust comes only from the "
                        f"command line or the Python call ({TRUST_KEY}=True), never from a file")
     return out
 
@@ -215,10 +257,11 @@ def read_cfg_file(value: Any) -> dict[str, Any]:
         raise InputError(f"cfg={value} not found: pass a YAML of train arguments, e.g. a run's args.yaml")
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
         raise InputError(f"cfg={path} does not parse as YAML: pass a YAML of train arguments") from None
     if not isinstance(loaded, dict):
         raise InputError(f"cfg={path} must be a mapping of key: value (a YAML of train arguments)")
+    check_size(loaded, f"cfg={path}", InputError)
     return loaded
 
 
@@ -254,30 +297,30 @@ def check_value(key: str, value: Any) -> Any:
     if spec.kind == "bool":
         if isinstance(value, bool) or str(value).lower() in {"true", "false"}:
             return value if isinstance(value, bool) else str(value).lower() == "true"
-        raise DistillConfigError(f"{key}={value!r} must be True or False (default {spec.default})")
+        raise DistillConfigError(f"{key}={shown(value)} must be True or False (default {spec.default})")
     if spec.kind == "choice":
         if value is False and "off" in spec.choices:  # YAML reads a bare `off` as false
             value = "off"
         if str(value).lower() not in spec.choices:
-            raise DistillConfigError(f"{key}={value!r} is not valid: choose one of {', '.join(spec.choices)}")
+            raise DistillConfigError(f"{key}={shown(value)} is not valid: choose one of {', '.join(spec.choices)}")
         return str(value).lower()
     if spec.kind == "range":
         ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_finite(v) for v in value)
         if not ok or float(value[0]) > float(value[1]) or not all(_in_bounds(spec, float(v)) for v in value):
             lo = f"{number_text(spec.lo)} {'<' if spec.lo_open else '<='} " if spec.lo is not None else ""
             hi = f" {'<' if spec.hi_open else '<='} {number_text(spec.hi)}" if spec.hi is not None else ""
-            raise DistillConfigError(f"{key}={value!r} must be a range [min, max] of two numbers "
+            raise DistillConfigError(f"{key}={shown(value)} must be a range [min, max] of two numbers "
                                      f"with {lo}min <= max{hi}")
         return [float(v) for v in value]
     if spec.kind == "weight" and value == AUTO:
         return AUTO
     if not _is_number(value):
-        raise DistillConfigError(f"{key}={value!r} must be a number (default {spec.default})")
+        raise DistillConfigError(f"{key}={shown(value)} must be a number (default {spec.default})")
     if not math.isfinite(value):
         raise DistillConfigError(f"{key}={value} must be a finite number (default {spec.default})")
     if spec.kind == "int":
         if not float(value).is_integer():
-            raise DistillConfigError(f"{key}={value!r} must be a whole number (default {spec.default})")
+            raise DistillConfigError(f"{key}={shown(value)} must be a whole number (default {spec.default})")
         value = int(value)
     else:
         value = float(value)

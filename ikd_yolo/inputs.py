@@ -14,11 +14,12 @@ from torch import nn
 
 from .checkpoints import TRUST_KEY, UntrustedCheckpoint, load_pt
 from .errors import DataError, InputError, StudentError, TeacherError
-from .model_yaml import ACTIVATION_HINT, config_problem
+from .config import check_size
+from .model_yaml import config_problem
 
 __all__ = ["TASKS", "DataError", "InputError", "StudentError", "TeacherError", "check_student", "checkpoint_model",
            "check_task_labels", "detection_problem", "find_weights", "load_data", "model_task", "read_checkpoint",
-           "read_model_yaml", "split_images", "task_model_class", "wrapped_student"]
+           "read_model_yaml", "read_yaml_file", "split_images", "task_model_class", "unwritable", "wrapped_student"]
 
 # the tasks IKD distils: every Ultralytics task whose head is a YOLO Detect head plus a branch (masks, keypoints,
 # angles); classify has no detection head, RT-DETR, YOLO-World and YOLOE are other detector families
@@ -74,8 +75,8 @@ def read_checkpoint(path: Path, key: str, error: type[InputError] = InputError, 
         configs = [m.yaml for k in ("model", "ema") if isinstance(ckpt.get(k), nn.Module) for m in ckpt[k].modules()
                    if hasattr(m, "yaml")]
         if problem := next(filter(None, map(config_problem, configs)), None):
-            raise error(f"{key}={path} is refused: {problem}, and Ultralytics builds the model from it, running or "
-                        f"calling what it names; if you trust this file, pass {TRUST_KEY}=True")
+            raise error(f"{key}={path} is refused: {problem} (Ultralytics rebuilds the model from that config and "
+                        f"runs or calls what it names); if you trust this file, pass {TRUST_KEY}=True")
     return ckpt
 
 
@@ -84,13 +85,16 @@ def read_model_yaml(name: str, key: str, error: type[InputError] = InputError) -
     not one Ultralytics builds without running what it names (`model_yaml.config_problem`)."""
     from ultralytics.nn.tasks import yaml_model_load
 
+    read_yaml_file(Path(name), key, error)  # a local file: before Ultralytics' reader sees it
     try:
         cfg = yaml_model_load(name)
     except FileNotFoundError:
         raise error(f"{key}={name} not found: pass a model YAML such as yolo11n.yaml or a trained .pt") from None
+    except ValueError as e:  # Ultralytics' reader: not YAML, not a mapping
+        raise error(f"{key}={name} cannot be read as a model YAML: {str(e).strip().splitlines()[0]}") from None
     if problem := config_problem(cfg):
-        raise error(f"{key}={name} is refused: {problem}, and Ultralytics would run or call it while building the "
-                    f"model: write the activation as {ACTIVATION_HINT}, and layers as Ultralytics' own YAMLs do")
+        raise error(f"{key}={name} is refused: {problem}; ikd-yolo builds only configs shaped as Ultralytics' own, "
+                    "since Ultralytics runs or calls what a config names")
     return cfg
 
 
@@ -219,11 +223,15 @@ def load_data(data: Any) -> dict[str, Any]:
                             "downloads): pass your own data=path/to/data.yaml (ikd-yolo synth writes one)")
         if path.suffix in {".yaml", ".yml"}:
             raise DataError(f"data={data} not found: pass the path of a dataset YAML (ikd-yolo synth writes one)")
+    described = read_yaml_file(path, "data", DataError)
+    described = described if isinstance(described, dict) else None
+    if described is not None:
+        check_size(described, f"data={data}", DataError)
     try:
         return check_det_dataset(str(data), autodownload=False)
     except (FileNotFoundError, SyntaxError, KeyError, ValueError, AssertionError, TypeError) as e:  # it asserts too
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if isinstance(e, FileNotFoundError) and "images not found" in first and _has_download(data):
+        if isinstance(e, FileNotFoundError) and "images not found" in first and (described or {}).get("download"):
             raise DataError(f"data={data}: {first}, and ikd-yolo never runs a data YAML's download: (a URL, shell "
                             "command or Python code): fetch the dataset yourself, then run again") from None
         raise DataError(f"data={data} cannot be used: {first}") from None
@@ -269,12 +277,30 @@ def check_task_labels(data: dict[str, Any], data_arg: Any, task: str) -> None:
             return
 
 
-def _has_download(data: Any) -> bool:
-    """Whether the dataset YAML `data=` names has a `download:` entry."""
+def unwritable(folder: Path) -> str | None:
+    """Why files cannot be written into `folder` (made when missing), or None: the nearest folder that exists is tried
+    with a temporary file, gone again at once."""
+    import tempfile
+
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        return f"{existing} is a file"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            return None
+    except OSError as e:
+        return e.strerror or type(e).__name__
+
+
+def read_yaml_file(path: Path, key: str, error: type[InputError]) -> Any:
+    """What the YAML file `key=path` holds, read by PyYAML's Python reader, or None when it is not one (a folder, a
+    bare name, not YAML: Ultralytics then says what is wrong); one line when its brackets nest so deep that the C
+    reader Ultralytics uses would crash the process."""
     import yaml
 
     try:
-        loaded = yaml.safe_load(Path(str(data)).read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError):  # a folder, a bare name: Ultralytics' message stands
-        return False
-    return isinstance(loaded, dict) and bool(loaded.get("download"))
+        return yaml.safe_load(path.read_text(encoding="utf-8")) if path.suffix in {".yaml", ".yml"} else None
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    except RecursionError:
+        raise error(f"{key}={path} nests brackets too deeply to be read: write a plain YAML") from None

@@ -17,6 +17,8 @@ from typing import Any
 from torch import nn
 from torch.nn.modules import activation
 
+from .config import MAX_VALUES, expanded_size, shown
+
 ACTIVATIONS = frozenset({*activation.__all__, "Identity"})  # the classes an `activation:` may name
 ACTIVATION_HINT = "a torch.nn activation called with plain values, e.g. nn.SiLU() or nn.LeakyReLU(0.1)"
 SHOWN = 60  # characters of a refused value quoted in the message
@@ -27,6 +29,8 @@ def config_problem(cfg: Any) -> str | None:
     clause ("its activation '...' is not ...")."""
     if not isinstance(cfg, dict):
         return f"its model config is a {type(cfg).__name__}, not a mapping"
+    if expanded_size(cfg) > MAX_VALUES:  # YAML aliases (or a pickle's shared objects) nested to blow up
+        return f"its model config holds more than {MAX_VALUES} values once its shared parts are expanded"
     act = cfg.get("activation")
     if act and not _plain_activation(act):
         return f"its activation {_shown(act)} is not {ACTIVATION_HINT}"
@@ -90,5 +94,5 @@ def _plain(value: Any) -> bool:
 
 
 def _shown(value: Any) -> str:
-    text = repr(value)
+    text = shown(value)
     return text if len(text) <= SHOWN else f"{text[:SHOWN]}..."

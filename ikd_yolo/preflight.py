@@ -22,7 +22,7 @@ from .config import (
 from .errors import DataError, StudentError, TeacherError
 from .hooks import detect_head, detect_input_layers
 from .inputs import (
-    InputError, check_student, check_task_labels, checkpoint_model, load_data, model_task, read_checkpoint,
+    InputError, check_student, check_task_labels, checkpoint_model, load_data, model_task, read_checkpoint, unwritable,
     wrapped_student,
 )
 from .teacher import check_compatible, check_teacher_path, load_teacher
@@ -34,6 +34,7 @@ def preflight(overrides: dict[str, Any], explicit: dict[str, Any]) -> tuple[dict
     """(validated distillation settings, loaded and checked teacher) for a trainer's Ultralytics `overrides` and
     distillation keys `explicit`; raises a one-line InputError / DistillConfigError otherwise."""
     check_device(overrides.get("device"))
+    check_train_args(overrides)
     trust = check_value(TRUST_KEY, explicit.get(TRUST_KEY, False))  # needed before any file is read
     resume = overrides.get("resume")
     ckpt = None
@@ -53,6 +54,9 @@ def preflight(overrides: dict[str, Any], explicit: dict[str, Any]) -> tuple[dict
         check_not_inside(overrides.get("model"), "model", folder, StudentError)
         student = check_student(overrides.get("model"), trust)
         data_arg, single_cls = overrides.get("data"), bool(overrides.get("single_cls"))
+    if problem := unwritable(folder):
+        raise InputError(f"the run folder {folder} cannot be written ({problem}): pass project= (and name=) a folder "
+                         "you can write")
     if adversarial_term_on(distill) and distill["adv_mode"] == "cached":
         cache_dir()  # where the adversarial images are kept: a file in its place is refused before the data is read
     check_not_inside(check_teacher_path(distill["teacher"]), "teacher", folder, TeacherError)
@@ -149,6 +153,17 @@ def saved_teacher_widths(distiller: dict[str, Any], student_widths: list[int]) -
                  and v.dim() == 4]  # state-dict order: a projector's layers in the order they run
         widths.append(int(convs[-1].shape[0]) if convs else width)
     return widths
+
+
+def check_train_args(overrides: dict[str, Any]) -> None:
+    """Ultralytics' own checks of its train arguments' types and ranges (epochs=0, lr0=abc), made here so that a
+    mistake is one line before the run starts rather than a traceback from inside the trainer."""
+    from ultralytics.cfg import get_cfg
+
+    try:
+        get_cfg(overrides={k: v for k, v in overrides.items() if k != "save_dir"})
+    except (TypeError, ValueError, SyntaxError) as e:
+        raise InputError(str(e).strip().splitlines()[0]) from None
 
 
 def check_device(device: Any) -> None:

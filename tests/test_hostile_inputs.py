@@ -198,6 +198,8 @@ SEEDS = "give a count (seeds=3) or a list of distinct seeds >= 0 (seeds=[0,4,7])
                                                                  "'out'?"),
     (["show-aug", "{data}", "freq_mode=spectral", "freq_pp=1"], "'freq_pp' is not an option of show-aug. Did you "
                                                                 "mean 'freq_p'?"),
+    (["train", "{teacher}", "{data}", "epochs=0"], "'epochs=0' is an invalid value. 'epochs' must be >= 1."),
+    (["train", "{teacher}", "{data}", "lr0=abc"], "'lr0=abc' is of invalid type str."),
     (["train", "{teacher}", "data=coco8", "epochs=1"], "data=coco8 is an Ultralytics dataset that would be downloaded"),
     (["train", "{teacher}", "data=https://example.com/d.yaml"], "is a URL (ikd-yolo never downloads)"),
 ])
@@ -294,3 +296,80 @@ def test_a_missing_evaluator_is_one_line_before_any_work(command, tmp_path, monk
                            "demo) score every run with its COCOeval too: pip install pycocotools (an ikd-yolo "
                            "dependency: pip install ikd-yolo brings it)")
     assert out == "" and not (tmp_path / "cache").exists()
+
+
+def _aliases(levels: int) -> str:
+    """A YAML flow list whose last item is 10**levels values through nested aliases (a few hundred bytes)."""
+    items = ["&a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"] + [f"&a{i} [{', '.join([f'*a{i - 1}'] * 10)}]"
+                                                       for i in range(1, levels + 1)]
+    return f"[{', '.join(items)}]"
+
+
+DEEP = "[" * 20000 + "]" * 20000  # deeper than any YAML reader recurses (Ultralytics' C reader crashed the process)
+
+
+@pytest.mark.parametrize("key, text, message", [
+    ("distill", f"freq_lam: {_aliases(8)}\n", "distill YAML '{p}' holds more than 100000 values once its YAML "
+                                              "aliases (*name) are expanded"),
+    ("cfg", f"hsv_h: {_aliases(8)}\n", "cfg={p} holds more than 100000 values"),
+    ("data", "train: images\nval: images\nnames: {{0: a}}\nextra: {aliases}\n", "data={p} holds more than 100000"),
+    ("model", "nc: 8\nbackbone: [[-1, 1, Conv, {aliases}]]\nhead: [[-1, 1, Detect, [nc]]]\n",
+     "model={p} is refused: its model config holds more than 100000 values"),
+    ("distill", f"freq_lam: {DEEP}\n", "distill YAML '{p}' does not parse"),
+    ("cfg", f"hsv_h: {DEEP}\n", "cfg={p} does not parse as YAML"),
+    ("data", f"names: {DEEP}\ntrain: a\nval: b\n", "data={p} nests brackets too deeply to be read"),
+    ("model", f"nc: 8\nbackbone: {DEEP}\nhead: []\n", "model={p} nests brackets too deeply to be read"),
+    ("distill", b"\xff\xfe kd_loss: fgd\n", "distill YAML '{p}' is not UTF-8 text"),
+    ("model", "- a\n- b\n", "model={p} cannot be read as a model YAML: '{p}' is not a valid YAML mapping"),
+])
+def test_a_hostile_yaml_is_one_line_before_any_work(key, text, message, tmp_path, monkeypatch, capsys, synthetic_data,
+                                                    teacher_pt):
+    """A few hundred bytes of aliases expand to 10**9 values (a hang), brackets nested 20000 deep overflow the
+    readers' recursion (a segfault in Ultralytics' C reader), bytes that are not text: each one line."""
+    from ikd_yolo.cli import main
+
+    path = tmp_path / f"hostile-{key}.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text.replace("{aliases}", _aliases(8)).replace("{{", "{").replace("}}", "}"))
+    args = {"model": "yolo11n.yaml", "teacher": teacher_pt, "data": synthetic_data, key: path, "epochs": 1}
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    capsys.readouterr()
+    assert main(["train", *(f"{k}={v}" for k, v in args.items())]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"ikd-yolo train: error: {message.format(p=path)}") and "\n" not in err, err
+    assert list(work.iterdir()) == []
+
+
+@pytest.mark.parametrize("project, why", [("{ro}", "Read-only file system"), ("{file}/runs", "{file} is a file")])
+def test_a_run_folder_that_cannot_be_written_is_one_line_before_any_work(project, why, tmp_path, monkeypatch, capsys,
+                                                                         synthetic_data, teacher_pt):
+    import errno
+    import tempfile
+
+    from ikd_yolo.cli import main
+
+    (tmp_path / "a file").write_text("not a folder")
+    ro = tmp_path / "read-only"
+    ro.mkdir()
+    real = tempfile.TemporaryFile
+
+    def read_only(*args, dir=None, **kwargs):  # tests run as root, where chmod does not stop writes
+        if dir is not None and Path(dir) == ro:
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    fill = {"ro": ro, "file": tmp_path / "a file"}
+    project = project.format(**fill)
+    capsys.readouterr()
+    assert main(["train", "model=yolo11n.yaml", f"teacher={teacher_pt}", f"data={synthetic_data}",
+                 f"project={project}", "name=r", "epochs=1"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"ikd-yolo train: error: the run folder {Path(project) / 'r'} cannot be written ({why.format(**fill)}): pass "
+        "project= (and name=) a folder you can write")
+    assert list(ro.iterdir()) == []
+
