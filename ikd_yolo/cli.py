@@ -154,12 +154,12 @@ def synth(args: dict[str, Any]) -> None:
     """`ikd-yolo synth`: write the procedural dataset and print its data.yaml path."""
     from .data import make_synthetic_dataset
     from .errors import DataError
+    from .inputs import unwritable
 
     options = {"out": "datasets/ikd-synthetic", **check_options("synth", args, make_synthetic_dataset)}
     out = Path(str(options["out"]))
-    blocking = next((p for p in (out, *out.parents) if p.exists()), None)
-    if blocking is not None and not blocking.is_dir():
-        raise DataError(f"out={out}: {blocking} is a file, not a folder: pick a folder for the dataset")
+    if problem := unwritable(out):
+        raise DataError(f"out={out}: {problem}: pick a folder for the dataset")
     print(make_synthetic_dataset(**options))
 
 
@@ -194,15 +194,16 @@ def check_image_path(out: Path) -> None:
     """One line unless a figure can be saved at `out`: a format matplotlib writes, under a folder (or none yet)."""
     from matplotlib.backend_bases import FigureCanvasBase
 
+    from .inputs import unwritable
+
     formats = FigureCanvasBase.get_supported_filetypes()
     if out.suffix and out.suffix[1:].lower() not in formats:
         raise DistillConfigError(f"out={out}: '{out.suffix}' is not an image format matplotlib writes: use .png "
                                  f"(or {', '.join(sorted(formats))})")
     if out.is_dir():
         raise DistillConfigError(f"out={out} is a folder: pass the image file to write, e.g. out={out / 'grid.png'}")
-    parent = next((p for p in out.parents if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise DistillConfigError(f"out={out}: {parent} is a file, not a folder: pick another path")
+    if problem := unwritable(out.parent):
+        raise DistillConfigError(f"out={out}: {problem}: pick another path")
 
 
 def attack(args: dict[str, Any]) -> None:
@@ -277,6 +278,7 @@ OWN_HELP = ("synth", "show-aug", "attack", "demo", "bench-distill")  # with `<co
 GO_ON = {"train": "go on with `ikd-yolo train resume model=<the run>/weights/last.pt`"}
 GO_ON_DEFAULT = "run the same command again to go on from there"
 DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # no space, over the disk quota
+NOT_ALLOWED = (errno.EROFS, errno.EACCES, errno.EPERM)  # a read-only disk, a file or folder of another user
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -309,10 +311,14 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 130
     except OSError as e:  # checkpoints are written whole or not at all, so a full disk loses no finished work
-        if e.errno not in DISK_FULL:
+        if e.errno in DISK_FULL:
+            print(f"ikd-yolo {command}: error: {e.strerror}: free some space, then "
+                  f"{GO_ON.get(command, GO_ON_DEFAULT)} (what was written before is whole)", file=sys.stderr)
+        elif e.errno in NOT_ALLOWED:  # what the early checks could not see (a folder made read-only mid-run)
+            print(f"ikd-yolo {command}: error: {e.strerror}" + (f": '{e.filename}'" if e.filename else ""),
+                  file=sys.stderr)
+        else:
             raise
-        print(f"ikd-yolo {command}: error: {e.strerror}: free some space, then {GO_ON.get(command, GO_ON_DEFAULT)} "
-              "(what was written before is whole)", file=sys.stderr)
         return 2
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from .config import DEFAULTS, DistillConfigError
 from .evidence import run_benchmark
-from .evidence.bench import check_inputs, prepare_data, resolve_settings, teacher_train_args
+from .evidence.bench import check_inputs, check_output_folders, prepare_data, resolve_settings, teacher_train_args
 from .evidence.profiles import PROFILES
 from .evidence.runs import teacher_folder
 
@@ -44,6 +44,7 @@ def run_demo(out: str = "runs/ikd-demo", seed: int = 0, **overrides: Any) -> dic
     root = Path(out).resolve()
     s = resolve_settings("quick", methods=list(DEMO_METHODS), seeds=[seed], **overrides)
     check_inputs(s)  # before the plan, which draws the synthetic set
+    check_output_folders(out=root)
     print(plan(root, seed, s, overrides))
     summary = run_benchmark(
         profile="quick", name="demo", out=root, project=root, methods=list(DEMO_METHODS), seeds=[seed], **overrides

@@ -284,7 +284,7 @@ def unwritable(folder: Path) -> str | None:
 
     existing = next(p for p in (folder, *folder.parents) if p.exists())
     if not existing.is_dir():
-        return f"{existing} is a file"
+        return f"{existing} is a file, not a folder"
     try:
         with tempfile.TemporaryFile(dir=existing):
             return None

@@ -181,6 +181,8 @@ SEEDS = "give a count (seeds=3) or a list of distinct seeds >= 0 (seeds=[0,4,7])
     (["show-aug", "{data}", "distill=ikd-fgd-full", "out=."], "out=. is a folder: pass the image file to write"),
     (["show-aug", "{data}", "distill=ikd-fgd-full", "out={file}/grid.png"], "is a file, not a folder"),
     (["synth", "out={file}"], "is a file, not a folder: pick a folder for the dataset"),
+    (["bench-distill", "out={file}"], "is a file, not a folder: pass a folder you can write"),
+    (["demo", "out={file}/demo"], "is a file, not a folder: pass a folder you can write"),
     (["show-aug", "data={work}", "distill=ikd-fgd-full"], "cannot be used: No YAML file found in"),
     (["train", "{teacher}", "data=/etc/passwd", "epochs=1"], "data=/etc/passwd cannot be used: Not a YAML file"),
     (["train", "model=yolo11n-seg.yaml", "{teacher}", "{data}", "epochs=1"],
@@ -344,7 +346,8 @@ def test_a_hostile_yaml_is_one_line_before_any_work(key, text, message, tmp_path
     assert list(work.iterdir()) == []
 
 
-@pytest.mark.parametrize("project, why", [("{ro}", "Read-only file system"), ("{file}/runs", "{file} is a file")])
+@pytest.mark.parametrize("project, why", [("{ro}", "Read-only file system"),
+                                          ("{file}/runs", "{file} is a file, not a folder")])
 def test_a_run_folder_that_cannot_be_written_is_one_line_before_any_work(project, why, tmp_path, monkeypatch, capsys,
                                                                          synthetic_data, teacher_pt):
     import errno

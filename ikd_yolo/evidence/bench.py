@@ -29,6 +29,8 @@ import numpy as np
 from ultralytics.utils import LOGGER
 
 from ..cache import cache_dir
+from ..errors import InputError
+from ..inputs import unwritable
 from ..config import (DISTILL_KEYS, DistillConfigError, closest_key, load_preset, resolve_distill_config,
                       split_distill_args)
 from .coco import area_ranges, check_evaluator, coco_ground_truth, validate_twice
@@ -85,6 +87,7 @@ def run_benchmark(
     check_inputs(s)
     name = str(name or profile)
     out_dir, run_root = Path(out) / name, Path(project) / name
+    check_output_folders(out=out_dir, project=run_root)
     data, area_scale = prepare_data(s)
     threads_all = cpu_threads(1)
     set_threads(threads_all)
@@ -128,6 +131,13 @@ def run_benchmark(
     return summary
 
 
+def check_output_folders(**folders: Path) -> None:
+    """One line, before any work, for a folder the benchmark writes into (at its end too) that cannot be written."""
+    for key, folder in folders.items():
+        if problem := unwritable(folder):
+            raise InputError(f"{key}={folder}: {problem}: pass a folder you can write")
+
+
 def teacher_train_args(s: dict[str, Any]) -> dict[str, Any]:
     """The Ultralytics arguments a profile's teacher trains with besides data, model, epochs, imgsz and batch (they
     are part of its cache key)."""
@@ -142,15 +152,11 @@ def build_attack_caches(s: dict[str, Any], data: Path, teacher: Path) -> None:
     from ..augment.attack import AttackSettings
     from ..config import section
     from ..inputs import load_data
-    from ..model import adversarial_term_on
     from ..teacher import load_teacher
 
-    settings, trust = set(), False
-    for m in s["methods"]:
-        cfg = distill_config(m, s)
-        if cfg is not None and cfg["adv_mode"] == "cached" and adversarial_term_on(cfg):
-            settings.add(section(AttackSettings, cfg))
-            trust = trust or cfg["trust_checkpoints"]
+    configs = cached_attack_configs(s)
+    settings = {section(AttackSettings, cfg) for cfg in configs}
+    trust = any(cfg["trust_checkpoints"] for cfg in configs)
     if not settings:
         return
     from ultralytics.utils.torch_utils import select_device
@@ -161,6 +167,14 @@ def build_attack_caches(s: dict[str, Any], data: Path, teacher: Path) -> None:
     set_threads(cpu_threads(1))
     for attack in settings:
         open_attack_cache(model, data_dict, s["imgsz"], attack, device, s["batch"])
+
+
+def cached_attack_configs(s: dict[str, Any]) -> list[dict[str, Any]]:
+    """The distillation settings of every method that trains on cached adversarial images (adv_mode=cached)."""
+    from ..config import adversarial_term_on
+
+    configs = [distill_config(m, s) for m in s["methods"]]
+    return [cfg for cfg in configs if cfg is not None and cfg["adv_mode"] == "cached" and adversarial_term_on(cfg)]
 
 
 def resolve_settings(profile: str, **overrides: Any) -> dict[str, Any]:
@@ -231,7 +245,8 @@ def check_inputs(s: dict[str, Any]) -> None:
 
     check_device(s["device"])
     check_evaluator()
-    cache_dir(writable=not (s["data"] and s["teacher"]))  # the synthetic set and the teacher are made there
+    # the synthetic set, the teacher and the adversarial images are made there
+    cache_dir(writable=not (s["data"] and s["teacher"]) or bool(cached_attack_configs(s)))
     trust = bool(s["ikd_args"].get("trust_checkpoints", False))
     models = {}
     for key in ("student", "teacher_model"):  # a .pt is read by the safe reader before Ultralytics unpickles it
