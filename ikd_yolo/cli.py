@@ -123,16 +123,40 @@ def ultralytics_mode(mode: str, words: list[str]) -> None:
         raise InputError(f"{mode} needs model=path/to/best.pt (a trained checkpoint; ikd-yolo never downloads)")
     trust = check_value(TRUST_KEY, args.get(TRUST_KEY, False))
     words = [w for w in words if not w.startswith(f"{TRUST_KEY}=")]  # ikd-yolo's key, unknown to Ultralytics
+    saved = {}
     if isinstance(model, str) and model.endswith(".pt"):  # read safely before Ultralytics unpickles it
-        read_checkpoint(find_weights(model, "model"), "model", InputError, trust)
+        saved = read_checkpoint(find_weights(model, "model"), "model", InputError, trust).get("train_args") or {}
     elif isinstance(model, str) and model.endswith((".yaml", ".yml")):  # checked before Ultralytics builds it
         read_model_yaml(model, "model")
+    words += nothing_fetched(mode, args, saved)
     with as_yolo(["yolo", mode, *words]):  # entrypoint's debug string splits at spaces, so a path with one broke
         try:
             entrypoint()
         except ModuleNotFoundError as e:  # what Ultralytics would have installed (an export format's package)
             raise InputError(f"{mode} needs the Python package {e.name}, which is not installed: pip install {e.name} "
                              "(ikd-yolo never installs packages while it runs)") from None
+
+
+def nothing_fetched(mode: str, args: dict[str, Any], saved: dict[str, Any]) -> list[str]:
+    """Refuse, in one line, what Ultralytics would download for `mode`: a URL source, a dataset it knows by name (or
+    whose YAML has a download: script), its default dataset when none is given (val falls back on the model's
+    training data, `saved`). Returns words to add: a local default source for predict and track."""
+    from ultralytics.utils import ASSETS
+
+    from .inputs import load_data
+
+    source = args.get("source")
+    if mode in {"predict", "track"} and source is None:  # an obb model's default is an image on the web
+        return [f"source={ASSETS}"]
+    if str(source).lower().startswith(("http://", "https://", "ftp://")):
+        raise InputError(f"source={source} is a URL (ikd-yolo never downloads): download it and pass its path")
+    data = args.get("data") or (saved.get("data") if mode == "val" else None)
+    if data:
+        load_data(data)
+    elif mode in {"val", "benchmark"} or (mode == "export" and args.get("int8")):
+        raise InputError(f"{mode} needs data=path/to/data.yaml (Ultralytics would download its default dataset; "
+                         "ikd-yolo never downloads)")
+    return []
 
 
 @contextmanager

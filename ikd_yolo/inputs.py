@@ -17,7 +17,8 @@ from .errors import DataError, InputError, StudentError, TeacherError
 from .config import check_size
 from .model_yaml import config_problem
 
-__all__ = ["TASKS", "DataError", "InputError", "StudentError", "TeacherError", "check_student", "checkpoint_model",
+__all__ = ["TASKS", "DataError", "InputError", "StudentError", "TeacherError", "check_pretrained", "check_student",
+           "checkpoint_model",
            "check_task_labels", "detection_problem", "find_weights", "load_data", "model_task", "read_checkpoint",
            "read_model_yaml", "read_yaml_file", "split_images", "task_model_class", "unwritable", "wrapped_student"]
 
@@ -275,6 +276,13 @@ def check_task_labels(data: dict[str, Any], data_arg: Any, task: str) -> None:
                                 f"{task} student needs {SHAPE_LABELS[task]}: pass a {task} dataset (ikd-yolo synth "
                                 f"task={task} writes one)")
             return
+
+
+def check_pretrained(value: Any, trust: bool = False) -> None:
+    """`pretrained=` a checkpoint (Ultralytics loads its weights into the student with plain torch.load, or downloads
+    one it knows by name) is looked up and read as `read_checkpoint` reads it; True / False need nothing."""
+    if isinstance(value, (str, Path)) and str(value).lower() not in {"true", "false", ""}:
+        read_checkpoint(find_weights(value, "pretrained", StudentError), "pretrained", StudentError, trust)
 
 
 def unwritable(folder: Path) -> str | None:

@@ -22,8 +22,8 @@ from .config import (
 from .errors import DataError, StudentError, TeacherError
 from .hooks import detect_head, detect_input_layers
 from .inputs import (
-    InputError, check_student, check_task_labels, checkpoint_model, load_data, model_task, read_checkpoint, unwritable,
-    wrapped_student,
+    InputError, check_pretrained, check_student, check_task_labels, checkpoint_model, load_data, model_task,
+    read_checkpoint, unwritable, wrapped_student,
 )
 from .teacher import check_compatible, check_teacher_path, load_teacher
 
@@ -53,6 +53,7 @@ def preflight(overrides: dict[str, Any], explicit: dict[str, Any]) -> tuple[dict
         folder = run_folder(overrides)
         check_not_inside(overrides.get("model"), "model", folder, StudentError)
         student = check_student(overrides.get("model"), trust)
+        check_pretrained(overrides.get("pretrained"), trust)
         data_arg, single_cls = overrides.get("data"), bool(overrides.get("single_cls"))
     if problem := unwritable(folder):
         raise InputError(f"the run folder {folder} cannot be written ({problem}): pass project= (and name=) a folder "

@@ -202,6 +202,13 @@ SEEDS = "give a count (seeds=3) or a list of distinct seeds >= 0 (seeds=[0,4,7])
                                                                 "mean 'freq_p'?"),
     (["train", "{teacher}", "{data}", "epochs=0"], "'epochs=0' is an invalid value. 'epochs' must be >= 1."),
     (["train", "{teacher}", "{data}", "lr0=abc"], "'lr0=abc' is of invalid type str."),
+    (["val", "{model}", "data=coco8.yaml"], "data=coco8.yaml is an Ultralytics dataset that would be downloaded"),
+    (["benchmark", "{model}"], "benchmark needs data=path/to/data.yaml (Ultralytics would download its default"),
+    (["export", "{model}", "int8=True"], "export needs data=path/to/data.yaml"),
+    (["predict", "{model}", "source=https://example.com/bus.jpg"], "source=https://example.com/bus.jpg is a URL "
+                                                                   "(ikd-yolo never downloads)"),
+    (["train", "{teacher}", "{data}", "pretrained=yolo11n.pt"], "pretrained=yolo11n.pt not found (an Ultralytics "
+                                                                "download; ikd-yolo never downloads)"),
     (["train", "{teacher}", "data=coco8", "epochs=1"], "data=coco8 is an Ultralytics dataset that would be downloaded"),
     (["train", "{teacher}", "data=https://example.com/d.yaml"], "is a URL (ikd-yolo never downloads)"),
 ])
@@ -216,7 +223,7 @@ def test_former_tracebacks_are_one_line_exit_2_and_no_run_folder(words, message,
     (tmp_path / "a file").write_text("not a folder")
     monkeypatch.chdir(work)
     fill = dict(teacher=f"teacher={teacher_pt}", data=f"data={synthetic_data}", file=tmp_path / "a file", work=work,
-                label=synthetic_data.parent / "labels" / "train" / "000000.txt")
+                label=synthetic_data.parent / "labels" / "train" / "000000.txt", model=f"model={teacher_pt}")
     capsys.readouterr()
     assert main([w.format(**fill) for w in words]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]

@@ -78,7 +78,7 @@ def test_checkpoints_written_by_ikd_yolo_and_by_plain_ultralytics_load_with_the_
         assert isinstance(ckpt["model"], DetectionModel) and not hasattr(ckpt["model"], STATE_ATTR)
 
 
-@pytest.mark.parametrize("role", ["teacher", "model", "resume", "val", "bench"])
+@pytest.mark.parametrize("role", ["teacher", "model", "resume", "val", "bench", "pretrained", "bench_pretrained"])
 def test_checkpoint_whose_pickle_writes_a_marker_is_refused_in_one_line_and_the_marker_never_appears(
         role, tmp_path, synthetic_data, teacher_pt, capsys):
     marker = tmp_path / "marker"
@@ -90,10 +90,14 @@ def test_checkpoint_whose_pickle_writes_a_marker_is_refused_in_one_line_and_the_
             "resume": ["train", "resume", f"model={evil}", f"teacher={teacher_pt}"],
             "val": ["val", f"model={evil}", f"data={synthetic_data}", "imgsz=64", "device=cpu"],
             "bench": ["bench-distill", f"teacher={evil}", f"data={synthetic_data}", "methods=fgd", "seeds=1",
-                      "epochs=1", "imgsz=64", f"out={tmp_path / 'runs'}", f"project={tmp_path / 'runs'}"]}[role]
+                      "epochs=1", "imgsz=64", f"out={tmp_path / 'runs'}", f"project={tmp_path / 'runs'}"],
+            "pretrained": ["train", "model=yolo11n.yaml", f"teacher={teacher_pt}", f"pretrained={evil}", *common],
+            "bench_pretrained": ["bench-distill", f"teacher={teacher_pt}", f"data={synthetic_data}",
+                                 f"methods=none[pretrained={evil}]", "seeds=1", "epochs=1", "imgsz=64",
+                                 f"out={tmp_path / 'runs'}", f"project={tmp_path / 'runs'}"]}[role]
     assert main(argv) == 2
     line = _one_error_line(capsys)
-    key = {"resume": "resume", "val": "model", "bench": "teacher"}.get(role, role)
+    key = {"resume": "resume", "val": "model", "bench": "teacher", "bench_pretrained": "pretrained"}.get(role, role)
     assert f"{key}={evil} is refused: loading it would unpickle builtins.getattr" in line  # Path.touch, via getattr
     assert line.endswith("if you trust this file, pass trust_checkpoints=True")
     assert not marker.exists()

@@ -238,8 +238,8 @@ def check_values(s: dict[str, Any]) -> None:
 def check_inputs(s: dict[str, Any]) -> None:
     """Refuse, in one line, a device, evaluator, cache folder, dataset, teacher or model that this machine cannot use,
     before any work."""
-    from ..inputs import (InputError, TeacherError, check_student, check_task_labels, checkpoint_model, find_weights,
-                          load_data, read_checkpoint)
+    from ..inputs import (InputError, TeacherError, check_pretrained, check_student, check_task_labels,
+                          checkpoint_model, find_weights, load_data, read_checkpoint)
     from ..preflight import check_device
     from ..teacher import check_task_pair
 
@@ -262,6 +262,8 @@ def check_inputs(s: dict[str, Any]) -> None:
     if s["teacher_init"]:  # the starting weights of the teacher this benchmark trains: Ultralytics unpickles them
         read_checkpoint(find_weights(s["teacher_init"], "teacher_init", TeacherError), "teacher_init", TeacherError,
                         trust)
+    for args in (*(method_args(m, s) for m in s["methods"]), teacher_train_args(s)):  # Ultralytics unpickles it
+        check_pretrained(args.get("pretrained"), trust)
     if s["teacher"]:  # validated by Ultralytics before any run: it must pass the safe reader first
         saved = read_checkpoint(find_weights(s["teacher"], "teacher", TeacherError), "teacher", TeacherError, trust)
         if models["student"] is not None:
