@@ -88,8 +88,8 @@ def expanded_size(value: Any) -> float:
 def check_size(value: Any, where: str, error: type[UserError]) -> None:
     """One line when `value` (read from `where`) expands to more than MAX_VALUES values."""
     if expanded_size(value) > MAX_VALUES:
-        raise error(f"{where} holds more than {MAX_VALUES} values once its YAML aliases (*name) are expanded, or "
-                    "nests them too deeply: write the values out")
+        raise error(f"{where} holds more than {MAX_VALUES} values once its shared parts (YAML aliases) are expanded, "
+                    "or nests them too deeply: these are not settings ikd-yolo reads")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

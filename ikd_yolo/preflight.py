@@ -17,7 +17,7 @@ from ultralytics.utils import LOGGER
 from .checkpoints import STATE_ATTR, TRUST_KEY, read_state
 from .cache import cache_dir
 from .config import (
-    adversarial_term_on, check_value, keypoints_distilled, resolve_distill_config, restore_saved_config,
+    adversarial_term_on, check_size, check_value, keypoints_distilled, resolve_distill_config, restore_saved_config,
 )
 from .errors import DataError, StudentError, TeacherError
 from .hooks import detect_head, detect_input_layers
@@ -200,6 +200,14 @@ def saved_distill_config(ckpt: dict[str, Any], path: Path, explicit: dict[str, A
                              f"run from its weights, e.g. ikd-yolo train model={path} teacher=... data=... epochs=N")
         raise InputError(f"'{path}' holds no ikd-yolo state: resume runs started with ikd-yolo, "
                          "or resume this one with 'yolo train resume'")
+    import torch
+
+    if not (isinstance(state, dict) and isinstance(state.get("config"), dict)
+            and isinstance(state.get("distiller"), dict)
+            and all(isinstance(v, torch.Tensor) for v in state["distiller"].values())):
+        raise InputError(f"'{path}' holds a damaged ikd-yolo state (it needs the settings and the distiller's "
+                         "tensors): resume from another checkpoint of that run, or start a new run from its weights")
+    check_size(state["config"], f"the settings saved in '{path}'", InputError)
     distill = restore_saved_config(state["config"], f"'{path}'")
     ignored = [k for k, v in explicit.items() if k not in {"teacher", TRUST_KEY} and v != distill.get(k)]
     if ignored:

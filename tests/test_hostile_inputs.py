@@ -318,8 +318,8 @@ DEEP = "[" * 20000 + "]" * 20000  # deeper than any YAML reader recurses (Ultral
 
 
 @pytest.mark.parametrize("key, text, message", [
-    ("distill", f"freq_lam: {_aliases(8)}\n", "distill YAML '{p}' holds more than 100000 values once its YAML "
-                                              "aliases (*name) are expanded"),
+    ("distill", f"freq_lam: {_aliases(8)}\n", "distill YAML '{p}' holds more than 100000 values once its shared "
+                                              "parts (YAML aliases) are expanded"),
     ("cfg", f"hsv_h: {_aliases(8)}\n", "cfg={p} holds more than 100000 values"),
     ("data", "train: images\nval: images\nnames: {{0: a}}\nextra: {aliases}\n", "data={p} holds more than 100000"),
     ("model", "nc: 8\nbackbone: [[-1, 1, Conv, {aliases}]]\nhead: [[-1, 1, Detect, [nc]]]\n",

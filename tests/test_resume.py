@@ -169,3 +169,27 @@ def test_a_stopped_run_resumes_with_each_kind_of_projector(distill, teacher, pro
     assert all(isinstance(a, projector) for a in adapters)
     assert resumed.trainer.start_epoch == 1 and read_results(tmp_path / "run")["epoch"] == [1.0, 2.0]
     assert (projector is torch.nn.Identity) == (not any(k.startswith("adapters.") for k in saved))
+
+
+def _huge() -> list:
+    """10**9 values in a few kilobytes: one list shared ten times at each of nine levels."""
+    huge = [1] * 10
+    for _ in range(8):
+        huge = [huge] * 10
+    return huge
+
+
+@pytest.mark.parametrize("state, message", [
+    (lambda: "garbage", "holds a damaged ikd-yolo state (it needs the settings and the distiller's tensors)"),
+    (lambda: {"config": {}, "distiller": {"adapters.0.2.weight": "not a tensor"}}, "holds a damaged ikd-yolo state"),
+    (lambda: {"config": {"freq_mode": _huge()}, "distiller": {}}, "holds more than 100000 values once its shared"),
+])
+def test_a_damaged_resume_state_is_one_line(state, message, tmp_path, killed_run, capsys):
+    from ikd_yolo.cli import main
+
+    ckpt = torch.load(killed_run["last"], weights_only=False)
+    ckpt["ema"].ikd_state = state()
+    torch.save(ckpt, tmp_path / "last.pt")
+    assert main(["train", "resume", f"model={tmp_path / 'last.pt'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ikd-yolo train: error: ") and message in err and "\n" not in err
