@@ -190,6 +190,7 @@ def synth(args: dict[str, Any]) -> None:
 def show_aug(args: dict[str, Any]) -> None:
     """`ikd-yolo show-aug`: PNG grid of originals, augmented images and their spectra."""
     from .config import DISTILL_KEYS, resolve_distill_config
+    from .inputs import check_image_path
     from .show_aug import show_augmentation
 
     if "data" not in args:
@@ -204,7 +205,7 @@ def show_aug(args: dict[str, Any]) -> None:
     for key, lowest in (("n", 1), ("imgsz", 32), ("seed", 0)):
         if key in options:
             check_whole_number(key, options[key], lowest)
-    check_image_path(Path(str(options["out"])))
+    check_image_path(Path(str(options["out"])), "out")
     print(show_augmentation(cfg=cfg, **options))
 
 
@@ -212,22 +213,6 @@ def check_whole_number(key: str, value: Any, lowest: int) -> None:
     """One line unless `value` is a whole number >= `lowest`."""
     if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
         raise DistillConfigError(f"{key}={value!r} must be a whole number >= {lowest}")
-
-
-def check_image_path(out: Path) -> None:
-    """One line unless a figure can be saved at `out`: a format matplotlib writes, under a folder (or none yet)."""
-    from matplotlib.backend_bases import FigureCanvasBase
-
-    from .inputs import unwritable
-
-    formats = FigureCanvasBase.get_supported_filetypes()
-    if out.suffix and out.suffix[1:].lower() not in formats:
-        raise DistillConfigError(f"out={out}: '{out.suffix}' is not an image format matplotlib writes: use .png "
-                                 f"(or {', '.join(sorted(formats))})")
-    if out.is_dir():
-        raise DistillConfigError(f"out={out} is a folder: pass the image file to write, e.g. out={out / 'grid.png'}")
-    if problem := unwritable(out.parent):
-        raise DistillConfigError(f"out={out}: {problem}: pick another path")
 
 
 def attack(args: dict[str, Any]) -> None:

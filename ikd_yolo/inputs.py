@@ -17,7 +17,8 @@ from .errors import DataError, InputError, StudentError, TeacherError
 from .config import check_size
 from .model_yaml import config_problem
 
-__all__ = ["TASKS", "DataError", "InputError", "StudentError", "TeacherError", "check_pretrained", "check_student",
+__all__ = ["TASKS", "DataError", "InputError", "StudentError", "TeacherError", "check_image_path", "check_pretrained",
+           "check_student",
            "checkpoint_model",
            "check_task_labels", "detection_problem", "find_weights", "load_data", "model_task", "read_checkpoint",
            "read_model_yaml", "read_yaml_file", "split_images", "task_model_class", "unwritable", "wrapped_student"]
@@ -283,6 +284,21 @@ def check_pretrained(value: Any, trust: bool = False) -> None:
     one it knows by name) is looked up and read as `read_checkpoint` reads it; True / False need nothing."""
     if isinstance(value, (str, Path)) and str(value).lower() not in {"true", "false", ""}:
         read_checkpoint(find_weights(value, "pretrained", StudentError), "pretrained", StudentError, trust)
+
+
+def check_image_path(out: Path, key: str) -> None:
+    """One line unless a figure can be saved at `key=out`: a format matplotlib writes, in a folder that can be written
+    (made when missing)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if out.suffix and out.suffix[1:].lower() not in formats:
+        raise InputError(f"{key}={out}: '{out.suffix}' is not an image format matplotlib writes: use .png "
+                         f"(or {', '.join(sorted(formats))})")
+    if out.is_dir():
+        raise InputError(f"{key}={out} is a folder: pass the image file to write, e.g. {key}={out / 'grid.png'}")
+    if problem := unwritable(out.parent):
+        raise InputError(f"{key}={out}: {problem}: pick another path")
 
 
 def unwritable(folder: Path) -> str | None:

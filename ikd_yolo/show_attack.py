@@ -24,7 +24,7 @@ from .augment.attack import AttackSettings
 from .cache import cache_dir
 from .config import resolve_distill_config, section, split_distill_args
 from .errors import InputError
-from .inputs import load_data
+from .inputs import check_image_path, load_data
 from .preflight import check_device
 from .teacher import load_teacher
 
@@ -54,6 +54,8 @@ def run_attack(
     if isinstance(preview, str) and preview.strip().lower() in {"", "none", "null", "false"}:
         preview = None  # `preview=None` on the command line arrives as the word
     check_attack_args(imgsz=imgsz, batch=batch, seed=seed, n=n)
+    if preview:
+        check_image_path(Path(str(preview)), "preview")
     check_device(device)
     explicit, _ = split_distill_args({**distill, "teacher": teacher})
     cfg = resolve_distill_config(explicit)

@@ -196,6 +196,8 @@ SEEDS = "give a count (seeds=3) or a list of distinct seeds >= 0 (seeds=[0,4,7])
                               "choose it with ikd-yolo bench-distill instead"),
     (["attack", "{data}", "{teacher}", "previw=a.png"], "'previw' is not an option of attack. Did you mean 'preview'?"),
     (["attack", "{data}", "{teacher}", "epochs=3"], "'epochs' is not an option of attack."),
+    (["attack", "{data}", "{teacher}", "preview={file}/p.png"], "is a file, not a folder: pick another path"),
+    (["attack", "{data}", "{teacher}", "preview=p.txt"], "preview=p.txt: '.txt' is not an image format"),
     (["show-aug", "{data}", "distill=ikd-fgd-full", "ou=a.png"], "'ou' is not an option of show-aug. Did you mean "
                                                                  "'out'?"),
     (["show-aug", "{data}", "freq_mode=spectral", "freq_pp=1"], "'freq_pp' is not an option of show-aug. Did you "
