@@ -92,6 +92,11 @@ def make_inputs(root: Path) -> dict[str, Path]:
             "path": str(root / "absent"), "train": "images/train", "val": "images/val", "names": {0: "a"},
             "download": download}))
     (root / "extends_default.yaml").write_text("extends: default\nfreq_mode: spectral\n")
+    # YAMLs that hang (aliases expanding to 10**9 values) or crash (brackets nested past the readers' recursion)
+    items = ["&a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"] + [f"&a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    (root / "laughs.yaml").write_text(f"freq_lam: [{', '.join(items)}]\n")
+    (root / "deep_model.yaml").write_text(f"nc: 8\nbackbone: {'[' * 20000}{']' * 20000}\nhead: []\n")
+    (root / "not_utf8.yaml").write_bytes(b"\xff\xfe kd_loss: fgd\n")
     # a run of the head-aware base (MLP projectors onto the wider teacher) stopped after its first epoch
     stopped = YOLO("yolo11n.yaml")
     stopped.add_callback("on_model_save", stop)
@@ -102,6 +107,8 @@ def make_inputs(root: Path) -> dict[str, Path]:
     ckpt = torch.load(files["stopped"], weights_only=False)
     ckpt["ema"].yaml = {**ckpt["ema"].yaml, "activation": touch}
     torch.save(ckpt, root / "evil_resume.pt")
+    ckpt["ema"].ikd_state = "damaged"
+    torch.save(ckpt, root / "damaged_resume.pt")
     return files
 
 
@@ -215,6 +222,22 @@ def cases(root: Path, f: dict[str, Path]) -> list[Case]:
             ["attack", d, t, "previw=a.png"],
             ["attack", d, t, "epochs=3"],
             ["show-aug", d, "distill=ikd-fgd-full", "ou=a.png"],
+            # found beyond the issue: unpickled or fetched behind the safe reader, hangs, crashes, late failures
+            ["train", t, d, f"pretrained={evil}"],
+            ["train", t, d, "pretrained=yolo11n.pt"],
+            ["bench-distill", t, d, f"methods=none[pretrained={evil}]"],
+            ["val", f"model={f['teacher']}", "data=coco8.yaml"],
+            ["benchmark", f"model={f['teacher']}"],
+            ["predict", f"model={f['teacher']}", "source=https://example.com/bus.jpg"],
+            ["train", t, d, f"distill={root / 'laughs.yaml'}"],
+            ["train", t, d, f"model={root / 'deep_model.yaml'}"],
+            ["train", t, d, f"distill={root / 'not_utf8.yaml'}"],
+            ["train", "resume", f"model={root / 'damaged_resume.pt'}"],
+            ["train", t, d, f"project={root / 'evil.pt'}"],
+            ["train", t, d, "epochs=0"],
+            ["synth", f"out={root / 'evil.pt'}/data"],
+            ["attack", d, t, f"preview={root / 'evil.pt'}/p.png"],
+            ["bench-distill", f"out={root / 'evil.pt'}"],
         )),
         Case(["bench-distill", "seeds=1"], around=lambda: not_installed("pycocotools.cocoeval")),
         Case(["demo"], around=as_file),
