@@ -107,8 +107,9 @@ def make_inputs(root: Path) -> dict[str, Path]:
     ckpt = torch.load(files["stopped"], weights_only=False)
     ckpt["ema"].yaml = {**ckpt["ema"].yaml, "activation": touch}
     torch.save(ckpt, root / "evil_resume.pt")
-    ckpt["ema"].ikd_state = "damaged"
-    torch.save(ckpt, root / "damaged_resume.pt")
+    damaged = torch.load(files["stopped"], weights_only=False)
+    damaged["ema"].ikd_state = "damaged"
+    torch.save(damaged, root / "damaged_resume.pt")
     return files
 
 
