@@ -27,6 +27,7 @@ from .errors import InputError, report_user_errors
 
 USAGE = __doc__
 PASSTHROUGH = ("val", "predict", "export", "track", "benchmark")  # Ultralytics' own modes, run by its `yolo` entry
+OUT_DEFAULTS = {"synth": "datasets/ikd-synthetic", "show-aug": "ikd_augmentation.png"}  # what out= is when not given
 
 
 def help_text() -> str:
@@ -73,9 +74,9 @@ RUN_IDENTITY_KEYS = ("save_dir", "resume")
 
 def with_cfg_file(args: dict[str, Any]) -> dict[str, Any]:
     """`args` with the keys of its `cfg=` YAML under them, as `yolo train cfg=...` reads it, minus the keys that tie a
-    run's args.yaml to that run and those a file may not set (`config.cfg_file_keys`); refuses a start that would
+    run's args.yaml to that run and those a file may not set (`cfg_files.cfg_file_keys`); refuses a start that would
     write into the run folder the file came from."""
-    from .config import cfg_file_keys, read_cfg_file
+    from .cfg_files import cfg_file_keys, read_cfg_file
 
     if args.get("cfg") is None:
         return args
@@ -180,7 +181,7 @@ def synth(args: dict[str, Any]) -> None:
     from .errors import DataError
     from .inputs import unwritable
 
-    options = {"out": "datasets/ikd-synthetic", **check_options("synth", args, make_synthetic_dataset)}
+    options = {"out": OUT_DEFAULTS["synth"], **check_options("synth", args, make_synthetic_dataset)}
     out = Path(str(options["out"]))
     if problem := unwritable(out):
         raise DataError(f"out={out}: {problem}: pick a folder for the dataset")
@@ -197,7 +198,7 @@ def show_aug(args: dict[str, Any]) -> None:
         raise DistillConfigError("show-aug needs a dataset: ikd-yolo show-aug data=path/to/data.yaml")
     check_options("show-aug", args, show_augmentation, also=DISTILL_KEYS)
     distill = {k: args.pop(k) for k in list(args) if k in DISTILL_KEYS}
-    options = {"out": "ikd_augmentation.png", **args}
+    options = {"out": OUT_DEFAULTS["show-aug"], **args}
     cfg = resolve_distill_config(distill)
     if cfg["freq_mode"] == "off":
         raise DistillConfigError(f"show-aug: distill={cfg['distill']} has freq_mode=off, there is no frequency "

@@ -46,14 +46,16 @@ def rows(fn: Callable, defaults: dict[str, Any] | None = None, skip: tuple[str, 
 def command_keys(command: str) -> tuple[Callable, dict[str, Any], tuple[str, ...]]:
     """(the function that runs `command`, the defaults its command line sets, parameters the command line does not
     take) for synth, show-aug, attack, demo and bench-distill."""
+    from .cli import OUT_DEFAULTS
+
     if command == "synth":
         from .data import make_synthetic_dataset
 
-        return make_synthetic_dataset, {"out": "datasets/ikd-synthetic"}, ()
+        return make_synthetic_dataset, {"out": OUT_DEFAULTS[command]}, ()
     if command == "show-aug":
         from .show_aug import show_augmentation
 
-        return show_augmentation, {"out": "ikd_augmentation.png", "data": "(required)"}, ("cfg",)
+        return show_augmentation, {"out": OUT_DEFAULTS[command]}, ("cfg",)
     if command == "attack":
         from .show_attack import run_attack
 
@@ -97,10 +99,9 @@ def command_help(command: str) -> str:
 def bench_keys(command: str) -> list[str]:
     """The profile keys (with the quick profile's values) and the method syntax, for bench-distill and the demo."""
     from .config import preset_names
+    from .demo import DEMO_FIXED
     from .evidence.methods import ALIASES
     from .evidence.profiles import PROFILE_KEYS, PROFILES
-
-    from .demo import DEMO_FIXED
 
     fixed = DEMO_FIXED if command == "demo" else ()
     quick = {"data": None, "teacher": None, **PROFILES["quick"]}

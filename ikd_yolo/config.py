@@ -21,16 +21,15 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import reprlib
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, TypeVar
 
 import yaml
 from ultralytics.utils import DEFAULT_CFG_KEYS, LOGGER
 
-from .checkpoints import TRUST_KEY
-from .errors import InputError, UserError
-from .losses import BASE_LOSSES, term_weight_keys
+from .errors import UserError
+from .file_values import check_size, shown, without_file_trust
+from .losses import BASE_LOSSES
 from .ops.reference import MIX_MODES
 from .schema import KeySpec, number_text, parse_schema
 
@@ -53,43 +52,6 @@ RENAMED_UNTIL = "0.3.0"
 
 class DistillConfigError(UserError):
     """A distillation setting is wrong; the message says which and how to fix it, on one line."""
-
-
-MAX_VALUES = 100_000  # values a YAML of settings may hold once its aliases are expanded
-def shown(value: Any) -> str:
-    """`repr(value)` cut short: a value quoted in a one-line message stays short, however big it is."""
-    short = reprlib.Repr()  # its limits are attributes (keywords only from Python 3.12)
-    short.maxlevel, short.maxlist, short.maxtuple, short.maxdict, short.maxstring, short.maxother = 3, 6, 6, 6, 60, 60
-    return short.repr(value)
-
-
-def expanded_size(value: Any) -> float:
-    """How many values `value` holds with every shared part counted each time it is used, as a consumer that walks
-    it sees it (YAML aliases share one list many times: 400 bytes can expand to 10**9 values); inf for a cycle.
-    Counted once per distinct part, so it is cheap whatever the answer."""
-    sizes: dict[int, float] = {}
-
-    def size(v: Any, active: frozenset[int]) -> float:
-        if not isinstance(v, (list, tuple, dict)):
-            return 1
-        if id(v) in active:
-            return math.inf
-        if id(v) not in sizes:
-            items = [*v.keys(), *v.values()] if isinstance(v, dict) else v
-            sizes[id(v)] = 1 + sum(size(item, active | {id(v)}) for item in items)
-        return sizes[id(v)]
-
-    try:
-        return size(value, frozenset())
-    except RecursionError:  # nested deeper than anything worth reading
-        return math.inf
-
-
-def check_size(value: Any, where: str, error: type[UserError]) -> None:
-    """One line when `value` (read from `where`) expands to more than MAX_VALUES values."""
-    if expanded_size(value) > MAX_VALUES:
-        raise error(f"{where} holds more than {MAX_VALUES} values once its shared parts (YAML aliases) are expanded, "
-                    "or nests them too deeply: these are not settings ikd-yolo reads")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -236,55 +198,6 @@ def _preset_keys(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
             valid = (DISTILL_KEYS - {"distill"}) | {EXTENDS}
             raise DistillConfigError(f"unknown key '{k}' in distill YAML '{path}'.{closest_key(k, valid)}")
     return {**base, **data}
-
-
-def without_file_trust(values: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """`values` read from a file (a distill YAML, a cfg= YAML, a run's args.yaml) without trust_checkpoints, with one
-    warning when the file asks for trust: only the command line or the Python call may let a pickle run code, never a
-    file that came with the checkpoints."""
-    out = dict(values)
-    asked = out.pop(TRUST_KEY, False)
-    if asked is not None and asked is not False and str(asked).lower() != "false":
-        LOGGER.warning(f"ikd-yolo: {TRUST_KEY}: {shown(asked)} in {where} is ignored: trust comes only from the "
-                       f"command line or the Python call ({TRUST_KEY}=True), never from a file")
-    return out
-
-
-def read_cfg_file(value: Any) -> dict[str, Any]:
-    """The mapping of a `cfg=` YAML of train arguments (e.g. a run's args.yaml); one line if it cannot be one."""
-    path = Path(str(value))
-    if not path.is_file():
-        raise InputError(f"cfg={value} not found: pass a YAML of train arguments, e.g. a run's args.yaml")
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
-        raise InputError(f"cfg={path} does not parse as YAML: pass a YAML of train arguments") from None
-    if not isinstance(loaded, dict):
-        raise InputError(f"cfg={path} must be a mapping of key: value (a YAML of train arguments)")
-    check_size(loaded, f"cfg={path}", InputError)
-    return loaded
-
-
-def cfg_file_keys(loaded: Mapping[str, Any], given: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """What a `cfg=` YAML (`loaded`) adds under this command's own keys (`given`): never trust_checkpoints
-    (`without_file_trust`), and with weights=auto none of its positive loss weights that neither `given` nor the
-    preset sets: a run's args.yaml holds the numbers that run measured, and this run measures its own (one line names
-    them, and the weights the command line keeps). A weight of 0 stays: it turned a term off."""
-    kept = without_file_trust(loaded, where)
-    merged = {**kept, **given}
-    if check_value("weights", merged.get("weights", DEFAULTS["weights"])) != AUTO:
-        return kept
-    preset = load_preset(merged.get("distill", DEFAULTS["distill"]))
-    again = [k for k in WEIGHT_KEYS if k in kept and k not in given and k not in preset and _is_number(kept[k])
-             and kept[k] > 0]
-    kept = {k: v for k, v in kept.items() if k not in again}
-    cfg = resolve_distill_config({k: v for k, v in {**kept, **given}.items() if k in DISTILL_KEYS})
-    measured = [k for k in term_weight_keys(cfg["kd_loss"], adversarial_term_on(cfg)).values() if k in again]
-    if measured:  # the others belong to terms this run does not compute
-        on_cli = [k for k in WEIGHT_KEYS if k in given]
-        LOGGER.info(f"ikd-yolo: weights=auto measures {', '.join(measured)} again (the numbers in {where} are an "
-                    f"earlier run's)" + (f"; kept as given on the command line: {', '.join(on_cli)}" if on_cli else ""))
-    return kept
 
 
 def check_value(key: str, value: Any) -> Any:

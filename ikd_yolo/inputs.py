@@ -14,14 +14,13 @@ from torch import nn
 
 from .checkpoints import TRUST_KEY, UntrustedCheckpoint, load_pt
 from .errors import DataError, InputError, StudentError, TeacherError
-from .config import check_size
+from .file_values import check_size
 from .model_yaml import config_problem
 
 __all__ = ["TASKS", "DataError", "InputError", "StudentError", "TeacherError", "check_image_path", "check_pretrained",
-           "check_student",
-           "checkpoint_model",
-           "check_task_labels", "detection_problem", "find_weights", "load_data", "model_task", "read_checkpoint",
-           "read_model_yaml", "read_yaml_file", "split_images", "task_model_class", "unwritable", "wrapped_student"]
+           "check_student", "check_task_labels", "checkpoint_model", "detection_problem", "find_weights", "load_data",
+           "model_task", "read_checkpoint", "read_model_yaml", "read_yaml_file", "split_images", "task_model_class",
+           "unwritable", "wrapped_student"]
 
 # the tasks IKD distils: every Ultralytics task whose head is a YOLO Detect head plus a branch (masks, keypoints,
 # angles); classify has no detection head, RT-DETR, YOLO-World and YOLOE are other detector families

@@ -17,7 +17,7 @@ from typing import Any
 from torch import nn
 from torch.nn.modules import activation
 
-from .config import MAX_VALUES, expanded_size, shown
+from .file_values import MAX_VALUES, expanded_size, shown
 
 ACTIVATIONS = frozenset({*activation.__all__, "Identity"})  # the classes an `activation:` may name
 ACTIVATION_HINT = "a torch.nn activation called with plain values, e.g. nn.SiLU() or nn.LeakyReLU(0.1)"

@@ -17,9 +17,10 @@ from ultralytics.utils import LOGGER
 from .checkpoints import STATE_ATTR, TRUST_KEY, read_state
 from .cache import cache_dir
 from .config import (
-    adversarial_term_on, check_size, check_value, keypoints_distilled, resolve_distill_config, restore_saved_config,
+    adversarial_term_on, check_value, keypoints_distilled, resolve_distill_config, restore_saved_config,
 )
 from .errors import DataError, StudentError, TeacherError
+from .file_values import check_size
 from .hooks import detect_head, detect_input_layers
 from .inputs import (
     InputError, check_pretrained, check_student, check_task_labels, checkpoint_model, load_data, model_task,

@@ -31,9 +31,8 @@ from .checkpoints import (
     TRUST_KEY, atomic_save, atomic_strip_optimizer, attach_state, load_pt, read_state, remove_state, staged_writes,
     strip_state,
 )
-from .config import (
-    DISTILL_KEYS, auto_keys, cfg_file_keys, keypoints_distilled, read_cfg_file, split_distill_args,
-)
+from .cfg_files import cfg_file_keys, read_cfg_file
+from .config import DISTILL_KEYS, auto_keys, keypoints_distilled, split_distill_args
 from .hooks import detect_input_layers
 from .inputs import StudentError, TeacherError, wrapped_student
 from .model import (
@@ -59,7 +58,7 @@ def resync_nonfinite(ema: nn.Module, live: nn.Module) -> None:
 
 def without_file_keys(overrides: dict[str, Any]) -> dict[str, Any]:
     """`YOLO(...).train(cfg=file, ...)` gives the trainer the file's keys merged under the call's: of those, keep only
-    what a file may set (`config.cfg_file_keys`). A key whose value differs from the file's is the call's own."""
+    what a file may set (`cfg_files.cfg_file_keys`). A key whose value differs from the file's is the call's own."""
     if not overrides.get("cfg"):
         return overrides
     loaded = read_cfg_file(overrides["cfg"])

@@ -221,7 +221,7 @@ def test_attack_sizes_are_in_pixel_units(key, value, message):
 
 
 def test_a_cfg_file_keeps_its_zero_weights_and_the_presets_and_measures_the_rest():
-    from ikd_yolo.config import cfg_file_keys
+    from ikd_yolo.cfg_files import cfg_file_keys
 
     earlier = {"distill": "score-feat", "weights": "auto", "score_feat": 6.0, "score_cls": 0.0, "fgd_alpha": 0.3,
                "adv_weight": 0.0, "epochs": 3}

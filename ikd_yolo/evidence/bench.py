@@ -29,10 +29,10 @@ import numpy as np
 from ultralytics.utils import LOGGER
 
 from ..cache import cache_dir
-from ..errors import InputError
-from ..inputs import unwritable
 from ..config import (DISTILL_KEYS, DistillConfigError, closest_key, load_preset, resolve_distill_config,
                       split_distill_args)
+from ..errors import InputError
+from ..inputs import unwritable
 from .coco import area_ranges, check_evaluator, coco_ground_truth, validate_twice
 from .machine import environment
 from .methods import Method, parse_methods, parse_seeds, run_label
@@ -51,8 +51,6 @@ KEYED_OFF_DEFAULT = {"freq_apply": "replace", "freq_weight": 1.0, "score_kpt": 0
 # profile keys that are whole numbers, with their smallest value (the synthetic set's own lower bounds included)
 WHOLE_NUMBERS = {"n_train": 1, "n_val": 1, "data_imgsz": 64, "min_side": 0, "teacher_epochs": 1, "epochs": 1,
                  "imgsz": 32, "batch": 1, "workers": 0}
-
-
 BENCH_KEYS = ("profile", "name", "out", "project", "report")  # run_benchmark's own, beside the profile keys
 
 
