@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import LOGGER
@@ -170,8 +171,6 @@ def check_train_args(overrides: dict[str, Any]) -> None:
 
 def check_device(device: Any) -> None:
     """Refuse a GPU device when torch sees none (Ultralytics would stop with a multi-line traceback)."""
-    import torch
-
     if device is None or str(device).lower() in {"", "cpu", "mps"} or torch.cuda.is_available():
         return
     raise InputError(f"device={device} asks for a GPU, but torch {torch.__version__} sees none on this machine: "
@@ -201,8 +200,6 @@ def saved_distill_config(ckpt: dict[str, Any], path: Path, explicit: dict[str, A
                              f"run from its weights, e.g. ikd-yolo train model={path} teacher=... data=... epochs=N")
         raise InputError(f"'{path}' holds no ikd-yolo state: resume runs started with ikd-yolo, "
                          "or resume this one with 'yolo train resume'")
-    import torch
-
     if not (isinstance(state, dict) and isinstance(state.get("config"), dict)
             and isinstance(state.get("distiller"), dict)
             and all(isinstance(v, torch.Tensor) for v in state["distiller"].values())):
