@@ -21,9 +21,10 @@ from torch import nn
 
 from .augment.adv_cache import AdversarialCache, attack_dataset, label_task, open_attack_cache
 from .augment.attack import AttackSettings
+from .cache import cache_dir
 from .config import resolve_distill_config, section, split_distill_args
 from .errors import InputError
-from .inputs import load_data
+from .inputs import check_image_path, load_data
 from .preflight import check_device
 from .teacher import FrozenTeacher, load_teacher
 
@@ -38,13 +39,27 @@ def run_attack(
     teacher, data, imgsz and attack settings are the same. imgsz is rounded up to the teacher's stride as training
     rounds it; a bad number or a GPU device on a machine without one is refused in one line before any work. Bad
     cache entries are named in a warning and attacked again.
+
+    Args:
+        data (str): Dataset YAML whose training images are attacked.
+        teacher (str): The trained teacher checkpoint (.pt) the attack fools.
+        imgsz (int): Training image size (rounded up to the teacher's stride); a cache serves runs of this size.
+        batch (int): Images attacked at once.
+        device (str): cpu, or a GPU (0, 0,1, ...).
+        seed (int): Seed of the attack's input diversity (runs of every seed share one cache).
+        preview (str | None): PNG of clean, adversarial and amplified-difference images (None: no preview).
+        n (int): Images in the preview.
+        **distill: adv_* keys (adv_steps, adv_eps, ...), distill= a preset whose attack to use, trust_checkpoints.
     """
     if isinstance(preview, str) and preview.strip().lower() in {"", "none", "null", "false"}:
         preview = None  # `preview=None` on the command line arrives as the word
     check_attack_args(imgsz=imgsz, batch=batch, seed=seed, n=n)
+    if preview:
+        check_image_path(Path(str(preview)), "preview")
     check_device(device)
     explicit, _ = split_distill_args({**distill, "teacher": teacher})
     cfg = resolve_distill_config(explicit)
+    cache_dir()  # where the attacked images go
     data_dict = load_data(data)
     model = FrozenTeacher(load_teacher(cfg["teacher"], nc=data_dict["nc"], names=data_dict["names"],
                                        trust=cfg["trust_checkpoints"])).model

@@ -144,7 +144,9 @@ def measurement_batches(trainer: Any, n: int) -> Iterator[dict]:
     from ultralytics.data import build_dataloader
 
     dataset = trainer.train_loader.dataset
-    kept = {name: list(getattr(dataset, name)) for name in ("buffer", "ims", "im_hw0", "im_hw")}  # mosaic's
+    # mosaic's buffer of recently loaded images; a cache=ram image store is not a list, and loading never changes it
+    kept = {name: list(value) for name in ("buffer", "ims", "im_hw0", "im_hw")
+            if isinstance(value := getattr(dataset, name), list)}
     loaders = trainer.loaders
     loader = build_dataloader(dataset, trainer.batch_size, workers=0, shuffle=True, rank=-1)
     trainer.loaders = {name: stream.reseeded(trainer.args.seed + 1) for name, stream in loaders.items()}

@@ -5,9 +5,26 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .errors import InputError
+from .inputs import unwritable
 
-def cache_dir() -> Path:
-    """The cache folder (IKD_YOLO_CACHE, else ~/.cache/ikd-yolo), made if missing."""
-    path = Path(os.environ.get("IKD_YOLO_CACHE", Path.home() / ".cache" / "ikd-yolo")).resolve()
-    path.mkdir(parents=True, exist_ok=True)
+ENV = "IKD_YOLO_CACHE"
+
+
+def cache_dir(writable: bool = False) -> Path:
+    """The cache folder (IKD_YOLO_CACHE when set and not empty, else ~/.cache/ikd-yolo), made if missing; one line
+    when it cannot be a folder, or (`writable`) when nothing can be written into it."""
+    value = os.environ.get(ENV, "").strip()  # empty means unset, never the working folder
+    path = Path(value or Path.home() / ".cache" / "ikd-yolo").expanduser().resolve()
+    where = f"{ENV}={value}" if value else f"the cache folder {path} (set {ENV} to choose another)"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        problem = unwritable(path) if writable else None
+        what = f"cannot be written ({problem})" if problem else None
+    except OSError as e:
+        what = {FileExistsError: "is a file, not a folder", NotADirectoryError: "lies under a file, not a folder"}.get(
+            type(e), f"cannot be made ({e.strerror})")
+    if what:
+        raise InputError(f"{where} {what}: ikd-yolo keeps its datasets, teachers and adversarial images there; "
+                         f"set {ENV} to a writable folder")
     return path

@@ -20,6 +20,7 @@ attribute `STATE_ATTR` (`attach_state`, `read_state`, `strip_state`).
 from __future__ import annotations
 
 import _compat_pickle
+import errno
 import io
 import os
 import pickle
@@ -320,9 +321,12 @@ def _fsync(path: Path) -> None:
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """`torch.save(obj, path)` that leaves the previous `path` whole if the write fails."""
+    """`torch.save(obj, path)` that leaves the previous `path` whole if the write fails (a full disk is an OSError
+    with its errno: torch.save into a file would say only RuntimeError)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with staged_writes(path.parent) as stage:
-        torch.save(obj, stage / path.name)
+        (stage / path.name).write_bytes(buffer.getvalue())
 
 
 @contextmanager
@@ -336,7 +340,12 @@ def atomic_strip_optimizer() -> Iterator[None]:
     def atomic(f, s: str = "", updates: dict | None = None) -> dict:
         target = Path(s or f)
         with staged_writes(target.parent) as stage:
-            return strip(f, str(stage / target.name), updates=updates)
+            try:
+                return strip(f, str(stage / target.name), updates=updates)
+            except RuntimeError as e:  # its torch.save reports a full disk as a RuntimeError without errno
+                if shutil.disk_usage(stage).free >= Path(f).stat().st_size:
+                    raise
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from e
 
     engine.strip_optimizer = atomic  # BaseTrainer.final_eval calls it by this module-level name
     try:

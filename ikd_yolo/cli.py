@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import errno
 import inspect
 import os
 import sys
@@ -20,13 +21,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import yaml
-
+from .cli_help import command_help
 from .config import DistillConfigError, closest_key, key_help, parse_key_values, preset_names
 from .errors import InputError, report_user_errors
 
 USAGE = __doc__
 PASSTHROUGH = ("val", "predict", "export", "track", "benchmark")  # Ultralytics' own modes, run by its `yolo` entry
+OUT_DEFAULTS = {"synth": "datasets/ikd-synthetic", "show-aug": "ikd_augmentation.png"}  # what out= is when not given
 
 
 def help_text() -> str:
@@ -73,20 +74,16 @@ RUN_IDENTITY_KEYS = ("save_dir", "resume")
 
 def with_cfg_file(args: dict[str, Any]) -> dict[str, Any]:
     """`args` with the keys of its `cfg=` YAML under them, as `yolo train cfg=...` reads it, minus the keys that tie a
-    run's args.yaml to that run; refuses a start that would write into the run folder the file came from."""
+    run's args.yaml to that run and those a file may not set (`cfg_files.cfg_file_keys`); refuses a start that would
+    write into the run folder the file came from."""
+    from .cfg_files import cfg_file_keys, read_cfg_file
+
     if args.get("cfg") is None:
         return args
     path = Path(str(args["cfg"]))
-    if not path.is_file():
-        raise InputError(f"cfg={args['cfg']} not found: pass a YAML of train arguments, e.g. a run's args.yaml")
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        raise InputError(f"cfg={path} does not parse as YAML: pass a YAML of train arguments") from None
-    if not isinstance(loaded, dict):
-        raise InputError(f"cfg={path} must be a mapping of key: value (a YAML of train arguments)")
-    kept = {k: v for k, v in loaded.items() if k not in {"cfg", *RUN_IDENTITY_KEYS}}
-    merged = {**kept, **{k: v for k, v in args.items() if k != "cfg"}}
+    given = {k: v for k, v in args.items() if k != "cfg"}
+    kept = {k: v for k, v in read_cfg_file(path).items() if k not in {"cfg", *RUN_IDENTITY_KEYS}}
+    merged = {**cfg_file_keys(kept, given, f"cfg={path}"), **given}
     refuse_writing_into_source(path, merged)
     return merged
 
@@ -112,13 +109,14 @@ def ultralytics_mode(mode: str, words: list[str]) -> None:
 
     A distilled best.pt is a plain Ultralytics model, so nothing here is ikd-yolo's, except that a `.pt` model is
     read by the safe reader first (`trust_checkpoints=True` to opt out) and one that is not on this machine is refused
-    in one line instead of being downloaded.
+    in one line instead of being downloaded, a model YAML is checked before Ultralytics builds it, and a package
+    Ultralytics would install (an export format's) is named in one line instead.
     """
     from ultralytics.cfg import entrypoint
 
     from .checkpoints import TRUST_KEY
     from .config import check_value
-    from .inputs import find_weights, read_checkpoint
+    from .inputs import find_weights, read_checkpoint, read_model_yaml
 
     args = parse_key_values(words)
     model = args.get("model")
@@ -126,48 +124,81 @@ def ultralytics_mode(mode: str, words: list[str]) -> None:
         raise InputError(f"{mode} needs model=path/to/best.pt (a trained checkpoint; ikd-yolo never downloads)")
     trust = check_value(TRUST_KEY, args.get(TRUST_KEY, False))
     words = [w for w in words if not w.startswith(f"{TRUST_KEY}=")]  # ikd-yolo's key, unknown to Ultralytics
+    saved = {}
     if isinstance(model, str) and model.endswith(".pt"):  # read safely before Ultralytics unpickles it
-        read_checkpoint(find_weights(model, "model"), "model", InputError, trust)
-    with as_argv(["yolo", mode, *words]):  # entrypoint's debug string splits at spaces, so a path with one broke
-        entrypoint()
+        saved = read_checkpoint(find_weights(model, "model"), "model", InputError, trust).get("train_args") or {}
+    elif isinstance(model, str) and model.endswith((".yaml", ".yml")):  # checked before Ultralytics builds it
+        read_model_yaml(model, "model")
+    words += nothing_fetched(mode, args, saved)
+    with as_yolo(["yolo", mode, *words]):  # entrypoint's debug string splits at spaces, so a path with one broke
+        try:
+            entrypoint()
+        except ModuleNotFoundError as e:  # what Ultralytics would have installed (an export format's package)
+            raise InputError(f"{mode} needs the Python package {e.name}, which is not installed: pip install {e.name} "
+                             "(ikd-yolo never installs packages while it runs)") from None
+
+
+def nothing_fetched(mode: str, args: dict[str, Any], saved: dict[str, Any]) -> list[str]:
+    """Refuse, in one line, what Ultralytics would download for `mode`: a URL source, a dataset it knows by name (or
+    whose YAML has a download: script), its default dataset when none is given (val falls back on the model's
+    training data, `saved`). Returns words to add: a local default source for predict and track."""
+    from ultralytics.utils import ASSETS
+
+    from .inputs import load_data
+
+    source = args.get("source")
+    if mode in {"predict", "track"} and source is None:  # an obb model's default is an image on the web
+        return [f"source={ASSETS}"]
+    if str(source).lower().startswith(("http://", "https://", "ftp://")):
+        raise InputError(f"source={source} is a URL (ikd-yolo never downloads): download it and pass its path")
+    data = args.get("data") or (saved.get("data") if mode == "val" else None)
+    if data:
+        load_data(data)
+    elif mode in {"val", "benchmark"} or (mode == "export" and args.get("int8")):
+        raise InputError(f"{mode} needs data=path/to/data.yaml (Ultralytics would download its default dataset; "
+                         "ikd-yolo never downloads)")
+    return []
 
 
 @contextmanager
-def as_argv(words: list[str]) -> Iterator[None]:
-    """Ultralytics' `entrypoint()` sees `words` as its command line, each word intact, while the block runs."""
+def as_yolo(words: list[str]) -> Iterator[None]:
+    """While the block runs, Ultralytics' `entrypoint()` sees `words` as its command line, each word intact, and its
+    requirement checks install nothing (they say what is missing instead of running pip)."""
     import ultralytics.cfg
+    import ultralytics.utils.checks as checks
 
-    saved = ultralytics.cfg.ARGV
-    ultralytics.cfg.ARGV = words
+    saved = ultralytics.cfg.ARGV, checks.AUTOINSTALL
+    ultralytics.cfg.ARGV, checks.AUTOINSTALL = words, False
     try:
         yield
     finally:
-        ultralytics.cfg.ARGV = saved
+        ultralytics.cfg.ARGV, checks.AUTOINSTALL = saved
 
 
 def synth(args: dict[str, Any]) -> None:
     """`ikd-yolo synth`: write the procedural dataset and print its data.yaml path."""
     from .data import make_synthetic_dataset
     from .errors import DataError
+    from .inputs import unwritable
 
-    options = {"out": "datasets/ikd-synthetic", **check_options("synth", args, make_synthetic_dataset)}
+    options = {"out": OUT_DEFAULTS["synth"], **check_options("synth", args, make_synthetic_dataset)}
     out = Path(str(options["out"]))
-    blocking = next((p for p in (out, *out.parents) if p.exists()), None)
-    if blocking is not None and not blocking.is_dir():
-        raise DataError(f"out={out}: {blocking} is a file, not a folder: pick a folder for the dataset")
+    if problem := unwritable(out):
+        raise DataError(f"out={out}: {problem}: pick a folder for the dataset")
     print(make_synthetic_dataset(**options))
 
 
 def show_aug(args: dict[str, Any]) -> None:
     """`ikd-yolo show-aug`: PNG grid of originals, augmented images and their spectra."""
-    from .config import resolve_distill_config, split_distill_args
+    from .config import DISTILL_KEYS, resolve_distill_config
+    from .inputs import check_image_path
     from .show_aug import show_augmentation
 
     if "data" not in args:
         raise DistillConfigError("show-aug needs a dataset: ikd-yolo show-aug data=path/to/data.yaml")
-    own = {k: args.pop(k) for k in ("data", "out", "n", "imgsz", "seed") if k in args}
-    distill, _ = split_distill_args(args)
-    options = {"out": "ikd_augmentation.png", **check_options("show-aug", own, show_augmentation)}
+    check_options("show-aug", args, show_augmentation, also=DISTILL_KEYS)
+    distill = {k: args.pop(k) for k in list(args) if k in DISTILL_KEYS}
+    options = {"out": OUT_DEFAULTS["show-aug"], **args}
     cfg = resolve_distill_config(distill)
     if cfg["freq_mode"] == "off":
         raise DistillConfigError(f"show-aug: distill={cfg['distill']} has freq_mode=off, there is no frequency "
@@ -175,7 +206,7 @@ def show_aug(args: dict[str, Any]) -> None:
     for key, lowest in (("n", 1), ("imgsz", 32), ("seed", 0)):
         if key in options:
             check_whole_number(key, options[key], lowest)
-    check_image_path(Path(str(options["out"])))
+    check_image_path(Path(str(options["out"])), "out")
     print(show_augmentation(cfg=cfg, **options))
 
 
@@ -185,30 +216,16 @@ def check_whole_number(key: str, value: Any, lowest: int) -> None:
         raise DistillConfigError(f"{key}={value!r} must be a whole number >= {lowest}")
 
 
-def check_image_path(out: Path) -> None:
-    """One line unless a figure can be saved at `out`: a format matplotlib writes, under a folder (or none yet)."""
-    from matplotlib.backend_bases import FigureCanvasBase
-
-    formats = FigureCanvasBase.get_supported_filetypes()
-    if out.suffix and out.suffix[1:].lower() not in formats:
-        raise DistillConfigError(f"out={out}: '{out.suffix}' is not an image format matplotlib writes: use .png "
-                                 f"(or {', '.join(sorted(formats))})")
-    if out.is_dir():
-        raise DistillConfigError(f"out={out} is a folder: pass the image file to write, e.g. out={out / 'grid.png'}")
-    parent = next((p for p in out.parents if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise DistillConfigError(f"out={out}: {parent} is a file, not a folder: pick another path")
-
-
 def attack(args: dict[str, Any]) -> None:
     """`ikd-yolo attack`: attack every training image once with the teacher (the cache adv_mode=cached trains on)."""
     from .attack_command import run_attack
+    from .config import DISTILL_KEYS
 
     for key in ("data", "teacher"):
         if key not in args:
             raise DistillConfigError(f"attack needs {key}=: "
                                      "ikd-yolo attack data=data.yaml teacher=teacher.pt imgsz=640")
-    run_attack(**args)
+    run_attack(**check_options("attack", args, run_attack, also=DISTILL_KEYS))
 
 
 def demo(args: dict[str, Any]) -> None:
@@ -234,13 +251,17 @@ def version(args: dict[str, Any]) -> None:
     print(f"ikd-yolo {__version__} (ultralytics {ultralytics.__version__})")
 
 
-def check_options(command: str, args: dict[str, Any], fn: Callable) -> dict[str, Any]:
-    """`args` if every key is a parameter of `fn`; otherwise one line naming the key and the closest valid one."""
-    valid = set(inspect.signature(fn).parameters) - {"cfg"}
+def check_options(command: str, args: dict[str, Any], fn: Callable,
+                  also: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """`args` if every key is a named parameter of `fn` or in `also` (the distillation keys); otherwise one line
+    naming the key and the closest valid one."""
+    own = {name for name, p in inspect.signature(fn).parameters.items()
+           if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)} - {"cfg"}
     for key in args:
-        if key not in valid:
-            raise DistillConfigError(f"'{key}' is not an option of {command}.{closest_key(key, valid)} "
-                                     f"Options: {', '.join(sorted(valid))}")
+        if key not in own | also:
+            more = " and the distillation keys (ikd-yolo --help)" if also else ""
+            raise DistillConfigError(f"'{key}' is not an option of {command}.{closest_key(key, own | also)} Options: "
+                                     f"{', '.join(sorted(own))}{more}; see ikd-yolo {command} --help")
     return args
 
 
@@ -263,8 +284,11 @@ def run(command: str, words: list[str]) -> None:
         COMMANDS[command](parse_key_values(words))
 
 
+OWN_HELP = ("synth", "show-aug", "attack", "demo", "bench-distill")  # with `<command> --help` of their own
 GO_ON = {"train": "go on with `ikd-yolo train resume model=<the run>/weights/last.pt`"}
 GO_ON_DEFAULT = "run the same command again to go on from there"
+DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # no space, over the disk quota
+NOT_ALLOWED = (errno.EROFS, errno.EACCES, errno.EPERM)  # a read-only disk, a file or folder of another user
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -285,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
               "(ikd-yolo --help)", file=sys.stderr)
         return 2
     if rest[:1] in (["help"], ["-h"], ["--help"]):
-        print(help_text())
+        print(command_help(command) if command in OWN_HELP else help_text())
         return 0
     if "verbose=True" in rest or os.environ.get("IKD_YOLO_TRACEBACK") == "1":
         run(command, rest)
@@ -296,6 +320,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ikd-yolo {command}: stopped by Ctrl-C; what finished is kept: {GO_ON.get(command, GO_ON_DEFAULT)}",
               file=sys.stderr)
         return 130
+    except OSError as e:  # checkpoints are written whole or not at all, so a full disk loses no finished work
+        if e.errno in DISK_FULL:
+            print(f"ikd-yolo {command}: error: {e.strerror}: free some space, then "
+                  f"{GO_ON.get(command, GO_ON_DEFAULT)} (what was written before is whole)", file=sys.stderr)
+        elif e.errno in NOT_ALLOWED:  # what the early checks could not see (a folder made read-only mid-run)
+            print(f"ikd-yolo {command}: error: {e.strerror}" + (f": '{e.filename}'" if e.filename else ""),
+                  file=sys.stderr)
+        else:
+            raise
+        return 2
 
 
 if __name__ == "__main__":

@@ -29,13 +29,17 @@ import yaml
 from ultralytics.utils import DEFAULT_CFG_KEYS, LOGGER
 
 from .errors import UserError
+from .file_values import check_size, shown, without_file_trust
 from .losses import BASE_LOSSES
 from .ops.reference import MIX_MODES
 from .schema import KeySpec, number_text, parse_schema
 
-CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
-if not CONFIGS_DIR.is_dir():  # non-editable install: setup.py ships configs/ as package data
-    CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
+# an installed package holds its presets as ikd_yolo/configs (pyproject.toml's package data); a source checkout (and an
+# editable install) has them at the top of the repository. The package's own first: beside an installed ikd_yolo the
+# parent folder is site-packages, where another package's configs/ may lie
+CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
+if not CONFIGS_DIR.is_dir():
+    CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 # (choice) keys whose names are the implementations the code has, so they are defined there, once
 CODE_CHOICES: dict[str, tuple[str, ...]] = {"kd_loss": (*BASE_LOSSES, "none"), "freq_mix": MIX_MODES}
@@ -57,14 +61,17 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping, turning parse errors into one readable line."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, RecursionError) as e:  # a RecursionError: brackets nested thousands deep
         where = getattr(e, "problem_mark", None)
         line = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
         raise DistillConfigError(f"distill YAML '{path}' does not parse{line}: fix the YAML syntax") from None
+    except UnicodeDecodeError:
+        raise DistillConfigError(f"distill YAML '{path}' is not UTF-8 text: save it as a YAML text file") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise DistillConfigError(f"distill YAML '{path}' must be a mapping of key: value, got {type(data).__name__}")
+    check_size(data, f"distill YAML '{path}'", DistillConfigError)
     return data
 
 
@@ -146,6 +153,14 @@ def preset_path(name: Any, key: str, near: Path | None = None) -> Path:
     """The file of preset or YAML `name` given as `key` (distill or extends); a relative YAML path is looked up next to
     `near` first (the YAML that extends it), then from the working folder."""
     path = Path(str(name))
+    if "[" in str(name) and not path.is_file():  # bench-distill's method syntax, ikd-score[adv_steps=1]
+        base, _, rest = str(name).partition("[")
+        keys = [k.strip() for k in rest.rstrip("]").replace(",", ";").split(";") if k.strip()]
+        lines = "; ".join(k.replace("=", ": ", 1) for k in keys)
+        how = (f"{key}={base} {' '.join(keys)}" if key == "distill" else
+               f"extends: {base}, and the keys on lines of their own ({lines})")
+        raise DistillConfigError(f"{key}='{name}': brackets are bench-distill's way to vary a method "
+                                 f"(methods={name}); here write {how}")
     if path.suffix not in {".yaml", ".yml"}:
         if name in MERGED_PRESETS:
             LOGGER.warning(f"ikd-yolo: preset '{name}' is now '{MERGED_PRESETS[name]}' (the same settings); the old "
@@ -170,14 +185,15 @@ def _preset_keys(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     if path.resolve() in chain:
         loop = " -> ".join(p.name for p in (*chain, path.resolve()))
         raise DistillConfigError(f"distill YAML '{path}' extends itself ({loop}): remove one extends: line")
-    data = upgrade_keys(_read_yaml(path), f"'{path}'")
+    data = without_file_trust(upgrade_keys(_read_yaml(path), f"'{path}'"), f"distill YAML '{path}'")
     base: dict[str, Any] = {}
     if EXTENDS in data:
         parent = data.pop(EXTENDS)
         if not isinstance(parent, str) or not parent.strip():
             raise DistillConfigError(f"extends: in distill YAML '{path}' must name one preset or YAML, e.g. "
                                      f"extends: ikd-fgd-full (got {parent!r})")
-        base = _preset_keys(preset_path(parent.strip(), "extends", path.parent), (*chain, path.resolve()))
+        if parent.strip() != "default":  # default.yaml's values are what every YAML starts from
+            base = _preset_keys(preset_path(parent.strip(), "extends", path.parent), (*chain, path.resolve()))
     for k in data:
         if k in DEFAULT_CFG_KEYS and k not in DISTILL_KEYS:
             raise DistillConfigError(f"'{k}' in distill YAML '{path}' is an Ultralytics train argument, not a "
@@ -201,30 +217,30 @@ def check_value(key: str, value: Any) -> Any:
     if spec.kind == "bool":
         if isinstance(value, bool) or str(value).lower() in {"true", "false"}:
             return value if isinstance(value, bool) else str(value).lower() == "true"
-        raise DistillConfigError(f"{key}={value!r} must be True or False (default {spec.default})")
+        raise DistillConfigError(f"{key}={shown(value)} must be True or False (default {spec.default})")
     if spec.kind == "choice":
         if value is False and "off" in spec.choices:  # YAML reads a bare `off` as false
             value = "off"
         if str(value).lower() not in spec.choices:
-            raise DistillConfigError(f"{key}={value!r} is not valid: choose one of {', '.join(spec.choices)}")
+            raise DistillConfigError(f"{key}={shown(value)} is not valid: choose one of {', '.join(spec.choices)}")
         return str(value).lower()
     if spec.kind == "range":
         ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_finite(v) for v in value)
         if not ok or float(value[0]) > float(value[1]) or not all(_in_bounds(spec, float(v)) for v in value):
             lo = f"{number_text(spec.lo)} {'<' if spec.lo_open else '<='} " if spec.lo is not None else ""
             hi = f" {'<' if spec.hi_open else '<='} {number_text(spec.hi)}" if spec.hi is not None else ""
-            raise DistillConfigError(f"{key}={value!r} must be a range [min, max] of two numbers "
+            raise DistillConfigError(f"{key}={shown(value)} must be a range [min, max] of two numbers "
                                      f"with {lo}min <= max{hi}")
         return [float(v) for v in value]
     if spec.kind == "weight" and value == AUTO:
         return AUTO
     if not _is_number(value):
-        raise DistillConfigError(f"{key}={value!r} must be a number (default {spec.default})")
+        raise DistillConfigError(f"{key}={shown(value)} must be a number (default {spec.default})")
     if not math.isfinite(value):
         raise DistillConfigError(f"{key}={value} must be a finite number (default {spec.default})")
     if spec.kind == "int":
         if not float(value).is_integer():
-            raise DistillConfigError(f"{key}={value!r} must be a whole number (default {spec.default})")
+            raise DistillConfigError(f"{key}={shown(value)} must be a whole number (default {spec.default})")
         value = int(value)
     else:
         value = float(value)

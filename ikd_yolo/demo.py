@@ -16,23 +16,37 @@ from typing import Any
 
 import numpy as np
 
-from .config import DEFAULTS
+from .config import DEFAULTS, DistillConfigError
 from .evidence import run_benchmark
-from .evidence.bench import prepare_data, resolve_settings, teacher_train_args
+from .evidence.bench import check_inputs, check_output_folders, prepare_data, resolve_settings, teacher_train_args
 from .evidence.paths import local
 from .evidence.profiles import PROFILES
 from .evidence.runs import teacher_folder
 
 DEMO_METHODS = ("none", str(DEFAULTS["distill"]))
+DEMO_FIXED = ("profile", "name", "project", "report", "methods", "seeds")  # bench-distill keys the demo sets itself
 # wall minutes of the two students, measured on 2 CPU cores (quick profile, two runs at a time), and of the teacher
 STUDENT_MINUTES, TEACHER_MINUTES = 12, 7
 N_IMAGES = 4  # validation images in detections.jpg
 
 
 def run_demo(out: str = "runs/ikd-demo", seed: int = 0, **overrides: Any) -> dict[str, Any]:
-    """Run the demo (any bench-distill override applies, e.g. epochs=3) and return the benchmark summary."""
+    """Run the demo (any bench-distill override applies, e.g. epochs=3) and return the benchmark summary.
+
+    Args:
+        out (str): Folder of everything the demo writes (runs, logs, report, detections.jpg).
+        seed (int): The one seed both students train with.
+        **overrides: Any bench-distill profile key but those the demo fixes (profile, methods, seeds, name, project,
+            report), e.g. epochs=3, imgsz=64; any Ultralytics train argument.
+    """
+    if fixed := [k for k in overrides if k in DEMO_FIXED]:
+        raise DistillConfigError(f"'{fixed[0]}' is set by the demo (seed {seed} of profile=quick, methods "
+                                 f"{' and '.join(DEMO_METHODS)}): choose it with ikd-yolo bench-distill instead")
     root = Path(out).resolve()
-    print(plan(root, seed, overrides))
+    s = resolve_settings("quick", methods=list(DEMO_METHODS), seeds=[seed], **overrides)
+    check_inputs(s)  # before the plan, which draws the synthetic set
+    check_output_folders(out=root)
+    print(plan(root, seed, s, overrides))
     summary = run_benchmark(
         profile="quick", name="demo", out=root, project=root, methods=list(DEMO_METHODS), seeds=[seed], **overrides
     )
@@ -41,9 +55,9 @@ def run_demo(out: str = "runs/ikd-demo", seed: int = 0, **overrides: Any) -> dic
     return summary
 
 
-def plan(root: Path, seed: int, overrides: dict[str, Any]) -> str:
-    """One line: what trains, about how long, what is cached already, where everything goes."""
-    s = resolve_settings("quick", methods=list(DEMO_METHODS), seeds=[seed], **overrides)
+def plan(root: Path, seed: int, s: dict[str, Any], overrides: dict[str, Any]) -> str:
+    """One line: what trains (settings `s` of the quick profile with `overrides`), about how long, what is cached
+    already, where everything goes."""
     data = prepare_data(s)[0]  # drawn once (seconds), then cached: its path is part of the teacher's key
     if s["teacher"]:
         teacher = f"teacher {s['teacher']}"

@@ -12,12 +12,15 @@ from typing import Any
 
 from torch import nn
 
-from .checkpoints import UntrustedCheckpoint, load_pt
+from .checkpoints import TRUST_KEY, UntrustedCheckpoint, load_pt
 from .errors import DataError, InputError, StudentError, TeacherError
+from .file_values import check_size
+from .model_yaml import config_problem
 
-__all__ = ["TASKS", "DataError", "InputError", "StudentError", "TeacherError", "check_student", "checkpoint_model",
-           "detection_problem", "find_weights", "load_data", "model_task", "read_checkpoint", "task_model_class",
-           "wrapped_student"]
+__all__ = ["TASKS", "DataError", "InputError", "StudentError", "TeacherError", "check_image_path", "check_pretrained",
+           "check_student", "check_task_labels", "checkpoint_model", "detection_problem", "find_weights", "load_data",
+           "model_task", "read_checkpoint", "read_model_yaml", "read_yaml_file", "split_images", "task_model_class",
+           "unwritable", "wrapped_student"]
 
 # the tasks IKD distils: every Ultralytics task whose head is a YOLO Detect head plus a branch (masks, keypoints,
 # angles); classify has no detection head, RT-DETR, YOLO-World and YOLOE are other detector families
@@ -69,7 +72,31 @@ def read_checkpoint(path: Path, key: str, error: type[InputError] = InputError, 
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("ema") or ckpt.get("model"), nn.Module):
         raise error(f"{key}={path} is not an Ultralytics checkpoint (it holds no model): pass the best.pt or "
                     "last.pt of a training run")
+    if not trust:  # a trusted file may run code anyway
+        configs = [m.yaml for k in ("model", "ema") if isinstance(ckpt.get(k), nn.Module) for m in ckpt[k].modules()
+                   if hasattr(m, "yaml")]
+        if problem := next(filter(None, map(config_problem, configs)), None):
+            raise error(f"{key}={path} is refused: {problem} (Ultralytics rebuilds the model from that config and "
+                        f"runs or calls what it names); if you trust this file, pass {TRUST_KEY}=True")
     return ckpt
+
+
+def read_model_yaml(name: str, key: str, error: type[InputError] = InputError) -> dict[str, Any]:
+    """The model config of a `key=x.yaml` (Ultralytics' own YAMLs by name too), or one line when it is missing or is
+    not one Ultralytics builds without running what it names (`model_yaml.config_problem`)."""
+    from ultralytics.nn.tasks import yaml_model_load
+
+    read_yaml_file(Path(name), key, error)  # a local file: before Ultralytics' reader sees it
+    try:
+        cfg = yaml_model_load(name)
+    except FileNotFoundError:
+        raise error(f"{key}={name} not found: pass a model YAML such as yolo11n.yaml or a trained .pt") from None
+    except ValueError as e:  # Ultralytics' reader: not YAML, not a mapping
+        raise error(f"{key}={name} cannot be read as a model YAML: {str(e).strip().splitlines()[0]}") from None
+    if problem := config_problem(cfg):
+        raise error(f"{key}={name} is refused: {problem}; ikd-yolo builds only configs shaped as Ultralytics' own, "
+                    "since Ultralytics runs or calls what a config names")
+    return cfg
 
 
 def checkpoint_model(ckpt: dict[str, Any]) -> nn.Module:
@@ -143,17 +170,11 @@ def check_student(model: Any, trust: bool = False, tasks: tuple[str, ...] = TASK
     A `.pt` student is looked up (never downloaded) and read as `read_checkpoint` reads it (`trust`); a wrapped one
     (a distillation run's checkpoint) is checked by the student it holds.
     """
-    from ultralytics.nn.tasks import yaml_model_load
-
     if model is None or isinstance(model, nn.Module):
         return model
     name = str(model)
     if name.endswith((".yaml", ".yml")):
-        try:
-            cfg = yaml_model_load(name)
-        except FileNotFoundError:
-            raise StudentError(
-                f"model={name} not found: pass a model YAML such as yolo11n.yaml or a trained .pt") from None
+        cfg = read_model_yaml(name, "model", StudentError)
         problem, student = detection_problem(cfg, tasks), None
         if problem is None:
             student = task_model_class(TASK_HEADS[str(cfg["head"][-1][2])])(cfg, verbose=False)
@@ -182,20 +203,127 @@ def wrapped_student(weights: Any) -> nn.Module | None:
 
 
 def load_data(data: Any) -> dict[str, Any]:
-    """The dataset dict of `data=` (Ultralytics' `check_det_dataset`), or one line naming the problem."""
+    """The dataset dict of `data=` (Ultralytics' `check_det_dataset`), or one line naming the problem.
+
+    Nothing is fetched: a URL is refused, and so are missing images that the YAML's `download:` would fetch (a URL,
+    a shell command or Python code, which Ultralytics runs)."""
     from ultralytics.data.utils import check_det_dataset
 
     if not data:
         raise DataError("no dataset given: pass data=path/to/data.yaml (ikd-yolo synth writes one)")
-    if str(data).endswith((".yaml", ".yml")) and not Path(str(data)).is_file():
+    if "://" in str(data):
+        raise DataError(f"data={data} is a URL (ikd-yolo never downloads): download the dataset yourself and pass "
+                        "data=path/to/data.yaml")
+    path = Path(str(data))
+    if not path.exists():
         from ultralytics.utils import ROOT
 
-        if (ROOT / "cfg" / "datasets" / Path(str(data)).name).is_file():  # also Ultralytics' default when none given
+        yaml_name = path.name if path.suffix in {".yaml", ".yml"} else f"{path.name}.yaml"  # coco8 means coco8.yaml
+        if (ROOT / "cfg" / "datasets" / yaml_name).is_file():  # also Ultralytics' default when none given
             raise DataError(f"data={data} is an Ultralytics dataset that would be downloaded (ikd-yolo never "
                             "downloads): pass your own data=path/to/data.yaml (ikd-yolo synth writes one)")
-        raise DataError(f"data={data} not found: pass the path of a dataset YAML (ikd-yolo synth writes one)")
+        if path.suffix in {".yaml", ".yml"}:
+            raise DataError(f"data={data} not found: pass the path of a dataset YAML (ikd-yolo synth writes one)")
+    described = read_yaml_file(path, "data", DataError)
+    described = described if isinstance(described, dict) else None
+    if described is not None:
+        check_size(described, f"data={data}", DataError)
     try:
-        return check_det_dataset(str(data))
-    except (FileNotFoundError, SyntaxError, KeyError, ValueError, AssertionError) as e:  # Ultralytics asserts too
+        return check_det_dataset(str(data), autodownload=False)
+    except (FileNotFoundError, SyntaxError, KeyError, ValueError, AssertionError, TypeError) as e:  # it asserts too
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if isinstance(e, FileNotFoundError) and "images not found" in first and (described or {}).get("download"):
+            raise DataError(f"data={data}: {first}, and ikd-yolo never runs a data YAML's download: (a URL, shell "
+                            "command or Python code): fetch the dataset yourself, then run again") from None
         raise DataError(f"data={data} cannot be used: {first}") from None
+
+
+def split_images(data: dict[str, Any], split: str) -> list[Path]:
+    """The image files of split `split` of a dataset dict (`load_data`'s), sorted: its folders searched through,
+    its .txt lists read (a relative path from the list's folder)."""
+    from ultralytics.data.utils import IMG_FORMATS
+
+    images = []
+    for entry in data[split] if isinstance(data[split], list) else [data[split]]:
+        path = Path(entry)
+        if path.is_dir():
+            images += [p for p in path.rglob("*.*") if p.suffix[1:].lower() in IMG_FORMATS]
+        else:
+            images += [(path.parent / line.strip()).resolve() for line in path.read_text().splitlines() if line.strip()]
+    return sorted(set(images))
+
+
+# what a label row of each task with more than a box holds (Ultralytics reads a row of more than 6 values so)
+SHAPE_LABELS = {"segment": "polygons (class x1 y1 x2 y2 x3 y3 ...)",
+                "obb": "rotated boxes as four corners (class x1 y1 x2 y2 x3 y3 x4 y4)"}
+
+
+def check_task_labels(data: dict[str, Any], data_arg: Any, task: str) -> None:
+    """A segment or obb student needs polygons or corners in its labels: one line when the first labelled training
+    image holds plain boxes (Ultralytics would stop only once the run folder exists)."""
+    from ultralytics.data.utils import img2label_paths
+
+    if task not in SHAPE_LABELS:
+        return
+    for label in map(Path, img2label_paths([str(p) for p in split_images(data, "train")])):
+        try:
+            rows = [line.split() for line in label.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError):  # missing or unreadable: Ultralytics skips it too
+            continue
+        if rows:
+            if all(len(row) <= 6 for row in rows):
+                raise DataError(f"data={data_arg} holds plain boxes ({label}: {len(rows[0])} values a row), and a "
+                                f"{task} student needs {SHAPE_LABELS[task]}: pass a {task} dataset (ikd-yolo synth "
+                                f"task={task} writes one)")
+            return
+
+
+def check_pretrained(value: Any, trust: bool = False) -> None:
+    """`pretrained=` a checkpoint (Ultralytics loads its weights into the student with plain torch.load, or downloads
+    one it knows by name) is looked up and read as `read_checkpoint` reads it; True / False need nothing."""
+    if isinstance(value, (str, Path)) and str(value).lower() not in {"true", "false", ""}:
+        read_checkpoint(find_weights(value, "pretrained", StudentError), "pretrained", StudentError, trust)
+
+
+def check_image_path(out: Path, key: str) -> None:
+    """One line unless a figure can be saved at `key=out`: a format matplotlib writes, in a folder that can be written
+    (made when missing)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if out.suffix and out.suffix[1:].lower() not in formats:
+        raise InputError(f"{key}={out}: '{out.suffix}' is not an image format matplotlib writes: use .png "
+                         f"(or {', '.join(sorted(formats))})")
+    if out.is_dir():
+        raise InputError(f"{key}={out} is a folder: pass the image file to write, e.g. {key}={out / 'grid.png'}")
+    if problem := unwritable(out.parent):
+        raise InputError(f"{key}={out}: {problem}: pick another path")
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why files cannot be written into `folder` (made when missing), or None: the nearest folder that exists is tried
+    with a temporary file, gone again at once."""
+    import tempfile
+
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            return None
+    except OSError as e:
+        return e.strerror or type(e).__name__
+
+
+def read_yaml_file(path: Path, key: str, error: type[InputError]) -> Any:
+    """What the YAML file `key=path` holds, read by PyYAML's Python reader, or None when it is not one (a folder, a
+    bare name, not YAML: Ultralytics then says what is wrong); one line when its brackets nest so deep that the C
+    reader Ultralytics uses would crash the process."""
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) if path.suffix in {".yaml", ".yml"} else None
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    except RecursionError:
+        raise error(f"{key}={path} nests brackets too deeply to be read: write a plain YAML") from None

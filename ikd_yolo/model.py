@@ -14,7 +14,9 @@ from torch import nn
 
 from .config import unit_for_auto
 from .hooks import FeatureRecorder, detect_input_layers, neck_features, split_levels, training_outputs
-from .losses import BASE_LOSSES, AdvFeatureLoss, LevelHead, build_base_loss, config_key, position_weights
+from .losses import (
+    BASE_LOSSES, AdvFeatureLoss, LevelHead, build_base_loss, part_name, position_weights, term_weight_keys,
+)
 from .streams import STREAMS_KEY, Stream, StreamBatch, streams_of
 
 TEACHER_FEATS = "ikd_teacher_feats"  # list of teacher maps on batch["img"]
@@ -77,11 +79,6 @@ def stream_parts(stream: str, weight: float, parts: Mapping[str, torch.Tensor],
     "<stream>.<part>" ("<stream>" for a lone part), only the parts in `keep` when given."""
     return {".".join(filter(None, (stream, k.partition(".")[2]))): weight * v for k, v in parts.items()
             if keep is None or k.partition(".")[2] in keep}
-
-
-def part_name(loss: str, part: str) -> str:
-    """The name of part `part` of loss `loss` in the logs and the calibration: "fgd.fg", or "mse" for a lone part."""
-    return f"{loss}.{part}" if part else loss
 
 
 class FeatureDistiller(nn.Module):
@@ -153,13 +150,8 @@ class FeatureDistiller(nn.Module):
 
     def weight_keys(self) -> dict[str, str]:
         """{part name: the config key of its weight} for every measured term: the base loss's parts, and a stream
-        whose weight is a loss weight ("adv": "adv_weight")."""
-        keys = {}
-        if self.base is not None:
-            keys.update({part_name(self.kd_name, part): config_key(self.kd_name, arg)
-                         for part, arg in type(self.base[0]).WEIGHTS.items()})
-        keys.update({stream.name: stream.weight_key for stream in self.streams if stream.weight_key == "adv_weight"})
-        return keys
+        whose weight is a loss weight ("fgd.fg": "fgd_alpha", "adv": "adv_weight")."""
+        return term_weight_keys(self.kd_name if self.base is not None else "none", "adv" in self.stream_weights)
 
     def set_weights(self, weights: Mapping[str, float]) -> None:
         """Give the terms new weights, by config key (what `weight_keys` names), on every level."""

@@ -10,16 +10,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import LOGGER
 
 from .checkpoints import STATE_ATTR, TRUST_KEY, read_state
-from .config import check_value, keypoints_distilled, resolve_distill_config, restore_saved_config
+from .cache import cache_dir
+from .config import (
+    adversarial_term_on, check_value, keypoints_distilled, resolve_distill_config, restore_saved_config,
+)
 from .errors import DataError, StudentError, TeacherError
+from .file_values import check_size
 from .hooks import detect_head, detect_input_layers
 from .inputs import (
-    InputError, check_student, checkpoint_model, load_data, model_task, read_checkpoint, wrapped_student,
+    InputError, check_pretrained, check_student, check_task_labels, checkpoint_model, load_data, model_task,
+    read_checkpoint, unwritable, wrapped_student,
 )
 from .teacher import check_compatible, check_teacher_path, load_teacher
 
@@ -30,6 +36,7 @@ def preflight(overrides: dict[str, Any], explicit: dict[str, Any]) -> tuple[dict
     """(validated distillation settings, loaded and checked teacher) for a trainer's Ultralytics `overrides` and
     distillation keys `explicit`; raises a one-line InputError / DistillConfigError otherwise."""
     check_device(overrides.get("device"))
+    check_train_args(overrides)
     trust = check_value(TRUST_KEY, explicit.get(TRUST_KEY, False))  # needed before any file is read
     resume = overrides.get("resume")
     ckpt = None
@@ -48,7 +55,13 @@ def preflight(overrides: dict[str, Any], explicit: dict[str, Any]) -> tuple[dict
         folder = run_folder(overrides)
         check_not_inside(overrides.get("model"), "model", folder, StudentError)
         student = check_student(overrides.get("model"), trust)
+        check_pretrained(overrides.get("pretrained"), trust)
         data_arg, single_cls = overrides.get("data"), bool(overrides.get("single_cls"))
+    if problem := unwritable(folder):
+        raise InputError(f"the run folder {folder} cannot be written ({problem}): pass project= (and name=) a folder "
+                         "you can write")
+    if adversarial_term_on(distill) and distill["adv_mode"] == "cached":
+        cache_dir()  # where the adversarial images are kept: a file in its place is refused before the data is read
     check_not_inside(check_teacher_path(distill["teacher"]), "teacher", folder, TeacherError)
     data = load_data(data_arg)
     nc, names = (1, None) if single_cls else (data["nc"], data["names"])
@@ -60,6 +73,7 @@ def preflight(overrides: dict[str, Any], explicit: dict[str, Any]) -> tuple[dict
     if (overrides.get("task") or "detect") == "pose" and "kpt_shape" not in data:
         raise DataError(f"data={data_arg} has no kpt_shape: a pose student needs a keypoint dataset (kpt_shape and "
                         "flip_idx in its YAML; ikd-yolo synth task=pose writes one)")
+    check_task_labels(data, data_arg, overrides.get("task") or "detect")
     if ckpt is not None:
         check_saved_teacher_width(read_state(ckpt), student, teacher, distill["teacher"], path)
     return distill, teacher
@@ -124,9 +138,7 @@ def check_saved_teacher_width(state: dict[str, Any], student: nn.Module, teacher
     from .model import level_channels
 
     student = wrapped_student(student) or student
-    ours = level_channels(student, detect_input_layers(student))
-    saved = [int(state["distiller"][f"adapters.{i}.weight"].shape[0]) if f"adapters.{i}.weight" in state["distiller"]
-             else c for i, c in enumerate(ours)]
+    saved = saved_teacher_widths(state["distiller"], level_channels(student, detect_input_layers(student)))
     now = level_channels(teacher, detect_input_layers(teacher))
     if saved != now:
         raise TeacherError(f"teacher={teacher_arg} has level widths {now}, but '{path}' was distilled from a teacher "
@@ -134,10 +146,31 @@ def check_saved_teacher_width(state: dict[str, Any], student: nn.Module, teacher
                            f"teacher={state['config'].get('teacher')})")
 
 
+def saved_teacher_widths(distiller: dict[str, Any], student_widths: list[int]) -> list[int]:
+    """The teacher width of each level that a saved distiller's adapters map onto: the output channels of the level's
+    last convolution (a 1x1 conv, or the second conv of an MLP projector); a level without one (an identity, the
+    widths were equal) keeps the student's width."""
+    widths = []
+    for i, width in enumerate(student_widths):
+        convs = [v for k, v in distiller.items() if k.startswith(f"adapters.{i}.") and k.endswith("weight")
+                 and v.dim() == 4]  # state-dict order: a projector's layers in the order they run
+        widths.append(int(convs[-1].shape[0]) if convs else width)
+    return widths
+
+
+def check_train_args(overrides: dict[str, Any]) -> None:
+    """Ultralytics' own checks of its train arguments' types and ranges (epochs=0, lr0=abc), made here so that a
+    mistake is one line before the run starts rather than a traceback from inside the trainer."""
+    from ultralytics.cfg import get_cfg
+
+    try:
+        get_cfg(overrides={k: v for k, v in overrides.items() if k != "save_dir"})
+    except (TypeError, ValueError, SyntaxError) as e:
+        raise InputError(str(e).strip().splitlines()[0]) from None
+
+
 def check_device(device: Any) -> None:
     """Refuse a GPU device when torch sees none (Ultralytics would stop with a multi-line traceback)."""
-    import torch
-
     if device is None or str(device).lower() in {"", "cpu", "mps"} or torch.cuda.is_available():
         return
     raise InputError(f"device={device} asks for a GPU, but torch {torch.__version__} sees none on this machine: "
@@ -167,6 +200,12 @@ def saved_distill_config(ckpt: dict[str, Any], path: Path, explicit: dict[str, A
                              f"run from its weights, e.g. ikd-yolo train model={path} teacher=... data=... epochs=N")
         raise InputError(f"'{path}' holds no ikd-yolo state: resume runs started with ikd-yolo, "
                          "or resume this one with 'yolo train resume'")
+    if not (isinstance(state, dict) and isinstance(state.get("config"), dict)
+            and isinstance(state.get("distiller"), dict)
+            and all(isinstance(v, torch.Tensor) for v in state["distiller"].values())):
+        raise InputError(f"'{path}' holds a damaged ikd-yolo state (it needs the settings and the distiller's "
+                         "tensors): resume from another checkpoint of that run, or start a new run from its weights")
+    check_size(state["config"], f"the settings saved in '{path}'", InputError)
     distill = restore_saved_config(state["config"], f"'{path}'")
     ignored = [k for k, v in explicit.items() if k not in {"teacher", TRUST_KEY} and v != distill.get(k)]
     if ignored:

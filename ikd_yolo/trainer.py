@@ -32,6 +32,7 @@ from .checkpoints import (
     TRUST_KEY, atomic_save, atomic_strip_optimizer, attach_state, load_pt, read_state, remove_state, staged_writes,
     strip_state,
 )
+from .cfg_files import cfg_file_keys, read_cfg_file
 from .config import DISTILL_KEYS, auto_keys, keypoints_distilled, split_distill_args, weight_on
 from .hooks import detect_input_layers
 from .inputs import StudentError, TeacherError, wrapped_student
@@ -51,6 +52,17 @@ def resync_nonfinite(ema: nn.Module, live: nn.Module) -> None:
     for k, v in ema.state_dict().items():
         if v.is_floating_point() and not torch.isfinite(v).all() and torch.isfinite(live_state[k]).all():
             v.copy_(live_state[k])
+
+
+def without_file_keys(overrides: dict[str, Any]) -> dict[str, Any]:
+    """`YOLO(...).train(cfg=file, ...)` gives the trainer the file's keys merged under the call's: of those, keep only
+    what a file may set (`cfg_files.cfg_file_keys`). A key whose value differs from the file's is the call's own."""
+    if not overrides.get("cfg"):
+        return overrides
+    loaded = read_cfg_file(overrides["cfg"])
+    given = {k: v for k, v in overrides.items() if k not in loaded or v != loaded[k]}
+    from_file = cfg_file_keys(loaded, given, f"cfg={overrides['cfg']}")
+    return {**{k: v for k, v in from_file.items() if k in overrides}, **given}
 
 
 class IKDTrainer(DetectionTrainer):
@@ -78,7 +90,7 @@ class IKDTrainer(DetectionTrainer):
         return super().__new__(cls)
 
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None) -> None:
-        explicit, overrides = split_distill_args(dict(overrides or {}))
+        explicit, overrides = split_distill_args(without_file_keys(dict(overrides or {})))
         overrides["task"] = self.TASK  # as the task's Ultralytics trainer does, but before preflight names the folder
         if overrides.get("distill_model"):
             raise TeacherError("IKDTrainer takes the teacher as teacher=..., not Ultralytics' distill_model=")

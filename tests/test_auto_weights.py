@@ -88,3 +88,37 @@ def test_resume_uses_the_measured_weights(killed_run):
     trainer = IKDTrainer(overrides={"model": str(killed_run["last"]), "resume": str(killed_run["last"])})
     assert auto_keys(trainer.distill) == [] and trainer.distill["mgd_alpha"] == saved["mgd_alpha"] > 0
     assert saved["weights"] == "auto" and isinstance(saved["adv_weight"], float)
+
+
+def test_a_runs_args_yaml_as_cfg_measures_its_weights_again(tmp_path, finished_run, ultralytics_log):
+    """`train cfg=<run>/args.yaml`: the file's measured numbers are that run's; with weights=auto this run measures
+    its own, except the weights the command line gives (a weight of 0 in the file would stay: a term turned off)."""
+    import yaml
+
+    from ikd_yolo.cli import main
+
+    args = yaml.safe_load((finished_run / "args.yaml").read_text())
+    assert args["weights"] == "auto" and args["fgd_alpha"] > 0 and args["adv_weight"] == 0  # fgd: no adversarial term
+    cfg = tmp_path / "args.yaml"
+    cfg.write_text(yaml.safe_dump({**args, "fgd_alpha": 123.0, "fgd_gamma": 0.0}))
+    assert main(["train", f"cfg={cfg}", f"project={tmp_path}", "name=again", "fgd_beta=0.5"]) == 0
+    again = yaml.safe_load((tmp_path / "again" / "args.yaml").read_text())
+    assert 0 < again["fgd_alpha"] != 123.0 and again["fgd_lambda"] != "auto"  # measured by this run
+    assert again["fgd_beta"] == 0.5 and again["fgd_gamma"] == 0.0 and again["adv_weight"] == 0.0
+    assert [m for m in ultralytics_log if "again (the numbers" in m] == [
+        f"ikd-yolo: weights=auto measures fgd_alpha, fgd_lambda again (the numbers in cfg={cfg} are an earlier "
+        "run's); kept as given on the command line: fgd_beta"]
+
+
+def test_weights_are_measured_with_images_cached_in_ram(tmp_path, synthetic_data, teacher_pt):
+    """cache=ram keeps the images in one store that is not a list (and that loading never changes): the measurement
+    leaves it as it is and training goes on from it."""
+    from ultralytics import YOLO
+
+    model = YOLO("yolo11n.yaml")
+    model.train(trainer=IKDTrainer, teacher=str(teacher_pt), data=str(synthetic_data), distill="fgd", cache="ram",
+                **train_kwargs(tmp_path, "ram", val=False))
+    dataset = model.trainer.train_loader.dataset
+    assert not isinstance(dataset.ims, list) and dataset.ims[0].shape[-1] == 3  # Ultralytics' RAM image store
+    assert model.trainer.auto_weight_report["weights"]["fgd_alpha"] > 0
+    assert read_results(tmp_path / "ram")["train/fgd_loss"][0] > 0

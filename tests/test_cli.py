@@ -3,6 +3,7 @@ folder left behind), Ultralytics' own verbs through `ikd-yolo`, and `version`.""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -44,7 +45,11 @@ def _cases(tmp: Path, data: Path, teacher: Path, finished: Path) -> list[tuple[l
     train = ["train", "model=yolo11n.yaml"]
     return [
         ([*train, t, d, "fgd_alpha=nan"], "fgd_alpha=nan must be a finite number (default 3e-07)"),
-        ([*train, t, d, "adv_eps=-1"], "adv_eps=-1.0 must not be negative"),
+        ([*train, t, d, "adv_eps=-1"], "adv_eps=-1.0 must lie in [0, 1]"),
+        ([*train, t, d, "adv_step_size=2"], "adv_step_size=2.0 must lie in [0, 1]"),
+        ([*train, t, d, "distill=ikd-score[adv_steps=1]"], "distill='ikd-score[adv_steps=1]': brackets are "
+                                                           "bench-distill's way to vary a method (methods=ikd-score["
+                                                           "adv_steps=1]); here write distill=ikd-score adv_steps=1"),
         ([*train, t, d, "freq_small=-5"], "freq_small=-5 must be greater than 0"),
         ([*train, t, "data=missing.yaml"], "data=missing.yaml not found: pass the path of a dataset YAML"),
         ([*train, t], "data=coco8.yaml is an Ultralytics dataset that would be downloaded (ikd-yolo never downloads)"),
@@ -253,3 +258,49 @@ def test_a_bad_cfg_file_is_one_line(text, message, tmp_path, capsys):
     assert main(["train", f"cfg={cfg}"]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and message.format(cfg=cfg) in err[0]
+
+
+def test_export_without_its_format_package_is_one_line_and_installs_nothing(finished_run, tmp_path, monkeypatch,
+                                                                             capsys):
+    import sys
+
+    import ultralytics.utils.checks as checks
+
+    installs, autoinstall = [], checks.AUTOINSTALL
+    monkeypatch.setattr(checks, "ONLINE", True)  # so that only ikd-yolo stands between Ultralytics and pip
+    monkeypatch.setattr(checks.subprocess, "check_output", lambda *a, **k: installs.append(a))  # pip would run here
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if onnx were not installed
+    best = tmp_path / "best.pt"
+    shutil.copy(finished_run / "weights" / "best.pt", best)
+    assert main(["export", f"model={best}", "format=onnx", "imgsz=64"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err[-1] == ("ikd-yolo export: error: export needs the Python package onnx, which is not installed: pip "
+                       "install onnx (ikd-yolo never installs packages while it runs)")
+    assert installs == [] and checks.AUTOINSTALL == autoinstall and not list(tmp_path.glob("best.onnx"))
+
+
+@pytest.mark.parametrize("command", ["synth", "show-aug", "attack", "demo", "bench-distill"])
+def test_each_command_has_a_help_of_its_own_with_every_key_it_takes(command, capsys):
+    """`ikd-yolo <command> --help` lists each of the command's keys with a default and a meaning."""
+    import inspect
+
+    from ikd_yolo.cli_help import command_keys
+    from ikd_yolo.evidence.profiles import PROFILE_KEYS
+
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    fn, _, skip = command_keys(command)
+    keys = [k for k, p in inspect.signature(fn).parameters.items() if k not in skip and p.kind != p.VAR_KEYWORD]
+    if command in {"demo", "bench-distill"}:
+        keys += [k for k in PROFILE_KEYS if command == "bench-distill" or k not in {"methods", "seeds"}]
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and len(line.split()) >= 3}
+    assert keys and [k for k in keys if k not in rows] == []
+    assert out != help_text() and "Keys (default, meaning):" in out
+
+
+def test_bench_distill_help_documents_its_own_keys_and_the_bracket_syntax(capsys):
+    assert main(["bench-distill", "--help"]) == 0
+    out = capsys.readouterr().out
+    for key in ("profile", "seeds", "jobs", "methods", "teacher_init", "report", "name"):
+        assert re.search(rf"^  {key} +\S+ +\S", out, flags=re.M), key
+    assert "ultralytics[dis=18]" in out and "ikd-score[adv_steps=1]" in out and "distill=ikd-score adv_steps=1" in out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ikd_yolo.config import (
@@ -200,3 +202,31 @@ def test_adv_frac_zero_with_the_adversarial_term_on_is_refused():
     for term_off in ({"adv_weight": 0}, {"adv_steps": 0, "adv_mode": "online"}, {"distill": "fgd"},
                      {"distill": "ikd-fgd-freq"}):
         assert resolve_distill_config({**term_off, "adv_frac": 0})["adv_frac"] == 0
+
+
+def test_extends_default_starts_from_default_yaml(tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("extends: default\nkd_loss: fgd\n")
+    assert resolve_distill_config({"distill": str(mine)}) == {**resolve_distill_config({"kd_loss": "fgd"}),
+                                                              "distill": str(mine)}
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("adv_step_size", 2, "adv_step_size=2.0 must lie in [0, 1]"),  # 2 meant as 2/255
+    ("adv_eps", 8, "adv_eps=8.0 must lie in [0, 1]"),
+])
+def test_attack_sizes_are_in_pixel_units(key, value, message):
+    assert check_value(key, 1.0) == 1.0 and check_value(key, 0) == 0.0
+    with pytest.raises(DistillConfigError, match=re.escape(message)):
+        check_value(key, value)
+
+
+def test_a_cfg_file_keeps_its_zero_weights_and_the_presets_and_measures_the_rest():
+    from ikd_yolo.cfg_files import cfg_file_keys
+
+    earlier = {"distill": "score-feat", "weights": "auto", "score_feat": 6.0, "score_cls": 0.0, "fgd_alpha": 0.3,
+               "adv_weight": 0.0, "epochs": 3}
+    assert cfg_file_keys(earlier, {}, "cfg=x") == {k: v for k, v in earlier.items() if k != "fgd_alpha"}
+    assert cfg_file_keys(earlier, {"weights": "fixed"}, "cfg=x") == earlier  # numbers stay numbers
+    kept = cfg_file_keys({**earlier, "distill": "ikd-score"}, {"score_box": 0.5}, "cfg=x")
+    assert "score_feat" not in kept and kept["adv_weight"] == 0.0  # ikd-score's preset sets no weight

@@ -156,7 +156,9 @@ SEEDS = "give a count (seeds=3) or a list of distinct seeds >= 0 (seeds=[0,4,7])
     (["bench-distill", "adv_frac=0"], "'adv_frac' is a distillation setting, which a benchmark gives no method by "
                                       "itself"),
     (["bench-distill", "methods=fgd,ikd-fgd[adv_frac=0]"], ADV_FRAC),
-    (["bench-distill", "methods=fgd[fgd_alpha=-1]"], "fgd_alpha=-1.0 must not be negative"),
+    (["bench-distill", "methods=fgd[fgd_alpha=-1]"], "method 'fgd[fgd_alpha=-1]': fgd_alpha=-1.0 must not be negative"),
+    (["bench-distill", "methods=score[score_cls=x]"], "method 'score[score_cls=x]': score_cls='x' must be a number"),
+    (["bench-distill", "methods=fgd,ikd-fgd[adv_frac=0]"], f"method 'ikd-fgd[adv_frac=0]': {ADV_FRAC}"),
     (["bench-distill", "epochs=0"], "epochs=0 must be a whole number >= 1"),
     (["bench-distill", "imgsz=abc"], "imgsz='abc' must be a whole number >= 32"),
     (["bench-distill", "batch=0"], "batch=0 must be a whole number >= 1"),
@@ -180,8 +182,38 @@ SEEDS = "give a count (seeds=3) or a list of distinct seeds >= 0 (seeds=[0,4,7])
     (["show-aug", "{data}", "distill=ikd-fgd-full", "out=."], "out=. is a folder: pass the image file to write"),
     (["show-aug", "{data}", "distill=ikd-fgd-full", "out={file}/grid.png"], "is a file, not a folder"),
     (["synth", "out={file}"], "is a file, not a folder: pick a folder for the dataset"),
+    (["bench-distill", "out={file}"], "is a file, not a folder: pass a folder you can write"),
+    (["demo", "out={file}/demo"], "is a file, not a folder: pass a folder you can write"),
     (["show-aug", "data={work}", "distill=ikd-fgd-full"], "cannot be used: No YAML file found in"),
     (["train", "{teacher}", "data=/etc/passwd", "epochs=1"], "data=/etc/passwd cannot be used: Not a YAML file"),
+    (["train", "model=yolo11n-seg.yaml", "{teacher}", "{data}", "epochs=1"],
+     "holds plain boxes ({label}: 5 values a row), and a segment student needs polygons (class x1 y1 x2 y2 x3 y3 "
+     "...): pass a segment dataset (ikd-yolo synth task=segment writes one)"),
+    (["bench-distill", "task=segment", "{data}", "{teacher}"], "holds plain boxes ("),
+    (["bench-distill", "sedes=1"], "'sedes' is not a bench-distill, ikd-yolo or Ultralytics argument. Did you mean "
+                                   "'seeds'? See ikd-yolo bench-distill --help"),
+    (["demo", "epochz=3"], "'epochz' is not a bench-distill, ikd-yolo or Ultralytics argument. Did you mean 'epochs'?"),
+    (["demo", "methods=fgd"], "'methods' is set by the demo (seed 0 of profile=quick, methods none and ikd-score): "
+                              "choose it with ikd-yolo bench-distill instead"),
+    (["attack", "{data}", "{teacher}", "previw=a.png"], "'previw' is not an option of attack. Did you mean 'preview'?"),
+    (["attack", "{data}", "{teacher}", "epochs=3"], "'epochs' is not an option of attack."),
+    (["attack", "{data}", "{teacher}", "preview={file}/p.png"], "is a file, not a folder: pick another path"),
+    (["attack", "{data}", "{teacher}", "preview=p.txt"], "preview=p.txt: '.txt' is not an image format"),
+    (["show-aug", "{data}", "distill=ikd-fgd-full", "ou=a.png"], "'ou' is not an option of show-aug. Did you mean "
+                                                                 "'out'?"),
+    (["show-aug", "{data}", "freq_mode=spectral", "freq_pp=1"], "'freq_pp' is not an option of show-aug. Did you "
+                                                                "mean 'freq_p'?"),
+    (["train", "{teacher}", "{data}", "epochs=0"], "'epochs=0' is an invalid value. 'epochs' must be >= 1."),
+    (["train", "{teacher}", "{data}", "lr0=abc"], "'lr0=abc' is of invalid type str."),
+    (["val", "{model}", "data=coco8.yaml"], "data=coco8.yaml is an Ultralytics dataset that would be downloaded"),
+    (["benchmark", "{model}"], "benchmark needs data=path/to/data.yaml (Ultralytics would download its default"),
+    (["export", "{model}", "int8=True"], "export needs data=path/to/data.yaml"),
+    (["predict", "{model}", "source=https://example.com/bus.jpg"], "source=https://example.com/bus.jpg is a URL "
+                                                                   "(ikd-yolo never downloads)"),
+    (["train", "{teacher}", "{data}", "pretrained=yolo11n.pt"], "pretrained=yolo11n.pt not found (an Ultralytics "
+                                                                "download; ikd-yolo never downloads)"),
+    (["train", "{teacher}", "data=coco8", "epochs=1"], "data=coco8 is an Ultralytics dataset that would be downloaded"),
+    (["train", "{teacher}", "data=https://example.com/d.yaml"], "is a URL (ikd-yolo never downloads)"),
 ])
 def test_former_tracebacks_are_one_line_exit_2_and_no_run_folder(words, message, tmp_path, monkeypatch, capsys,
                                                                 synthetic_data, teacher_pt):
@@ -193,9 +225,164 @@ def test_former_tracebacks_are_one_line_exit_2_and_no_run_folder(words, message,
     work.mkdir()
     (tmp_path / "a file").write_text("not a folder")
     monkeypatch.chdir(work)
-    fill = dict(teacher=f"teacher={teacher_pt}", data=f"data={synthetic_data}", file=tmp_path / "a file", work=work)
+    fill = dict(teacher=f"teacher={teacher_pt}", data=f"data={synthetic_data}", file=tmp_path / "a file", work=work,
+                label=synthetic_data.parent / "labels" / "train" / "000000.txt", model=f"model={teacher_pt}")
     capsys.readouterr()
     assert main([w.format(**fill) for w in words]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err) == 1 and err[0].startswith(f"ikd-yolo {words[0]}: error: ") and message in err[0], err
+    assert len(err) == 1 and err[0].startswith(f"ikd-yolo {words[0]}: error: ") and message.format(**fill) in err[0]
     assert list(work.iterdir()) == []  # no run folder, no dataset, no report
+
+
+@pytest.mark.parametrize("download", ["import pathlib; pathlib.Path({marker!r}).touch()", "bash -c 'touch {marker}'",
+                                      "https://example.com/data.zip"])
+def test_a_data_yaml_download_is_never_run(download, tmp_path, teacher_pt, monkeypatch, capsys):
+    """Ultralytics runs a data YAML's `download:` (Python code, a shell command or a URL) when its images are
+    missing: ikd-yolo refuses in one line instead, before any folder exists."""
+    from ikd_yolo.cli import main
+
+    marker = tmp_path / "marker"
+    data = tmp_path / "data.yaml"
+    data.write_text(yaml.safe_dump({"path": str(tmp_path / "absent"), "train": "images/train", "val": "images/val",
+                                    "names": {0: "a"}, "download": download.format(marker=str(marker))}))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["train", "model=yolo11n.yaml", f"teacher={teacher_pt}", f"data={data}", "epochs=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"ikd-yolo train: error: data={data}: Dataset '{data}' images not found, missing path "
+                   f"'{tmp_path / 'absent' / 'images' / 'val'}', and ikd-yolo never runs a data YAML's download: (a "
+                   "URL, shell command or Python code): fetch the dataset yourself, then run again")
+    assert not marker.exists() and list(work.iterdir()) == [] and not (tmp_path / "absent").exists()
+
+
+@pytest.mark.parametrize("words", [["bench-distill"], ["demo"], ["attack", "{data}", "{teacher}"],
+                                   ["train", "model=yolo11n.yaml", "{data}", "{teacher}", "adv_mode=cached"]])
+@pytest.mark.parametrize("cache", ["file", "under_file"])
+def test_a_cache_folder_that_cannot_be_one_is_one_line_before_any_work(words, cache, tmp_path, monkeypatch, capsys,
+                                                                       synthetic_data, teacher_pt):
+    from ikd_yolo.cli import main
+    from ikd_yolo.evidence import bench
+
+    monkeypatch.setattr(bench, "prepare_data", lambda s: pytest.fail("the benchmark started work"))
+    (tmp_path / "a file").write_text("not a folder")
+    value = tmp_path / "a file" if cache == "file" else tmp_path / "a file" / "cache"
+    monkeypatch.setenv("IKD_YOLO_CACHE", str(value))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    fill = dict(teacher=f"teacher={teacher_pt}", data=f"data={synthetic_data}")
+    capsys.readouterr()
+    assert main([w.format(**fill) for w in words]) == 2
+    out, err = capsys.readouterr()
+    what = "is a file, not a folder" if cache == "file" else "lies under a file, not a folder"
+    assert err.strip() == (f"ikd-yolo {words[0]}: error: IKD_YOLO_CACHE={value} {what}: ikd-yolo keeps its datasets, "
+                           "teachers and adversarial images there; set IKD_YOLO_CACHE to a writable folder")
+    assert "ikd-yolo demo:" not in out and list(work.iterdir()) == []  # no plan line, no run folder
+
+
+def test_an_empty_cache_variable_means_unset_not_the_working_folder(tmp_path, monkeypatch):
+    from ikd_yolo.cache import cache_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    for value in ("", "  "):
+        monkeypatch.setenv("IKD_YOLO_CACHE", value)
+        assert cache_dir(writable=True) == tmp_path / "home" / ".cache" / "ikd-yolo"
+
+
+@pytest.mark.parametrize("command", ["bench-distill", "demo"])
+def test_a_missing_evaluator_is_one_line_before_any_work(command, tmp_path, monkeypatch, capsys):
+    import sys
+
+    from ikd_yolo.cli import main
+    from ikd_yolo.evidence import bench
+
+    monkeypatch.setitem(sys.modules, "pycocotools.cocoeval", None)  # as if pycocotools were not installed
+    monkeypatch.setattr(bench, "prepare_data", lambda s: pytest.fail("the benchmark started work"))
+    monkeypatch.setenv("IKD_YOLO_CACHE", str(tmp_path / "cache"))
+    capsys.readouterr()
+    assert main([command]) == 2
+    out, err = capsys.readouterr()
+    assert err.strip() == (f"ikd-yolo {command}: error: pycocotools is not installed, and bench-distill (and the "
+                           "demo) score every run with its COCOeval too: pip install pycocotools (an ikd-yolo "
+                           "dependency: pip install ikd-yolo brings it)")
+    assert out == "" and not (tmp_path / "cache").exists()
+
+
+def _aliases(levels: int) -> str:
+    """A YAML flow list whose last item is 10**levels values through nested aliases (a few hundred bytes)."""
+    items = ["&a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"] + [f"&a{i} [{', '.join([f'*a{i - 1}'] * 10)}]"
+                                                       for i in range(1, levels + 1)]
+    return f"[{', '.join(items)}]"
+
+
+DEEP = "[" * 20000 + "]" * 20000  # deeper than any YAML reader recurses (Ultralytics' C reader crashed the process)
+
+
+@pytest.mark.parametrize("key, text, message", [
+    ("distill", f"freq_lam: {_aliases(8)}\n", "distill YAML '{p}' holds more than 100000 values once its shared "
+                                              "parts (YAML aliases) are expanded"),
+    ("cfg", f"hsv_h: {_aliases(8)}\n", "cfg={p} holds more than 100000 values"),
+    ("data", "train: images\nval: images\nnames: {{0: a}}\nextra: {aliases}\n", "data={p} holds more than 100000"),
+    ("model", "nc: 8\nbackbone: [[-1, 1, Conv, {aliases}]]\nhead: [[-1, 1, Detect, [nc]]]\n",
+     "model={p} is refused: its model config holds more than 100000 values"),
+    ("distill", f"freq_lam: {DEEP}\n", "distill YAML '{p}' does not parse"),
+    ("cfg", f"hsv_h: {DEEP}\n", "cfg={p} does not parse as YAML"),
+    ("data", f"names: {DEEP}\ntrain: a\nval: b\n", "data={p} nests brackets too deeply to be read"),
+    ("model", f"nc: 8\nbackbone: {DEEP}\nhead: []\n", "model={p} nests brackets too deeply to be read"),
+    ("distill", b"\xff\xfe kd_loss: fgd\n", "distill YAML '{p}' is not UTF-8 text"),
+    ("model", "- a\n- b\n", "model={p} cannot be read as a model YAML: '{p}' is not a valid YAML mapping"),
+])
+def test_a_hostile_yaml_is_one_line_before_any_work(key, text, message, tmp_path, monkeypatch, capsys, synthetic_data,
+                                                    teacher_pt):
+    """A few hundred bytes of aliases expand to 10**9 values (a hang), brackets nested 20000 deep overflow the
+    readers' recursion (a segfault in Ultralytics' C reader), bytes that are not text: each one line."""
+    from ikd_yolo.cli import main
+
+    path = tmp_path / f"hostile-{key}.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text.replace("{aliases}", _aliases(8)).replace("{{", "{").replace("}}", "}"))
+    args = {"model": "yolo11n.yaml", "teacher": teacher_pt, "data": synthetic_data, key: path, "epochs": 1}
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    capsys.readouterr()
+    assert main(["train", *(f"{k}={v}" for k, v in args.items())]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"ikd-yolo train: error: {message.format(p=path)}") and "\n" not in err, err
+    assert list(work.iterdir()) == []
+
+
+@pytest.mark.parametrize("project, why", [("{ro}", "Read-only file system"),
+                                          ("{file}/runs", "{file} is a file, not a folder")])
+def test_a_run_folder_that_cannot_be_written_is_one_line_before_any_work(project, why, tmp_path, monkeypatch, capsys,
+                                                                         synthetic_data, teacher_pt):
+    import errno
+    import tempfile
+
+    from ikd_yolo.cli import main
+
+    (tmp_path / "a file").write_text("not a folder")
+    ro = tmp_path / "read-only"
+    ro.mkdir()
+    real = tempfile.TemporaryFile
+
+    def read_only(*args, dir=None, **kwargs):  # tests run as root, where chmod does not stop writes
+        if dir is not None and Path(dir) == ro:
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    fill = {"ro": ro, "file": tmp_path / "a file"}
+    project = project.format(**fill)
+    capsys.readouterr()
+    assert main(["train", "model=yolo11n.yaml", f"teacher={teacher_pt}", f"data={synthetic_data}",
+                 f"project={project}", "name=r", "epochs=1"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"ikd-yolo train: error: the run folder {Path(project) / 'r'} cannot be written ({why.format(**fill)}): pass "
+        "project= (and name=) a folder you can write")
+    assert list(ro.iterdir()) == []
+

@@ -1,5 +1,5 @@
 """The README's test command is exactly what CI runs, and its demo command installs the same way, without the test
-extras."""
+extras and not editable."""
 
 from __future__ import annotations
 
@@ -26,5 +26,29 @@ def test_demo_command_installs_like_the_tests():
     def installs(command: str) -> list[str]:
         return [step.strip() for step in command.replace(" -q", "").split("&&") if "install" in step]
 
-    # the same steps, without the test extras: a user's install is what the package needs to run
-    assert installs(demo) == [step.replace('".[test]"', ".") for step in installs(test)] and len(installs(test)) == 2
+    # the same steps, without the test extras and not editable: a user's install is what the package needs to run,
+    # copied into the environment (an editable one breaks when the clone moves or is deleted)
+    assert installs(demo) == [step.replace('-e ".[test]"', ".") for step in installs(test)] and len(installs(test)) == 2
+    assert " -e " not in demo and installs(demo)[-1].endswith(" .")
+
+
+def test_an_installed_copy_reads_the_presets_it_ships(tmp_path):
+    """What a non-editable install copies (setup.py build_py: the packages and their data) finds configs/ inside the
+    package, even with another package's configs/ beside it in site-packages."""
+    import subprocess
+    import sys
+
+    site = tmp_path / "site-packages"
+    build = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(site)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-2000:]
+    (site / "configs").mkdir()
+    (site / "configs" / "default.yaml").write_text("someone_elses: 1\n")
+    probe = ("import ikd_yolo.config as c; from ikd_yolo.cli import main; "
+             "print(c.CONFIGS_DIR, c.DEFAULTS['distill'], len(c.preset_names())); main(['train', '--help'])")
+    run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site), "HOME": str(tmp_path)})
+    assert run.returncode == 0, run.stderr[-2000:]
+    folder, distill, presets = next(line for line in run.stdout.splitlines() if line.startswith(str(site))).split()
+    assert folder == str(site / "ikd_yolo" / "configs") and distill == "ikd-score"
+    assert int(presets) == len(list((ROOT / "configs").glob("*.yaml"))) - 1  # every preset but default.yaml

@@ -1,4 +1,5 @@
-"""Resume after a SIGKILL in the middle of an epoch, directly and through Ultralytics' DDP entry script."""
+"""Resume after a SIGKILL in the middle of an epoch, directly and through Ultralytics' DDP entry script; a stopped run
+resumes whatever projector its distiller has."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 import torch
 from ultralytics import YOLO
 
-from helpers import read_results, resume_kwargs
+from helpers import Stop, read_results, resume_kwargs, stop, train_kwargs
 from ikd_yolo import IKDTrainer
 from ikd_yolo.config import DEFAULTS
 
@@ -133,3 +134,63 @@ def test_resume_from_a_checkpoint_written_before_a_key_was_renamed(tmp_path, kil
     assert trainer.distill["adv_step_size"] == config["adv_step"] and "adv_step" not in trainer.distill
     assert trainer.distill["adv_frac"] == DEFAULTS["adv_frac"]
     assert sum("'adv_step'" in m and "is now called 'adv_step_size'" in m for m in ultralytics_log) == 1
+
+
+def _same_width_teacher(path: Path, data: Path) -> Path:
+    """An untrained yolo11n teacher with the data's classes: the student's widths, so its adapters are identities."""
+    import yaml
+    from ultralytics.nn.tasks import DetectionModel
+
+    names = yaml.safe_load(data.read_text())["names"]
+    model = DetectionModel("yolo11n.yaml", nc=len(names), verbose=False)
+    model.names = dict(enumerate(names)) if isinstance(names, list) else names
+    torch.save({"model": model, "train_args": {"task": "detect"}}, path)
+    return path
+
+
+@pytest.mark.parametrize("distill, teacher, projector", [
+    ("mse", "wider", torch.nn.Conv2d),  # a 1x1 conv onto the wider teacher
+    ("mse", "same", torch.nn.Identity),  # equal widths: nothing to learn
+    ("score", "wider", torch.nn.Sequential),  # the head-aware base's MLP projector (conv - ReLU - conv)
+])
+def test_a_stopped_run_resumes_with_each_kind_of_projector(distill, teacher, projector, tmp_path, synthetic_data,
+                                                          teacher_pt):
+    teacher = teacher_pt if teacher == "wider" else _same_width_teacher(tmp_path / "same.pt", synthetic_data)
+    model = YOLO("yolo11n.yaml")
+    model.add_callback("on_model_save", stop)  # stopped once epoch 1 is saved
+    with pytest.raises(Stop):
+        model.train(trainer=IKDTrainer, teacher=str(teacher), data=str(synthetic_data), distill=distill,
+                    **train_kwargs(tmp_path, "run", epochs=2, val=False))
+    last = tmp_path / "run" / "weights" / "last.pt"
+    saved = torch.load(last, weights_only=False)["ema"].ikd_state["distiller"]
+
+    resumed = YOLO(last)
+    resumed.train(trainer=IKDTrainer, resume=True)
+    adapters = resumed.trainer.model.distiller.adapters
+    assert all(isinstance(a, projector) for a in adapters)
+    assert resumed.trainer.start_epoch == 1 and read_results(tmp_path / "run")["epoch"] == [1.0, 2.0]
+    assert (projector is torch.nn.Identity) == (not any(k.startswith("adapters.") for k in saved))
+
+
+def _huge() -> list:
+    """10**9 values in a few kilobytes: one list shared ten times at each of nine levels."""
+    huge = [1] * 10
+    for _ in range(8):
+        huge = [huge] * 10
+    return huge
+
+
+@pytest.mark.parametrize("state, message", [
+    (lambda: "garbage", "holds a damaged ikd-yolo state (it needs the settings and the distiller's tensors)"),
+    (lambda: {"config": {}, "distiller": {"adapters.0.2.weight": "not a tensor"}}, "holds a damaged ikd-yolo state"),
+    (lambda: {"config": {"freq_mode": _huge()}, "distiller": {}}, "holds more than 100000 values once its shared"),
+])
+def test_a_damaged_resume_state_is_one_line(state, message, tmp_path, killed_run, capsys):
+    from ikd_yolo.cli import main
+
+    ckpt = torch.load(killed_run["last"], weights_only=False)
+    ckpt["ema"].ikd_state = state()
+    torch.save(ckpt, tmp_path / "last.pt")
+    assert main(["train", "resume", f"model={tmp_path / 'last.pt'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ikd-yolo train: error: ") and message in err and "\n" not in err

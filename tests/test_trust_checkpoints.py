@@ -78,7 +78,7 @@ def test_checkpoints_written_by_ikd_yolo_and_by_plain_ultralytics_load_with_the_
         assert isinstance(ckpt["model"], DetectionModel) and not hasattr(ckpt["model"], STATE_ATTR)
 
 
-@pytest.mark.parametrize("role", ["teacher", "model", "resume", "val", "bench"])
+@pytest.mark.parametrize("role", ["teacher", "model", "resume", "val", "bench", "pretrained", "bench_pretrained"])
 def test_checkpoint_whose_pickle_writes_a_marker_is_refused_in_one_line_and_the_marker_never_appears(
         role, tmp_path, synthetic_data, teacher_pt, capsys):
     marker = tmp_path / "marker"
@@ -90,10 +90,14 @@ def test_checkpoint_whose_pickle_writes_a_marker_is_refused_in_one_line_and_the_
             "resume": ["train", "resume", f"model={evil}", f"teacher={teacher_pt}"],
             "val": ["val", f"model={evil}", f"data={synthetic_data}", "imgsz=64", "device=cpu"],
             "bench": ["bench-distill", f"teacher={evil}", f"data={synthetic_data}", "methods=fgd", "seeds=1",
-                      "epochs=1", "imgsz=64", f"out={tmp_path / 'runs'}", f"project={tmp_path / 'runs'}"]}[role]
+                      "epochs=1", "imgsz=64", f"out={tmp_path / 'runs'}", f"project={tmp_path / 'runs'}"],
+            "pretrained": ["train", "model=yolo11n.yaml", f"teacher={teacher_pt}", f"pretrained={evil}", *common],
+            "bench_pretrained": ["bench-distill", f"teacher={teacher_pt}", f"data={synthetic_data}",
+                                 f"methods=none[pretrained={evil}]", "seeds=1", "epochs=1", "imgsz=64",
+                                 f"out={tmp_path / 'runs'}", f"project={tmp_path / 'runs'}"]}[role]
     assert main(argv) == 2
     line = _one_error_line(capsys)
-    key = {"resume": "resume", "val": "model", "bench": "teacher"}.get(role, role)
+    key = {"resume": "resume", "val": "model", "bench": "teacher", "bench_pretrained": "pretrained"}.get(role, role)
     assert f"{key}={evil} is refused: loading it would unpickle builtins.getattr" in line  # Path.touch, via getattr
     assert line.endswith("if you trust this file, pass trust_checkpoints=True")
     assert not marker.exists()
@@ -202,6 +206,50 @@ def test_checkpoint_write_cut_halfway_leaves_the_previous_last_pt_intact(tmp_pat
     assert not [p for p in weights.iterdir() if p.name.startswith(".")]  # the staging folder went with the error
 
 
+def test_a_full_disk_while_training_is_one_line_and_the_previous_checkpoint_stays(tmp_path, synthetic_data,
+                                                                                    teacher_pt, monkeypatch, capsys):
+    real_write = Path.write_bytes
+    saves = []
+
+    def disk_full_on_second_save(self: Path, data: bytes) -> int:
+        if self.name == "last.pt" and len(saves) == 1:
+            raise OSError(28, "No space left on device")  # what write() raises: errno, no file name
+        saves.extend([data] if self.name == "last.pt" else [])
+        return real_write(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full_on_second_save)
+    words = [f"{k}={v}" for k, v in train_kwargs(tmp_path, "full", epochs=2, val=False).items()]
+    assert main(["train", "model=yolo11n.yaml", f"teacher={teacher_pt}", f"data={synthetic_data}", "distill=fgd",
+                 *words]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err[-1] == ("ikd-yolo train: error: No space left on device: free some space, then go on with `ikd-yolo "
+                       "train resume model=<the run>/weights/last.pt` (what was written before is whole)")
+    assert not any("Traceback" in line for line in err)
+    last = tmp_path / "full" / "weights" / "last.pt"
+    assert last.read_bytes() == saves[0] and load_pt(last)["epoch"] == 0
+
+
+def test_a_full_disk_while_stripping_the_finished_checkpoint_is_an_os_error(tmp_path, teacher_pt, monkeypatch):
+    """torch.save says only RuntimeError on a full disk: the final stripping turns it into the errno it means."""
+    import shutil as shell
+    from collections import namedtuple
+
+    from ultralytics.engine import trainer as engine
+
+    from ikd_yolo.checkpoints import atomic_strip_optimizer
+
+    def full(f, s="", updates=None):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+
+    target = tmp_path / "best.pt"
+    shell.copy(teacher_pt, target)
+    monkeypatch.setattr(engine, "strip_optimizer", full)
+    monkeypatch.setattr(shell, "disk_usage", lambda p: namedtuple("usage", "total used free")(1, 1, 0))
+    with atomic_strip_optimizer(), pytest.raises(OSError) as e:
+        engine.strip_optimizer(target)
+    assert e.value.errno == 28 and target.read_bytes() == teacher_pt.read_bytes()
+
+
 # ---- 4. resume with a teacher of another width --------------------------------------------------------------------
 def test_resume_with_a_teacher_of_another_width_is_one_line_before_any_work(tmp_path, killed_run, synthetic_data,
                                                                            capsys):
@@ -216,3 +264,120 @@ def test_resume_with_a_teacher_of_another_width_is_one_line_before_any_work(tmp_
                            "was distilled from a teacher with widths [128, 256, 512]: resume with that run's teacher")
     assert last.read_bytes() == before and sorted(killed_run["run"].rglob("*")) == listing
     assert not os.path.exists(tmp_path / "runs")
+
+
+# ---- 5. trust comes from the command line or the call, never from a file ----------------------------------------
+@pytest.mark.parametrize("source", ["cfg", "distill", "extends", "python_cfg"])
+def test_trust_checkpoints_in_a_file_is_ignored_with_one_warning(source, tmp_path, synthetic_data, capsys,
+                                                                 ultralytics_log):
+    marker = tmp_path / "marker"
+    evil = _hostile_checkpoint(tmp_path / "evil.pt", synthetic_data, _TouchesMarker(marker))
+    common = {"model": "yolo11n.yaml", "teacher": str(evil), "data": str(synthetic_data),
+              **train_kwargs(tmp_path / "runs", "r")}
+    trusting = tmp_path / "trusting.yaml"  # a cfg= file: e.g. the args.yaml of a run given trust_checkpoints=True
+    trusting.write_text(yaml.safe_dump({**common, "trust_checkpoints": True}) if source.endswith("cfg") else
+                        "kd_loss: fgd\ntrust_checkpoints: true\n")
+    (tmp_path / "child.yaml").write_text("extends: trusting.yaml\n")
+    where = f"cfg={trusting}" if source.endswith("cfg") else f"distill YAML '{trusting}'"
+    if source == "python_cfg":
+        with pytest.raises(TeacherError, match=r"is refused: loading it would unpickle builtins\.getattr"):
+            YOLO("yolo11n.yaml").train(trainer=IKDTrainer, cfg=str(trusting))
+    else:
+        distill = {"distill": trusting, "extends": tmp_path / "child.yaml"}.get(source)
+        words = [f"cfg={trusting}"] if source == "cfg" else [*(f"{k}={v}" for k, v in common.items()),
+                                                              f"distill={distill}"]
+        assert main(["train", *words]) == 2
+        assert f"teacher={evil} is refused: loading it would unpickle builtins.getattr" in _one_error_line(capsys)
+    assert [m for m in ultralytics_log if "trust_checkpoints" in m] == [
+        f"WARNING ⚠️ ikd-yolo: trust_checkpoints: True in {where} is ignored: trust comes only from the command line "
+        "or the Python call (trust_checkpoints=True), never from a file"]
+    assert not marker.exists() and not (tmp_path / "runs").exists()
+
+
+def test_trust_on_the_command_line_or_in_the_call_still_opts_in_beside_a_cfg_file(tmp_path, synthetic_data):
+    evil = _hostile_checkpoint(tmp_path / "evil.pt", synthetic_data, _TouchesMarker(tmp_path / "marker"))
+    cfg = tmp_path / "args.yaml"
+    args = {"model": "yolo11n.yaml", "teacher": str(evil), "data": str(synthetic_data), "trust_checkpoints": False,
+            **train_kwargs(tmp_path / "runs", "r")}
+    cfg.write_text(yaml.safe_dump(args))
+    with pytest.raises(TeacherError, match="single_cls"):  # the teacher was read (trusted), then refused
+        main(["train", f"cfg={cfg}", "trust_checkpoints=True", "single_cls=True", "verbose=True"])
+    assert (tmp_path / "marker").exists()
+    (tmp_path / "marker").unlink()
+    IKDTrainer(overrides={"cfg": str(cfg), **args, "trust_checkpoints": True})  # as YOLO(...).train merges them
+    assert (tmp_path / "marker").exists()
+
+
+# ---- 6. a model config is checked before Ultralytics builds it ------------------------------------------------------
+TOUCH = "__import__('pathlib').Path({marker!r}).touch() or nn.SiLU()"
+
+
+def _evil_config(data: Path, marker: Path, how: str) -> dict:
+    """yolo11n's config with the dataset's classes and one hostile entry: an activation that touches `marker` when
+    evaluated, or a layer that calls a function of Ultralytics' namespace."""
+    from ultralytics.nn.tasks import yaml_model_load
+
+    cfg = {**yaml_model_load("yolo11n.yaml"), "nc": len(yaml.safe_load(Path(data).read_text())["names"])}
+    if how == "activation":
+        cfg["activation"] = TOUCH.format(marker=str(marker))
+    else:
+        cfg["backbone"] = [[-1, 1, "check_requirements", ["evil-package"]], *cfg["backbone"][1:]]
+    return cfg
+
+
+@pytest.mark.parametrize("how, problem", [
+    ("activation", "its activation \"__import__('pathlib').Path("),
+    ("layer", "its layer 0 names 'check_requirements', which is not a layer of Ultralytics or torch"),
+])
+@pytest.mark.parametrize("role", ["model_yaml", "model_pt", "teacher", "resume", "val_yaml"])
+def test_a_model_config_that_would_run_code_is_refused_before_it_is_built(role, how, problem, tmp_path, killed_run,
+                                                                         synthetic_data, teacher_pt, capsys):
+    marker = tmp_path / "marker"
+    cfg = _evil_config(synthetic_data, marker, how)
+    evil = tmp_path / ("evil.yaml" if role.endswith("yaml") else "evil.pt")
+    if role.endswith("yaml"):
+        evil.write_text(yaml.safe_dump(cfg))
+    elif role == "resume":
+        ckpt = torch.load(killed_run["last"], weights_only=False)
+        ckpt["ema"].yaml = cfg
+        torch.save(ckpt, evil)
+    else:
+        model = _detector(synthetic_data)
+        model.yaml = cfg
+        torch.save({"model": model, "train_args": {"task": "detect"}}, evil)
+    common = [f"data={synthetic_data}", f"project={tmp_path / 'runs'}", "name=r", "epochs=1", "imgsz=64", "device=cpu"]
+    argv = {"model_yaml": ["train", f"model={evil}", f"teacher={teacher_pt}", *common],
+            "model_pt": ["train", f"model={evil}", f"teacher={teacher_pt}", *common],
+            "teacher": ["train", "model=yolo11n.yaml", f"teacher={evil}", *common],
+            "resume": ["train", "resume", f"model={evil}"],
+            "val_yaml": ["val", f"model={evil}", f"data={synthetic_data}", "imgsz=64"]}[role]
+    assert main(argv) == 2
+    line = _one_error_line(capsys)
+    key = {"teacher": "teacher", "resume": "resume"}.get(role, "model")
+    assert line.startswith(f"ikd-yolo {argv[0]}: error: {key}={evil} is refused: {problem}"), line
+    fix = "ikd-yolo builds only configs shaped as Ultralytics' own" if role.endswith("yaml") else (
+        "if you trust this file, pass trust_checkpoints=True")
+    assert fix in line and not marker.exists() and not (tmp_path / "runs").exists()
+
+
+def test_every_model_config_ultralytics_ships_passes_the_check():
+    import ultralytics
+    from ultralytics.nn.tasks import yaml_model_load
+
+    from ikd_yolo.model_yaml import config_problem
+
+    shipped = sorted((Path(ultralytics.__file__).parent / "cfg" / "models").rglob("*.yaml"))
+    assert len(shipped) > 50 and [(p.name, config_problem(yaml_model_load(p))) for p in shipped] == [
+        (p.name, None) for p in shipped]
+
+
+@pytest.mark.parametrize("activation, plain", [
+    ("nn.SiLU()", True), ("torch.nn.LeakyReLU(0.1)", True), ("nn.Hardtanh(min_val=0, max_val=6)", True),
+    ("nn.ReLU(inplace=True)", True), ("nn.Conv2d(1, 1, 1)", False), ("nn.SiLU(**{})", False),
+    ("nn.LeakyReLU(abs(-1))", False), ("os.system('x')", False), ("nn.SiLU", False), ("nn.SiLU(); 1", False),
+])
+def test_only_a_plain_torch_nn_activation_is_accepted(activation, plain):
+    from ikd_yolo.model_yaml import config_problem
+
+    cfg = {"activation": activation, "backbone": [], "head": [[-1, 1, "Detect", ["nc"]]]}
+    assert (config_problem(cfg) is None) == plain

@@ -32,12 +32,14 @@ from ..cache import cache_dir
 from ..checkpoints import TRUST_KEY
 from ..config import (DISTILL_KEYS, DistillConfigError, check_value, closest_key, resolve_distill_config,
                       split_distill_args)
-from .coco import area_ranges, coco_ground_truth, validate_twice
+from ..errors import InputError
+from ..inputs import unwritable
+from .coco import area_ranges, check_evaluator, coco_ground_truth, validate_twice
 from .machine import environment
 from .methods import Method, parse_methods, parse_seeds, run_label
 from .paths import portable
 from .parallel import Jobs, cpu_threads, set_threads
-from .profiles import PROFILES
+from .profiles import PROFILE_KEYS, PROFILES
 from .progress import watch
 from .report import PREFIX, jsonable, summarize, write_outputs
 from .runs import cached_teacher, config_hash, train_student
@@ -51,6 +53,7 @@ KEYED_OFF_DEFAULT = {"freq_apply": "replace", "freq_weight": 1.0, "score_kpt": 0
 # profile keys that are whole numbers, with their smallest value (the synthetic set's own lower bounds included)
 WHOLE_NUMBERS = {"n_train": 1, "n_val": 1, "data_imgsz": 64, "min_side": 0, "teacher_epochs": 1, "epochs": 1,
                  "imgsz": 32, "batch": 1, "workers": 0}
+BENCH_KEYS = ("profile", "name", "out", "project", "report")  # run_benchmark's own, beside the profile keys
 
 
 # ------------------------------------------------------------------------------------------------------- the runs
@@ -85,6 +88,7 @@ def run_benchmark(
     check_inputs(s)
     name = str(name or profile)
     out_dir, run_root = Path(out) / name, Path(project) / name
+    check_output_folders(out=out_dir, project=run_root)
     data, area_scale = prepare_data(s)
     threads_all = cpu_threads(1)
     set_threads(threads_all)
@@ -130,6 +134,13 @@ def run_benchmark(
     return summary
 
 
+def check_output_folders(**folders: Path) -> None:
+    """One line, before any work, for a folder the benchmark writes into (at its end too) that cannot be written."""
+    for key, folder in folders.items():
+        if problem := unwritable(folder):
+            raise InputError(f"{key}={folder}: {problem}: pass a folder you can write")
+
+
 def teacher_train_args(s: dict[str, Any]) -> dict[str, Any]:
     """The Ultralytics arguments a profile's teacher trains with besides data, model, epochs, imgsz and batch (they
     are part of its cache key)."""
@@ -144,14 +155,9 @@ def build_attack_caches(s: dict[str, Any], data: Path, teacher: Path) -> None:
     from ..augment.attack import AttackSettings
     from ..config import section
     from ..inputs import load_data
-    from ..streams import streams_of
     from ..teacher import FrozenTeacher, load_teacher
 
-    settings = set()
-    for m in s["methods"]:
-        cfg = distill_config(m, s)
-        if cfg is not None and any(stream.attack == "cached" for stream in streams_of(cfg)):
-            settings.add(section(AttackSettings, cfg))
+    settings = {section(AttackSettings, cfg) for cfg in cached_attack_configs(s)}
     if not settings:
         return
     from ultralytics.utils.torch_utils import select_device
@@ -162,6 +168,14 @@ def build_attack_caches(s: dict[str, Any], data: Path, teacher: Path) -> None:
     set_threads(cpu_threads(1))
     for attack in settings:
         open_attack_cache(model, data_dict, s["imgsz"], attack, device, s["batch"])
+
+
+def cached_attack_configs(s: dict[str, Any]) -> list[dict[str, Any]]:
+    """The distillation settings of every method that trains on cached adversarial images (adv_mode=cached)."""
+    from ..streams import streams_of
+
+    configs = [distill_config(m, s) for m in s["methods"]]
+    return [cfg for cfg in configs if cfg is not None and any(st.attack == "cached" for st in streams_of(cfg))]
 
 
 def resolve_settings(profile: str, **overrides: Any) -> dict[str, Any]:
@@ -184,8 +198,9 @@ def resolve_settings(profile: str, **overrides: Any) -> dict[str, Any]:
         elif k in DEFAULT_CFG_KEYS:
             extra[k] = v
         else:
+            valid = {*s, *PROFILE_KEYS, *BENCH_KEYS, *DEFAULT_CFG_KEYS}
             raise DistillConfigError(f"'{k}' is not a bench-distill or Ultralytics argument."
-                                     f"{closest_key(k, set(s) | set(DEFAULT_CFG_KEYS))}")
+                                     f"{closest_key(k, valid)} See ikd-yolo bench-distill --help")
     if profile == "full" and not s["data"]:
         raise DistillConfigError("profile=full needs your dataset: data=path/to/data.yaml")
     s["methods"], s["seeds"] = parse_methods(s["methods"]), parse_seeds(s["seeds"])
@@ -217,17 +232,24 @@ def check_values(s: dict[str, Any]) -> None:
     except (TypeError, ValueError, SyntaxError) as e:
         raise DistillConfigError(str(e).strip().splitlines()[0]) from None
     for m in s["methods"]:
-        distill_config(m, s)  # every distillation setting of every method, validated together
+        try:
+            distill_config(m, s)  # every distillation setting of every method, validated together
+        except DistillConfigError as e:
+            raise DistillConfigError(f"method '{m.label}': {e}") from None
 
 
 def check_inputs(s: dict[str, Any]) -> None:
-    """Refuse, in one line, a device, dataset, teacher or model that this machine cannot use, before any work."""
-    from ..inputs import (InputError, TeacherError, check_student, checkpoint_model, find_weights, load_data,
-                          read_checkpoint)
+    """Refuse, in one line, a device, evaluator, cache folder, dataset, teacher or model that this machine cannot use,
+    before any work."""
+    from ..inputs import (InputError, TeacherError, check_pretrained, check_student, check_task_labels,
+                          checkpoint_model, find_weights, load_data, read_checkpoint)
     from ..preflight import check_device
     from ..teacher import check_task_pair
 
     check_device(s["device"])
+    check_evaluator()
+    # the synthetic set, the teacher and the adversarial images are made there
+    cache_dir(writable=not (s["data"] and s["teacher"]) or bool(cached_attack_configs(s)))
     trust = s[TRUST_KEY]
     models = {}
     for key in ("student", "teacher_model"):  # a .pt is read by the safe reader before Ultralytics unpickles it
@@ -236,13 +258,15 @@ def check_inputs(s: dict[str, Any]) -> None:
         except InputError as e:  # its line names the student's key, model=
             raise InputError(str(e).replace(f"model={s[key]}", f"{key}={s[key]}", 1)) from None
     if s["data"]:
-        load_data(s["data"])
+        check_task_labels(load_data(s["data"]), s["data"], s["task"])
     if s["teacher_init"] and s["teacher"]:
         raise DistillConfigError(f"teacher_init={s['teacher_init']} starts the profile's teacher training, and "
                                  f"teacher={s['teacher']} is already trained: give one of them")
     if s["teacher_init"]:  # the starting weights of the teacher this benchmark trains: Ultralytics unpickles them
         read_checkpoint(find_weights(s["teacher_init"], "teacher_init", TeacherError), "teacher_init", TeacherError,
                         trust)
+    for args in (*(method_args(m, s) for m in s["methods"]), teacher_train_args(s)):  # Ultralytics unpickles it
+        check_pretrained(args.get("pretrained"), trust)
     if s["teacher"]:  # validated by Ultralytics before any run: it must pass the safe reader first
         saved = read_checkpoint(find_weights(s["teacher"], "teacher", TeacherError), "teacher", TeacherError, trust)
         if models["student"] is not None:

@@ -9,10 +9,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-
+from ..errors import InputError
 from .tasks import COCO_TASKS, json_only_validator, task_scores
 
 COCO_STATS = {"AP": 0, "AP50": 1, "AP75": 2, "AP_S": 3, "AP_M": 4, "AP_L": 5, "AR100": 8}
+
+
+def check_evaluator() -> None:
+    """One line, before any work, when pycocotools (the second evaluator) cannot be imported."""
+    try:
+        import pycocotools.cocoeval  # noqa: F401
+    except ImportError:
+        raise InputError("pycocotools is not installed, and bench-distill (and the demo) score every run with its "
+                         "COCOeval too: pip install pycocotools (an ikd-yolo dependency: pip install ikd-yolo "
+                         "brings it)") from None
 
 
 def coco_ground_truth(data_yaml: str | Path, split: str = "val", task: str = "detect") -> dict[str, Any] | None:
@@ -26,21 +36,16 @@ def coco_ground_truth(data_yaml: str | Path, split: str = "val", task: str = "de
     is how predictions are matched to images (see `match_predictions`).
     """
     from PIL import Image
-    from ultralytics.data.utils import IMG_FORMATS, check_det_dataset, exif_size, img2label_paths
+    from ultralytics.data.utils import check_det_dataset, exif_size, img2label_paths
+
+    from ..inputs import split_images
 
     if task not in COCO_TASKS:
         return None
     polygons = task == "segment"
     data = check_det_dataset(str(data_yaml))  # split paths resolved exactly as Ultralytics' val resolves them
     names = [data["names"][i] for i in sorted(data["names"])]
-    images = []
-    for entry in data[split] if isinstance(data[split], list) else [data[split]]:
-        path = Path(entry)
-        if path.is_dir():
-            images += [p for p in path.rglob("*.*") if p.suffix[1:].lower() in IMG_FORMATS]
-        else:  # a .txt list of image paths, relative to the list's folder when relative
-            images += [(path.parent / line.strip()).resolve() for line in path.read_text().splitlines() if line.strip()]
-    images = sorted(set(images))
+    images = split_images(data, split)
     gt = {"images": [], "annotations": [], "categories": [{"id": i + 1, "name": n} for i, n in enumerate(names)]}
     for image_id, (img, label) in enumerate(zip(images, img2label_paths([str(p) for p in images])), 1):
         with Image.open(img) as im:

@@ -115,7 +115,10 @@ class Method:
                 if base not in preset_names():
                     raise DistillConfigError(f"method '{label}': '{key}' is a distillation key, which only ikd-yolo "
                                              f"presets take (e.g. ikd-score[{key}=...])")
-                settings[key] = check_value(key, parse_cli_value(value))
+                try:
+                    settings[key] = check_value(key, parse_cli_value(value))
+                except DistillConfigError as e:
+                    raise DistillConfigError(f"method '{label}': {e}") from None
             elif key in SHARED_ARGS:
                 raise DistillConfigError(f"method '{label}': '{key}' is shared by every run of a benchmark: set it "
                                          f"for the whole benchmark ({key}=...), not for one method")

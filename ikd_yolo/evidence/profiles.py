@@ -25,6 +25,31 @@ from .methods import ALL_METHODS
 # yolo11s teacher trained 18 epochs (once, cached, on every core), yolo11n students 15 epochs, two at a time.
 # nbs=8: an optimizer step per batch of 8 (Ultralytics' nbs=64 would step every 8th batch, 8x fewer updates:
 # in 12 epochs a yolo11n reached mAP50-95 0.16 with nbs=8 vs 0.06 with nbs=64). Final validation only.
+# what each profile key means (`bench-distill --help`); every profile holds these keys
+PROFILE_KEYS: dict[str, str] = {
+    "data": "your dataset YAML (default: the profile's synthetic set, drawn once and cached)",
+    "teacher": "your trained teacher .pt (default: one trained on the data, once per settings, and cached)",
+    "teacher_init": "a .pt whose weights the profile's teacher starts from (refused beside teacher=)",
+    "teacher_model": "model YAML of the teacher trained when teacher= is not given",
+    "teacher_epochs": "epochs of that teacher",
+    "teacher_args": "more Ultralytics train arguments of that teacher, as a mapping",
+    "student": "model YAML (or .pt) every student starts from",
+    "task": "detect, segment, pose or obb (default: the student's)",
+    "methods": "what trains, comma-separated (below)",
+    "seeds": "a count (3: seeds 0, 1, 2) or distinct seeds (0,4,7); every method trains once per seed",
+    "epochs": "epochs of every student",
+    "imgsz": "image size of every run",
+    "batch": "batch size of every run",
+    "device": "cpu, or a GPU (0, 0,1, ...); None: a GPU when torch sees one",
+    "workers": "dataloader workers of every run",
+    "jobs": "runs trained at once; None: one per CPU core on CPU",
+    "n_train": "synthetic set: training images",
+    "n_val": "synthetic set: validation images",
+    "data_imgsz": "synthetic set: image side in pixels (>= 64)",
+    "clutter": "synthetic set: share of background distractors, in [0, 1]",
+    "min_side": "synthetic set: smallest box side in pixels",
+}
+
 QUICK: dict[str, Any] = dict(
     n_train=800, n_val=300, data_imgsz=96, clutter=0.0, min_side=8, teacher_model="yolo11s.yaml",
     teacher_epochs=18, teacher_args={}, teacher_init=None,

@@ -43,7 +43,9 @@ __all__ = [
     "build_base_loss",
     "config_key",
     "fgd_masks",
+    "part_name",
     "position_weights",
+    "term_weight_keys",
 ]
 
 BASE_LOSSES: dict[str, type[DistillLoss]] = {"mse": MSELoss, "cwd": CWDLoss, "mgd": MGDLoss, "fgd": FGDLoss,
@@ -53,6 +55,19 @@ BASE_LOSSES: dict[str, type[DistillLoss]] = {"mse": MSELoss, "cwd": CWDLoss, "mg
 def config_key(loss: str, arg: str) -> str:
     """The config key of constructor argument `arg` of loss `loss`: `<loss>_<arg>`, e.g. fgd_alpha, fgd_lambda."""
     return f"{loss}_{arg.rstrip('_')}"  # a trailing underscore only dodges a Python keyword (lambda_)
+
+
+def part_name(loss: str, part: str) -> str:
+    """The name of part `part` of loss `loss` in the logs and the calibration: "fgd.fg", or "mse" for a lone part."""
+    return f"{loss}.{part}" if part else loss
+
+
+def term_weight_keys(kd_loss: str, adversarial: bool) -> dict[str, str]:
+    """{part name: the config key of its weight} of every term a distiller computes: the parts of base loss `kd_loss`
+    ("none": no base) and, when `adversarial`, IKD's adversarial term ("fgd.fg": "fgd_alpha", "adv": "adv_weight")."""
+    keys = {} if kd_loss == "none" else {part_name(kd_loss, part): config_key(kd_loss, arg)
+                                         for part, arg in BASE_LOSSES[kd_loss].WEIGHTS.items()}
+    return {**keys, **({"adv": "adv_weight"} if adversarial else {})}
 
 
 def build_base_loss(name: str, channels: int, cfg: Mapping[str, Any]) -> DistillLoss:
