@@ -28,7 +28,7 @@ import json
 import shutil
 import sys
 import tempfile
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +59,7 @@ def attack_settings(overrides: dict):
     from ikd_yolo.augment.attack import AttackSettings
 
     cfg = resolve_distill_config({f"adv_{k}": v for k, v in overrides.items()})
-    return replace(section(AttackSettings, cfg), frac=1.0)
+    return section(AttackSettings, cfg)
 
 
 def top_positions(scores: torch.Tensor) -> torch.Tensor:
@@ -94,7 +94,9 @@ def write_split(folder: Path, name: str, images: list[np.ndarray], labels: list[
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_key_values(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_key_values([w for w in argv if not w.startswith("settings=")])
+    raw = [w.partition("=")[2] for w in argv if w.startswith("settings=")]  # brackets as typed, not read as YAML
     from ultralytics import YOLO
     from ultralytics.data.utils import img2label_paths
 
@@ -110,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     data_path, _ = prepare_data(s)
     data = load_data(data_path)
     n, batch = int(args.get("n", 300)), int(args.get("batch", 16))
-    settings = parse_settings(str(args.get("settings", "[]"))) or [{}]
+    settings = parse_settings(raw[-1] if raw else "") or [{}]
+    bad = {k for o in settings for k in o} - {"steps", "eps", "step_size", "decay", "di_p"}
+    if bad:
+        raise SystemExit(f"attack_diagnostic: settings take steps, eps, step_size, decay, di_p (got {sorted(bad)})")
     torch.set_num_threads(1)
     model = load_teacher(args["teacher"], nc=data["nc"], names=data["names"])
     teacher = FrozenTeacher(model)
@@ -167,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     teacher_arg = Path(str(args["teacher"]))
     teacher_shown = str(teacher_arg.resolve().relative_to(ROOT)) if teacher_arg.resolve().is_relative_to(ROOT) \
         else teacher_arg.name
-    report = {"command": "python benchmarks/attack_diagnostic.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    report = {"command": "python benchmarks/attack_diagnostic.py " + " ".join(argv),
               "teacher": teacher_shown, "profile": None if "data" in args else profile, "imgsz": imgsz, "images": n,
               "split": "train (letterboxed, as the adversarial stream reads it)", "rows": rows}
     out.write_text(json.dumps(report, indent=1) + "\n")
