@@ -308,6 +308,14 @@ def stream_attack(cfg: Mapping[str, Any]) -> str:
     return cfg["adv_mode"]
 
 
+def stream_images(cfg: Mapping[str, Any]) -> str:
+    """Which images the extra stream reads when it reads its own: "train", "unlabeled" or "both" (`stream_source`;
+    auto: both when unlabeled= is given, else train)."""
+    if cfg["stream_source"] != "auto":
+        return cfg["stream_source"]
+    return "both" if cfg.get("unlabeled") else "train"
+
+
 def effective_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The settings of a validated config that change what a run computes: the keys of another base loss, of a
     stream or an augmentation that is off, and of an attack that does not run are left out, and a cached attack that
@@ -321,7 +329,7 @@ def effective_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in cfg.items()
            if not any(k.startswith(f"{loss}_") for loss in BASE_LOSSES if loss != cfg["kd_loss"])}
     if not adversarial_term_on(cfg):
-        out = {k: v for k, v in out.items() if not k.startswith("adv_")}
+        out = {k: v for k, v in out.items() if not k.startswith(("adv_", "stream_")) and k != "unlabeled"}
     elif stream_attack(cfg) == "none":
         out = {k: v for k, v in out.items() if k not in ATTACK_KEYS}
         out["adv_mode"] = "clean"
@@ -329,6 +337,8 @@ def effective_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in out.items() if not k.startswith("freq_") or k == "freq_mode"}
     if not adversarial_term_on(cfg) and cfg["freq_mode"] == "off":
         out.pop("ikd_phase")
+    if "stream_source" in out:
+        out["stream_source"] = stream_images(cfg)
     return out
 
 
@@ -347,6 +357,21 @@ def keypoints_distilled(cfg: Mapping[str, Any]) -> bool:
 
 def check_together(cfg: Mapping[str, Any]) -> None:
     """Refuse values that are valid one by one but contradict each other (raises DistillConfigError)."""
+    images = stream_images(cfg)
+    if images != "train" and not cfg.get("unlabeled"):
+        raise DistillConfigError(f"stream_source={images} reads the unlabelled images, and no unlabeled= is given: "
+                                 "pass unlabeled=path/to/images (a folder, a .txt list or a glob)")
+    if cfg.get("unlabeled") and not adversarial_term_on(cfg):
+        raise DistillConfigError(f"unlabeled={cfg['unlabeled']} feeds the extra stream, which distill="
+                                 f"{cfg['distill']} turns off: use a preset with the stream (distill=ikd-score), or "
+                                 "adv_weight=auto to turn it on")
+    if cfg.get("unlabeled") and images == "train":
+        raise DistillConfigError(f"unlabeled={cfg['unlabeled']} is given but stream_source=train reads only the "
+                                 "training images: use stream_source=unlabeled or both (or leave it auto)")
+    clean_train = stream_attack(cfg) == "none" and images == "train"
+    if cfg["stream_aug"] == "train" and adversarial_term_on(cfg) and not clean_train:
+        raise DistillConfigError("stream_aug=train augments the training images as training does, for the clean "
+                                 "stream of them: use adv_mode=clean and stream_source=train, or stream_aug=none")
     if adversarial_term_on(cfg) and cfg["adv_frac"] == 0:
         raise DistillConfigError("adv_frac=0 attacks no image: set adv_weight=0 to turn the adversarial term off, "
                                  "or adv_frac>0 to attack that fraction of each batch")

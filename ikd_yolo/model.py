@@ -151,7 +151,8 @@ class FeatureDistiller(nn.Module):
     def weight_keys(self) -> dict[str, str]:
         """{part name: the config key of its weight} for every measured term: the base loss's parts, and a stream
         whose weight is a loss weight ("fgd.fg": "fgd_alpha", "adv": "adv_weight")."""
-        return term_weight_keys(self.kd_name if self.base is not None else "none", "adv" in self.stream_weights)
+        keys = term_weight_keys(self.kd_name if self.base is not None else "none", adversarial=False)
+        return {**keys, **{s.name: s.weight_key for s in self.streams if s.weight_key == "adv_weight"}}
 
     def set_weights(self, weights: Mapping[str, float]) -> None:
         """Give the terms new weights, by config key (what `weight_keys` names), on every level."""

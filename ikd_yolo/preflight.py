@@ -18,7 +18,8 @@ from ultralytics.utils import LOGGER
 from .checkpoints import STATE_ATTR, TRUST_KEY, read_state
 from .cache import cache_dir
 from .config import (
-    adversarial_term_on, check_value, keypoints_distilled, resolve_distill_config, restore_saved_config,
+    DistillConfigError, adversarial_term_on, check_value, keypoints_distilled, resolve_distill_config,
+    restore_saved_config, stream_attack, stream_images,
 )
 from .errors import DataError, StudentError, TeacherError
 from .file_values import check_size
@@ -32,9 +33,10 @@ from .teacher import check_compatible, check_teacher_path, load_teacher
 __all__ = ["STATE_ATTR", "check_device", "preflight", "resume_checkpoint", "run_folder"]  # STATE_ATTR: old importers
 
 
-def preflight(overrides: dict[str, Any], explicit: dict[str, Any]) -> tuple[dict[str, Any], DetectionModel]:
-    """(validated distillation settings, loaded and checked teacher) for a trainer's Ultralytics `overrides` and
-    distillation keys `explicit`; raises a one-line InputError / DistillConfigError otherwise."""
+def preflight(overrides: dict[str, Any], explicit: dict[str, Any]) -> tuple[dict[str, Any], DetectionModel, list[Path]]:
+    """(validated distillation settings, loaded and checked teacher, the readable unlabelled images of unlabeled=)
+    for a trainer's Ultralytics `overrides` and distillation keys `explicit`; raises a one-line InputError /
+    DistillConfigError otherwise."""
     check_device(overrides.get("device"))
     check_train_args(overrides)
     trust = check_value(TRUST_KEY, explicit.get(TRUST_KEY, False))  # needed before any file is read
@@ -60,7 +62,7 @@ def preflight(overrides: dict[str, Any], explicit: dict[str, Any]) -> tuple[dict
     if problem := unwritable(folder):
         raise InputError(f"the run folder {folder} cannot be written ({problem}): pass project= (and name=) a folder "
                          "you can write")
-    if adversarial_term_on(distill) and distill["adv_mode"] == "cached":
+    if adversarial_term_on(distill) and stream_attack(distill) == "cached":
         cache_dir()  # where the adversarial images are kept: a file in its place is refused before the data is read
     check_not_inside(check_teacher_path(distill["teacher"]), "teacher", folder, TeacherError)
     data = load_data(data_arg)
@@ -76,7 +78,25 @@ def preflight(overrides: dict[str, Any], explicit: dict[str, Any]) -> tuple[dict
     check_task_labels(data, data_arg, overrides.get("task") or "detect")
     if ckpt is not None:
         check_saved_teacher_width(read_state(ckpt), student, teacher, distill["teacher"], path)
-    return distill, teacher
+    return distill, teacher, checked_unlabeled(distill, data, teacher)
+
+
+def checked_unlabeled(distill: dict[str, Any], data: dict[str, Any], teacher: nn.Module) -> list[Path]:
+    """The readable images of unlabeled= (none when the stream reads only the training split), refused in one line
+    when empty, unreadable, the training split or sharing an image with the validation split; an obb teacher's
+    rotated detections are not labels the attack can take."""
+    if stream_images(distill) == "train":
+        return []
+    from .data.unlabeled import unlabeled_images
+
+    if stream_attack(distill) != "none" and model_task(teacher) == "obb":
+        raise TeacherError(f"unlabeled={distill['unlabeled']} with an attack: the attack ascends the teacher's class "
+                           "loss on its own detections, which an obb teacher gives as rotated boxes: use "
+                           "adv_mode=clean")
+    if stream_attack(distill) == "cached":
+        raise DistillConfigError(f"unlabeled={distill['unlabeled']} with adv_mode=cached: the cache holds the training "
+                                 "split; attack the unlabelled images online (adv_mode=online) or not (adv_mode=clean)")
+    return unlabeled_images(distill["unlabeled"], data)
 
 
 def check_keypoint_pair(teacher: nn.Module, student: nn.Module, distill: dict[str, Any], data: dict[str, Any]) -> None:

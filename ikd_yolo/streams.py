@@ -11,8 +11,11 @@ stream's terms in one loop (`ikd_yolo.model.IKDModel.stream_parts`); adding a st
                           device); positions weighted by the teacher's scores on the clean images
     adversarial, cached   images of a loader of its own: each training image attacked once per teacher and stored
                           (the authors' scheme, `augment/adv_cache.py`); weighted by the teacher's scores on them
-    clean                 images of a loader of its own, not attacked: the training images letterboxed as
-                          validation reads them (adv_mode=clean); weighted by the teacher's scores on them
+    clean                 images of a loader of its own, not attacked (adv_mode=clean): the training images
+                          letterboxed as validation reads them (or augmented as training does, stream_aug=train);
+                          weighted by the teacher's scores on them; loss column stream_loss
+    unlabelled            images nobody labelled (unlabeled=, stream_source=unlabeled|both) in that loader, clean or
+                          attacked (against the teacher's own detections of them)
     frequency view        the batch's images the frequency augmentation mixed (freq_apply=view); weighted by the
                           clean scores
     shared                the online attack started from the mixed images (freq_apply=shared): one stream, both parts
@@ -22,8 +25,8 @@ Examples:
     >>> [s.name for s in streams_of(resolve_distill_config({"distill": "ikd-score"}))]
     ['adv']
     >>> adv, = streams_of(resolve_distill_config({"distill": "ikd-score", "adv_mode": "cached", "adv_every": 2}))
-    >>> adv.source, adv.attack, adv.every, adv.weigh_by, adv.parts
-    ('loader', 'cached', 2, 'own', ('feat', 'cls', 'box', 'kpt'))
+    >>> adv.source, adv.attack, adv.every, adv.weigh_by, adv.parts, adv.images
+    ('loader', 'cached', 2, 'own', ('feat', 'cls', 'box', 'kpt'), 'train')
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import Any, Mapping
 
 import torch
 
-from .config import adversarial_term_on, frequency_view_on, stream_attack
+from .config import adversarial_term_on, frequency_view_on, stream_attack, stream_images
 from .losses import BASE_LOSSES
 
 STREAMS_KEY = "ikd_streams"  # the batch's one stream key: {stream name: StreamBatch} of the streams this step runs
@@ -61,6 +64,10 @@ class Stream:
             "own": by the teacher's scores on the stream's images themselves.
         feature_mse (bool): The authors' adversarial term, sum((P(F_s) - F_t)^2) / N per level, instead of the base's
             parts (a feature base loss: FGD, MGD, ...).
+        images (str): What a loader reads: "train" (the training split), "unlabeled" (unlabeled=), "both"; "batch"
+            for a stream of the batch's images.
+        augment (bool): A loader's images carry the training augmentations (mosaic, flips, colour) instead of being
+            letterboxed as validation reads them.
     """
 
     name: str
@@ -73,6 +80,8 @@ class Stream:
     weight_key: str
     weigh_by: str
     feature_mse: bool
+    images: str
+    augment: bool
 
     @property
     def term(self) -> str:
@@ -100,15 +109,18 @@ def streams_of(cfg: Mapping[str, Any]) -> tuple[Stream, ...]:
     out = []
     aware = head_aware(cfg)
     if adversarial_term_on(cfg):
-        online = cfg["adv_mode"] == "online"
+        attack, images = stream_attack(cfg), stream_images(cfg)
+        on_batch = attack == "online" and images == "train"  # the online attack of the training batch's images
         out.append(Stream(
-            name="adv", source="batch" if online else "loader", attack=stream_attack(cfg),
-            mix=online and cfg["freq_mode"] != "off" and cfg["freq_apply"] == "shared", every=int(cfg["adv_every"]),
+            name="adv" if attack != "none" else "stream", source="batch" if on_batch else "loader", attack=attack,
+            mix=on_batch and cfg["freq_mode"] != "off" and cfg["freq_apply"] == "shared", every=int(cfg["adv_every"]),
             frac=float(cfg["adv_frac"]), parts=ADV_DISTILLED[cfg["adv_distill"]] if aware else None,
-            weight_key="adv_weight", weigh_by="clean" if online else "own", feature_mse=not aware))
+            weight_key="adv_weight", weigh_by="clean" if on_batch else "own", feature_mse=not aware,
+            images="batch" if on_batch else images, augment=cfg["stream_aug"] == "train"))
     if frequency_view_on(cfg):
         out.append(Stream(name="freq", source="batch", attack="none", mix=True, every=1, frac=1.0, parts=None,
-                          weight_key="freq_weight", weigh_by="clean", feature_mse=False))
+                          weight_key="freq_weight", weigh_by="clean", feature_mse=False, images="batch",
+                          augment=False))
     return tuple(out)
 
 

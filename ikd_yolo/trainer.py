@@ -12,6 +12,7 @@ This class only wires those parts into Ultralytics' loop; each lives in its own 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from copy import copy
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -26,7 +27,9 @@ from ultralytics.utils.torch_utils import torch_distributed_zero_first, unwrap_m
 
 from .augment.attack import AdversarialAttack, class_loss_criterion
 from .augment.frequency import FrequencyAugment
-from .augment.image_stream import CachedImages, ImageStream, LetterboxedImages
+from .augment.image_stream import AugmentedImages, CachedImages, ImageStream, LetterboxedImages
+from .augment.pseudo_labels import teacher_labels
+from .data.unlabeled import UnlabeledImages
 from .auto_weights import set_auto_weights
 from .checkpoints import (
     TRUST_KEY, atomic_save, atomic_strip_optimizer, attach_state, load_pt, read_state, remove_state, staged_writes,
@@ -94,7 +97,8 @@ class IKDTrainer(DetectionTrainer):
         overrides["task"] = self.TASK  # as the task's Ultralytics trainer does, but before preflight names the folder
         if overrides.get("distill_model"):
             raise TeacherError("IKDTrainer takes the teacher as teacher=..., not Ultralytics' distill_model=")
-        distill, teacher = preflight(overrides, explicit)  # every check before Ultralytics prints or creates anything
+        # every check before Ultralytics prints or creates anything
+        distill, teacher, self.unlabeled = preflight(overrides, explicit)
         super().__init__(cfg, overrides, _callbacks)
         self.distill = distill
         for k, v in distill.items():
@@ -110,7 +114,7 @@ class IKDTrainer(DetectionTrainer):
         self.freq_augment = FrequencyAugment.from_config(distill) if distill["freq_mode"] != "off" else None
         attacked = any(stream.attack != "none" for stream in self.streams)
         self.attack = AdversarialAttack.from_config(distill) if attacked else None
-        if weight_on(distill["adv_weight"]) and not any(stream.name == "adv" for stream in self.streams):
+        if weight_on(distill["adv_weight"]) and not any(s.weight_key == "adv_weight" for s in self.streams):
             LOGGER.warning("ikd-yolo: adv_steps=0 makes no adversarial images, so the adversarial term is off "
                            "(set adv_weight=0 to say so, or adv_steps>=1 to attack)")
         self.teacher_criterion = None  # built on the first attack, once the teacher sits on its device
@@ -195,19 +199,30 @@ class IKDTrainer(DetectionTrainer):
         """((images, their indices in the batch or None), the teacher's clean maps of the batch when the attack's
         first forward gave them, else None) of one stream this step; None when it has no image this step."""
         k = stream.size(batch["img"].shape[0])
-        if stream.attack == "online":
-            if self.teacher_criterion is None:
-                self.teacher_criterion = class_loss_criterion(self.teacher.model)
+        if stream.attack == "online" and stream.source == "batch":
             start = mixed if stream.mix and mixed is not None else batch
             layers = self.teacher.recorder.layers if start is batch and need_clean_maps else None
-            x, clean = self.attack.with_features(self.teacher.model, self.teacher_criterion, start, layers, k)
+            x, clean = self.attack.with_features(self.teacher.model, self._criterion(), start, layers, k)
             return None if x is None else ((x, torch.arange(k, device=x.device)), clean)
         if stream.source == "loader":
-            return ((self.loaders[stream.name].next(k, self.device), None), None) if k else None
+            if not k:
+                return None
+            x = self.loaders[stream.name].next(k, self.device)
+            if stream.attack == "online":  # attacked against the teacher's own detections of them
+                x = self.attack(self.teacher.model, self._criterion(), {"img": x, **teacher_labels(self.teacher.model,
+                                                                                                      x)})
+            return (x, None), None
         if mixed is None:  # the frequency view outside the augmentation phase
             return None
         index = mixed["freq_info"]["selected"].nonzero().squeeze(1)
         return ((mixed["img"][index], index), None) if index.numel() else None
+
+    def _criterion(self) -> Any:
+        """The teacher's class-loss criterion the attack ascends, built on the first attack (the teacher then sits
+        on its device)."""
+        if self.teacher_criterion is None:
+            self.teacher_criterion = class_loss_criterion(self.teacher.model)
+        return self.teacher_criterion
 
     def _stream_batch(self, stream: Stream, img: torch.Tensor, index: torch.Tensor | None, batch: dict) -> StreamBatch:
         """A stream's images with the teacher's maps and head of them, and the head whose scores weight their
@@ -223,13 +238,34 @@ class IKDTrainer(DetectionTrainer):
     def _setup_train(self):
         """Ultralytics' set-up, then the loaders of the streams that read images of their own (the adversarial cache,
         built on rank 0 if any image misses), then the weights=auto measurement."""
-        super()._setup_train()
+        super()._setup_train()  # a resumed run's start_epoch is known from here
         for stream in self.streams:
             if stream.source == "loader":
-                images = self._cached_images() if stream.attack == "cached" else self._letterboxed_images()
-                self.loaders[stream.name] = ImageStream(images, self.args.workers, self.args.seed)
+                self.loaders[stream.name] = ImageStream(self._loader_images(stream), self.args.workers,
+                                                        self.args.seed, drawn=self._drawn_before(stream))
         if auto_keys(self.distill):
             self.auto_weight_report = set_auto_weights(self)
+
+    def _loader_images(self, stream: Stream) -> torch.utils.data.Dataset:
+        """The images a stream of a loader of its own reads: the adversarial cache, the training split augmented as
+        training does, or letterboxed: the training split, the unlabelled images, or both."""
+        if stream.attack == "cached":
+            return self._cached_images()
+        if stream.augment:
+            return AugmentedImages(self.build_dataset(self.data["train"], mode="train", batch=self.batch_size))
+        sets = []
+        if stream.images in ("train", "both"):
+            sets.append(self._letterboxed_train())
+        if stream.images in ("unlabeled", "both"):
+            sets.append(UnlabeledImages(self.unlabeled, self.args.imgsz))
+        return LetterboxedImages(sets[0] if len(sets) == 1 else torch.utils.data.ConcatDataset(sets), self.args.fliplr)
+
+    def _drawn_before(self, stream: Stream) -> int:
+        """The batches a loader stream handed out before this run's start epoch (0 for a new run): on every
+        `every`-th step of the epochs of the augmentation phase."""
+        steps, phase_epochs = len(self.train_loader), int(self.distill["ikd_phase"] * self.epochs + 0.5)
+        done = min(self.start_epoch, phase_epochs) * steps  # the phase's first steps, all done
+        return (done + stream.every - 1) // stream.every
 
     def _cached_images(self) -> CachedImages:
         """The adversarial cache of this teacher and training split, checked (and completed on rank 0)."""
@@ -242,13 +278,18 @@ class IKDTrainer(DetectionTrainer):
                     f"({stats['images']} attacked now, {stats['seconds']:.0f}s)")
         return CachedImages(cache, self.args.fliplr)
 
-    def _letterboxed_images(self) -> LetterboxedImages:
+    def _letterboxed_train(self) -> torch.utils.data.Dataset:
         """The training split letterboxed to the training size, as the cache's attack reads it (no augmentation)."""
         from .augment.adv_cache import attack_dataset, label_task
 
-        dataset = attack_dataset(self.data, self.args.imgsz, self.batch_size, label_task(self.teacher.model,
-                                                                                         self.data))
-        return LetterboxedImages(dataset, self.args.fliplr)
+        return attack_dataset(self.data, self.args.imgsz, self.batch_size, label_task(self.teacher.model, self.data))
+
+    def _close_dataloader_mosaic(self):
+        """Close mosaic in the training loader as Ultralytics does, and in a stream of augmented training images."""
+        super()._close_dataloader_mosaic()
+        for stream in self.loaders.values():
+            if isinstance(stream.dataset, AugmentedImages):
+                stream.dataset.close_mosaic(hyp=copy(self.args))
 
     # ---- validation and checkpoints ------------------------------------------------------------------------
     @contextmanager

@@ -5,7 +5,7 @@ base's adversarial term) gives, for the same seed, the losses it gave before the
 before the redesign (`python tests/test_streams.py --write CASE` rewrites one case: only when a change of behaviour is
 meant). One change was: a cached attack that changes nothing reads the letterboxed training images as the clean stream
 (adv_mode=clean) instead of building a cache of them, so its first batches draw other random numbers ("ikd-score
-cached, no attack" was rewritten then).
+cached, no attack" was rewritten then; its column is stream_loss since: the same values).
 """
 
 from __future__ import annotations

@@ -2,9 +2,11 @@
 left-right like the training images (the distillation compares student and teacher on the same image, so the stream
 need not follow the clean mosaic).
 
-Two kinds of images: the adversarial cache's (`CachedImages`: each training image attacked once per teacher) and
-letterboxed images of a dataset as Ultralytics' validation reads them (`LetterboxedImages`: a clean second stream).
-Both give the same uint8 images for an attack that changes nothing, in the same order for the same seed.
+Three kinds of images: the adversarial cache's (`CachedImages`: each training image attacked once per teacher),
+letterboxed images of a dataset as Ultralytics' validation reads them (`LetterboxedImages`: a clean second stream of
+the training split, of unlabelled images or of both), and a training dataset with its augmentations
+(`AugmentedImages`). The first two give the same uint8 images for an attack that changes nothing, in the same order
+for the same seed.
 
 Examples:
     >>> from ikd_yolo.augment.adv_cache import open_attack_cache
@@ -67,11 +69,33 @@ class LetterboxedImages(torch.utils.data.Dataset):
         return _flipped(self.dataset[i]["img"], self.fliplr), -1
 
 
-class ImageStream:
-    """An endless shuffled stream of a dataset's images (`CachedImages`, `LetterboxedImages`), batch by batch."""
+class AugmentedImages(torch.utils.data.Dataset):
+    """The images of an Ultralytics training dataset with its augmentations (mosaic, affine, colour, flips), as
+    ((C, H, W) uint8 tensor, -1): a second draw of what training sees, without its labels."""
 
-    def __init__(self, dataset: CachedImages | LetterboxedImages, workers: int, seed: int) -> None:
-        self.dataset, self.workers, self.seed, self.epoch = dataset, workers, seed, 0
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.dataset[i]["img"], -1
+
+    def close_mosaic(self, hyp: Any) -> None:
+        """Stop mosaic with the training loader (Ultralytics' last close_mosaic epochs)."""
+        self.dataset.mosaic = False
+        self.dataset.close_mosaic(hyp=hyp)
+
+
+class ImageStream:
+    """An endless shuffled stream of a dataset's images (`CachedImages`, `LetterboxedImages`), batch by batch; each
+    pass over the images is a permutation drawn from `seed` and the pass number, so the stream can start at any batch
+    (`drawn`: a resumed run goes on where it stopped) without reading the images before it."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset, workers: int, seed: int, drawn: int = 0) -> None:
+        self.dataset, self.workers, self.seed = dataset, workers, seed
+        self.drawn = drawn  # batches handed out so far (of the size asked for)
         self._batches: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
         self._size = 0
 
@@ -82,17 +106,27 @@ class ImageStream:
     def next(self, k: int, device: torch.device) -> torch.Tensor:
         """The next `k` images on `device` as floats in [0, 1]; an image gone bad is one line naming it."""
         if self._batches is None or k != self._size:
-            self._size, self._batches = k, self._epochs(k)
+            self._size, self._batches = k, self._from(self.drawn, k)
         images, bad = next(self._batches)
+        self.drawn += 1
         if (bad >= 0).any():
             raise self.dataset.problem(int(bad[bad >= 0][0]))
         return images.to(device, non_blocking=True).float() / 255
 
-    def _epochs(self, k: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _from(self, drawn: int, k: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of `k` images from batch `drawn` on: pass p's order is a permutation seeded by seed + p."""
         from torch.utils.data import DataLoader
 
+        n = len(self.dataset)
+        per_pass = n // k if n >= k else 1  # a pass drops its last partial batch, unless the set is smaller than k
+        p, first = divmod(drawn, per_pass)
         while True:
-            g = torch.Generator().manual_seed(self.seed + self.epoch)
-            self.epoch += 1
-            yield from DataLoader(self.dataset, batch_size=k, shuffle=True, drop_last=len(self.dataset) >= k,
-                                  num_workers=self.workers, generator=g, persistent_workers=False)
+            g = torch.Generator().manual_seed(self.seed + p)
+            # the draw a shuffling DataLoader makes before its permutation (its workers' base seed), so a pass orders
+            # the images as a DataLoader(shuffle=True, generator=g) would
+            torch.empty((), dtype=torch.int64).random_(generator=g)
+            order = torch.randperm(n, generator=g).tolist()
+            batches = [order[i:i + k] for i in range(0, per_pass * k if n >= k else n, k)][first:]
+            yield from DataLoader(self.dataset, batch_sampler=batches, num_workers=self.workers, generator=g,
+                                  persistent_workers=False)
+            p, first = p + 1, 0

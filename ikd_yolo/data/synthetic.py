@@ -59,6 +59,7 @@ def make_synthetic_dataset(
     clutter: float = 1.0,
     min_side: int = 0,
     task: str = "detect",
+    n_unlabeled: int = 0,
 ) -> Path:
     """Write the synthetic dataset under `out` and return the path of its data.yaml.
 
@@ -81,12 +82,15 @@ def make_synthetic_dataset(
         min_side (int): Smallest box side in pixels (>= 0): raises the lower end of each size bucket's range so
             that, at a small `imgsz`, no object is drawn smaller than the network can resolve.
         task (str): The labels to write: detect, segment, pose or obb.
+        n_unlabeled (int): Images drawn like the training images but written without labels, in out/images/unlabeled
+            (no split of data.yaml names it): what `unlabeled=` distils on.
 
     Returns:
         (Path): Absolute path of out/data.yaml.
     """
-    lower = {"n_train": 1, "n_val": 1, "imgsz": 64, "seed": 0, "min_side": 0}
-    values = {"n_train": n_train, "n_val": n_val, "imgsz": imgsz, "seed": seed, "min_side": min_side}
+    lower = {"n_train": 1, "n_val": 1, "imgsz": 64, "seed": 0, "min_side": 0, "n_unlabeled": 0}
+    values = {"n_train": n_train, "n_val": n_val, "imgsz": imgsz, "seed": seed, "min_side": min_side,
+              "n_unlabeled": n_unlabeled}
     for key, v in values.items():
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
             raise DataError(f"{key}={v!r} must be a whole number")
@@ -96,19 +100,21 @@ def make_synthetic_dataset(
         raise DataError(f"clutter={clutter!r} must be a number in [0, 1]")
     if task not in LABEL_TASKS:
         raise DataError(f"task={task!r} is not a task the synthetic data labels: use one of {', '.join(LABEL_TASKS)}")
-    n_train, n_val, imgsz, seed, min_side = (int(v) for v in values.values())
+    n_train, n_val, imgsz, seed, min_side, n_unlabeled = (int(v) for v in values.values())
     out = Path(out).resolve()
     params = {"version": GENERATOR_VERSION, "n_train": n_train, "n_val": n_val, "imgsz": imgsz, "seed": seed}
     if (clutter, min_side) != (1.0, 0):  # the defaults stay out, so datasets made before these options match
         params.update(clutter=float(clutter), min_side=min_side)
     if task != "detect":  # likewise: a detect dataset's metadata is what it was before tasks existed
         params["task"] = task
+    if n_unlabeled:
+        params["n_unlabeled"] = n_unlabeled
     meta_file, yaml_file = out / META_FILE, out / "data.yaml"
     try:
         meta = json.loads(meta_file.read_text())
     except (OSError, ValueError):  # missing or half-written
         meta = None
-    if meta == {**params, "complete": True} and _files_complete(out, n_train, n_val):
+    if meta == {**params, "complete": True} and _files_complete(out, n_train, n_val, n_unlabeled):
         _write_yaml(yaml_file, out, task)  # the folder may have moved; rewritten only if its text changed
         return yaml_file
 
@@ -123,8 +129,10 @@ def make_synthetic_dataset(
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)  # the images are small: OpenCV's thread pool costs more than it saves
     try:
-        for split_id, (split, n) in enumerate((("train", n_train), ("val", n_val))):
-            _write_split(out, split, split_id, n, imgsz, seed, float(clutter), min_side, task)
+        for split_id, (split, n) in enumerate((("train", n_train), ("val", n_val), ("unlabeled", n_unlabeled))):
+            if n:
+                _write_split(out, split, split_id, n, imgsz, seed, float(clutter), min_side, task)
+        shutil.rmtree(out / "labels" / "unlabeled", ignore_errors=True)  # drawn like the others, kept without labels
     finally:
         cv2.setNumThreads(threads)
     _write_yaml(yaml_file, out, task)
@@ -203,13 +211,14 @@ def _label_files(img_dir: Path) -> list[Path]:
     return [Path(*parts, f"{p.stem}.txt") for p in sorted(img_dir.iterdir()) if p.suffix.lower() in exts]
 
 
-def _files_complete(out: Path, n_train: int, n_val: int) -> bool:
-    """Return True if every expected image and label file exists."""
-    return all(
+def _files_complete(out: Path, n_train: int, n_val: int, n_unlabeled: int = 0) -> bool:
+    """Return True if every expected image and label file exists (the unlabelled images have none)."""
+    labelled = all(
         (out / "images" / split / f"{i:06d}.jpg").is_file() and (out / "labels" / split / f"{i:06d}.txt").is_file()
         for split, n in (("train", n_train), ("val", n_val))
         for i in range(n)
     )
+    return labelled and all((out / "images" / "unlabeled" / f"{i:06d}.jpg").is_file() for i in range(n_unlabeled))
 
 
 def _write_yaml(file: Path, root: Path, task: str = "detect") -> None:

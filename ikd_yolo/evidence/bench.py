@@ -46,13 +46,15 @@ from .runs import cached_teacher, config_hash, train_student
 from .tasks import task_models
 
 UNHASHED = {"device", "workers", "verbose", "plots"}  # train arguments that do not change what a run measures
+PATH_KEYS = ("unlabeled",)  # method arguments that are paths: recorded and keyed as `portable` writes them
 UNHASHED_DISTILL = {"distill", "trust_checkpoints"}  # settings that do not either: a label, a permission to read
 # settings added after finished runs were keyed: part of a run's key only when set away from this value (which is
 # what those runs trained with), so the evidence keeps its runs
-KEYED_OFF_DEFAULT = {"freq_apply": "replace", "freq_weight": 1.0, "score_kpt": 0.0}
+KEYED_OFF_DEFAULT = {"freq_apply": "replace", "freq_weight": 1.0, "score_kpt": 0.0, "stream_source": "train",
+                     "unlabeled": None, "stream_aug": "none"}
 # profile keys that are whole numbers, with their smallest value (the synthetic set's own lower bounds included)
-WHOLE_NUMBERS = {"n_train": 1, "n_val": 1, "data_imgsz": 64, "min_side": 0, "teacher_epochs": 1, "epochs": 1,
-                 "imgsz": 32, "batch": 1, "workers": 0}
+WHOLE_NUMBERS = {"n_train": 1, "n_val": 1, "n_unlabeled": 0, "data_imgsz": 64, "min_side": 0, "teacher_epochs": 1,
+                 "epochs": 1, "imgsz": 32, "batch": 1, "workers": 0}
 BENCH_KEYS = ("profile", "name", "out", "project", "report")  # run_benchmark's own, beside the profile keys
 
 
@@ -124,10 +126,11 @@ def run_benchmark(
     summary = summarize(runs, labels)
     summary.update(
         profile=profile, name=name, task=s["task"],
-        settings=jsonable({**s, "methods": labels, **{k: portable(s[k]) for k in ("data", "teacher", "teacher_init")}}),
+        settings=jsonable({**s, "methods": labels, **{k: portable(s.get(k)) for k in ("data", "teacher",
+                                                                                     "teacher_init", "unlabeled")}}),
         data=portable(data), teacher=portable(teacher), project=portable(project),
         teacher_scores=teacher_scores, area_scale=area_scale, cocoarea_ranges=area_ranges(area_scale)[1:],
-        method_args={m.label: method_args(m, s) for m in s["methods"]}, environment=environment(s["device"]),
+        method_args={m.label: recorded(method_args(m, s)) for m in s["methods"]}, environment=environment(s["device"]),
         wall_seconds=time.time() - start,
     )
     write_outputs(summary, Path(out) / str(report or name))
@@ -212,6 +215,8 @@ def resolve_settings(profile: str, **overrides: Any) -> dict[str, Any]:
     if isinstance(s["jobs"], bool) or not isinstance(s["jobs"], int) or s["jobs"] < 1:
         raise DistillConfigError(f"jobs={s['jobs']!r} must be a whole number >= 1 (runs trained at once)")
     s[TRUST_KEY], s["train_args"] = check_value(TRUST_KEY, s[TRUST_KEY]), extra
+    if s.get("n_unlabeled") and not s["data"] and not s.get("unlabeled"):  # the synthetic set's unlabelled images
+        s["unlabeled"] = str(synthetic_folder(s) / "images" / "unlabeled")
     check_values(s)
     return s
 
@@ -284,11 +289,19 @@ def prepare_data(s: dict[str, Any]) -> tuple[Path, float]:
     from ..data import make_synthetic_dataset
 
     n_train, n_val, size, clutter, min_side = (s[k] for k in ("n_train", "n_val", "data_imgsz", "clutter", "min_side"))
-    task = "" if s["task"] == "detect" else f"-{s['task']}"  # the detection set keeps the folder it always had
-    folder = cache_dir() / "bench-data" / f"synthetic-{n_train}-{n_val}-{size}px-c{clutter:g}-m{min_side}{task}"
-    data = make_synthetic_dataset(folder, n_train=n_train, n_val=n_val, imgsz=size, seed=0, clutter=clutter,
-                                  min_side=min_side, task=s["task"])
+    data = make_synthetic_dataset(synthetic_folder(s), n_train=n_train, n_val=n_val, imgsz=size, seed=0,
+                                  clutter=clutter, min_side=min_side, task=s["task"],
+                                  n_unlabeled=s.get("n_unlabeled", 0))
     return data, (size / 256) ** 2
+
+
+def synthetic_folder(s: dict[str, Any]) -> Path:
+    """The cache folder of a profile's synthetic set (its parameters in the name)."""
+    n_train, n_val, size, clutter, min_side = (s[k] for k in ("n_train", "n_val", "data_imgsz", "clutter", "min_side"))
+    task = "" if s["task"] == "detect" else f"-{s['task']}"  # the detection set keeps the folder it always had
+    unlabeled = f"-u{s['n_unlabeled']}" if s.get("n_unlabeled") else ""
+    name = f"synthetic-{n_train}-{n_val}-{size}px-c{clutter:g}-m{min_side}{task}{unlabeled}"
+    return cache_dir() / "bench-data" / name
 
 
 def method_args(method: Method | str, s: dict[str, Any]) -> dict[str, Any]:
@@ -301,7 +314,14 @@ def method_args(method: Method | str, s: dict[str, Any]) -> dict[str, Any]:
     if not method.is_preset:
         return args
     trust = {TRUST_KEY: True} if s[TRUST_KEY] else {}
-    return {**args, **trust, **method.settings}
+    wants = method.settings.get("stream_source") in ("unlabeled", "both")  # only a label that asks for them
+    unlabeled = {"unlabeled": str(s["unlabeled"])} if wants and s.get("unlabeled") else {}
+    return {**args, **trust, **unlabeled, **method.settings}
+
+
+def recorded(args: dict[str, Any]) -> dict[str, Any]:
+    """A run's arguments as results record them: paths `portable`."""
+    return {k: portable(v) if k in PATH_KEYS else v for k, v in args.items()}
 
 
 def distill_config(method: Method | str, s: dict[str, Any]) -> dict[str, Any] | None:
@@ -335,8 +355,8 @@ def run_settings(preset: str, train_args: dict[str, Any], cfg: dict[str, Any] | 
     key = {k: v for k, v in train_args.items() if k not in UNHASHED and DEFAULT_CFG_DICT.get(k, object()) != v}
     distill = None
     if cfg is not None:
-        distill = {k: v for k, v in effective_settings(cfg).items() if k not in UNHASHED_DISTILL
-                   and (k not in KEYED_OFF_DEFAULT or v != KEYED_OFF_DEFAULT[k])}
+        distill = {k: portable(v) if k in PATH_KEYS else v for k, v in effective_settings(cfg).items()
+                   if k not in UNHASHED_DISTILL and (k not in KEYED_OFF_DEFAULT or v != KEYED_OFF_DEFAULT[k])}
     key.update(method=preset if cfg is None else "ikd-yolo", data=portable(data), student=student,
                teacher=portable(teacher) if preset != "none" else None, area_scale=area_scale, distill=distill)
     return key
@@ -368,7 +388,7 @@ def run_one(method: Method | str, seed: int, s: dict, data: Path, teacher: Path,
         train_s = curve[-1]["time"] / len(curve) if curve else r["seconds_per_epoch"]
         return dict(method=method.label, seed=seed, scores={**scores, "seconds_per_epoch": train_s},
                     wall_seconds_per_epoch=r["seconds_per_epoch"], train_final_map50_95=r["map50_95"],
-                    train_args=jsonable(args), curve=curve, weights=portable(r["weights"], run_root.parent),
+                    train_args=jsonable(recorded(args)), curve=curve, weights=portable(r["weights"], run_root.parent),
                     save_dir=portable(r["save_dir"], run_root.parent))
 
     return _cached_json(file, key, train_and_score)

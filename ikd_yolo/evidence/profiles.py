@@ -48,10 +48,15 @@ PROFILE_KEYS: dict[str, str] = {
     "data_imgsz": "synthetic set: image side in pixels (>= 64)",
     "clutter": "synthetic set: share of background distractors, in [0, 1]",
     "min_side": "synthetic set: smallest box side in pixels",
+    "n_unlabeled": "synthetic set: images drawn like the training ones but kept without labels (what unlabeled= "
+                   "distils on)",
+    "unlabeled": "your images nobody labelled (a folder, .txt list or glob): given to the methods whose brackets ask "
+                 "for them, e.g. ikd-score[stream_source=both] (default: the synthetic set's, with n_unlabeled)",
 }
 
 QUICK: dict[str, Any] = dict(
-    n_train=800, n_val=300, data_imgsz=96, clutter=0.0, min_side=8, teacher_model="yolo11s.yaml",
+    n_train=800, n_val=300, data_imgsz=96, clutter=0.0, min_side=8, n_unlabeled=0, unlabeled=None,
+    teacher_model="yolo11s.yaml",
     teacher_epochs=18, teacher_args={}, teacher_init=None,
     student="yolo11n.yaml", task=None, epochs=15, imgsz=96, batch=8, seeds=3,
     device="cpu", workers=0, jobs=None, methods=("none", "ultralytics", "score", "ikd-score"),
@@ -68,7 +73,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     # one H100/H200 in <= 8 minutes: ESTIMATED until run there (no GPU has been lent to size it). 6 runs at once on
     # the device, 600 train images at 160 px, students 20 epochs, the teacher 40.
     "gpu": dict(
-        n_train=600, n_val=300, data_imgsz=160, clutter=0.0, min_side=8, teacher_model="yolo11s.yaml",
+        n_train=600, n_val=300, data_imgsz=160, clutter=0.0, min_side=8, n_unlabeled=0, unlabeled=None,
+        teacher_model="yolo11s.yaml",
         teacher_epochs=40, teacher_args={}, teacher_init=None,
         student="yolo11n.yaml", task=None, epochs=20, imgsz=160, batch=32, seeds=3,
         device="0", workers=4, jobs=6, methods=("none", "ultralytics", "score", "ikd-score"),
@@ -77,7 +83,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     # the user's own data (data= required) with Ultralytics' default recipe; pass your trained
     # teacher= (otherwise a yolo11m is trained from scratch on that data: nothing is downloaded)
     "full": dict(
-        teacher_model="yolo11m.yaml", teacher_epochs=100, teacher_args={}, teacher_init=None, student="yolo11n.yaml",
+        unlabeled=None, teacher_model="yolo11m.yaml", teacher_epochs=100, teacher_args={}, teacher_init=None,
+        student="yolo11n.yaml",
         task=None, epochs=100, imgsz=640, batch=16, seeds=3, device=None, workers=8, jobs=1, methods=ALL_METHODS,
         train_args={},
     ),
