@@ -21,14 +21,17 @@ HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "data" / "stream_losses.json"
 STEPS = 3  # with adv_every=2 the stream runs on steps 0 and 2
 
+ONLINE = dict(adv_mode="online", adv_every=1)  # what ikd-score attacked with when these losses were written
 CASES = {
-    "ikd-score online": dict(distill="ikd-score", adv_steps=2),
+    "ikd-score online": dict(distill="ikd-score", adv_steps=2, **ONLINE),
     "ikd-score cached every 2": dict(distill="ikd-score", adv_steps=2, adv_every=2, adv_mode="cached"),
-    "ikd-score cached, no attack": dict(distill="ikd-score", adv_steps=2, adv_mode="cached", adv_step_size=0.0),
-    "ikd-score predictions only": dict(distill="ikd-score", adv_steps=1, adv_distill="predictions"),
+    "ikd-score cached, no attack": dict(distill="ikd-score", adv_steps=2, adv_mode="cached", adv_step_size=0.0,
+                                        adv_every=1),
+    "ikd-score predictions only": dict(distill="ikd-score", adv_steps=1, adv_distill="predictions", **ONLINE),
     "ikd-score frequency view": dict(distill="ikd-score", adv_steps=1, freq_mode="spectral", freq_apply="view",
-                                     freq_p=1.0),
-    "ikd-score shared": dict(distill="ikd-score", adv_steps=1, freq_mode="spectral", freq_apply="shared", freq_p=1.0),
+                                     freq_p=1.0, **ONLINE),
+    "ikd-score shared": dict(distill="ikd-score", adv_steps=1, freq_mode="spectral", freq_apply="shared", freq_p=1.0,
+                             **ONLINE),
     "ikd-fgd online": dict(distill="ikd-fgd", adv_steps=1),
     "ikd-fgd-full replace": dict(distill="ikd-fgd-full", adv_steps=1, freq_p=1.0),
     "fgd frequency view": dict(distill="fgd", freq_mode="spectral", freq_apply="view", freq_p=1.0),
@@ -139,10 +142,10 @@ def test_a_clean_stream_trains_without_building_a_cache(inputs):
     from ikd_yolo.config import resolve_distill_config
 
     (stream,) = streams_of(resolve_distill_config(cfg))
-    assert (stream.source, stream.attack, stream.weigh_by) == ("loader", "none", "own")
+    assert (stream.name, stream.source, stream.attack, stream.weigh_by) == ("stream", "loader", "none", "own")
     before = set((root / "cache").rglob("*.png")) if (root / "cache").exists() else set()
     trace = loss_trace(data, teacher, root / "runs", "clean", **cfg)
-    assert [step["adv_loss"] > 0 for step in trace] == [True, False, True]  # on every second step
+    assert [step["stream_loss"] > 0 for step in trace] == [True, False, True]  # on every second step
     after = set((root / "cache").rglob("*.png")) if (root / "cache").exists() else set()
     assert after == before  # nothing attacked, nothing stored
 
