@@ -1,4 +1,5 @@
-"""Where ikd-yolo keeps what it makes once and reuses: synthetic datasets, trained teachers, adversarial images."""
+"""Where ikd-yolo keeps what it makes once and reuses (synthetic datasets, trained teachers, adversarial images), and
+whether a folder it is to write into can be written."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import os
 from pathlib import Path
 
 from .errors import InputError
-from .inputs import unwritable
 
 ENV = "IKD_YOLO_CACHE"
 
@@ -28,3 +28,18 @@ def cache_dir(writable: bool = False) -> Path:
         raise InputError(f"{where} {what}: ikd-yolo keeps its datasets, teachers and adversarial images there; "
                          f"set {ENV} to a writable folder")
     return path
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why files cannot be written into `folder` (made when missing), or None: the nearest folder that exists is tried
+    with a temporary file, gone again at once."""
+    import tempfile
+
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            return None
+    except OSError as e:
+        return e.strerror or type(e).__name__

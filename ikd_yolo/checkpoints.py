@@ -37,12 +37,12 @@ import torch
 from torch import nn
 
 from .errors import InputError
+from .file_values import TRUST_KEY
 
 __all__ = ["STATE_ATTR", "TRUST_KEY", "UntrustedCheckpoint", "atomic_save", "atomic_strip_optimizer", "attach_state",
            "load_pt", "read_state", "remove_state", "staged_writes", "strip_state"]
 
 STATE_ATTR = "ikd_state"  # attribute of a saved student holding what resume needs (plain dict of tensors)
-TRUST_KEY = "trust_checkpoints"  # the distillation key that lets a trusted file load with plain torch.load
 
 # Packages whose nn.Module classes a checkpoint may hold (the classes are created without their __init__)
 MODULE_PACKAGES = ("torch.nn.modules.", "ultralytics.nn.modules.", "ultralytics.nn.tasks",

@@ -21,13 +21,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .cli_help import command_help
+from .cli_help import OUT_DEFAULTS, command_help
 from .config import DistillConfigError, closest_key, key_help, parse_key_values, preset_names
 from .errors import InputError, report_user_errors
 
 USAGE = __doc__
 PASSTHROUGH = ("val", "predict", "export", "track", "benchmark")  # Ultralytics' own modes, run by its `yolo` entry
-OUT_DEFAULTS = {"synth": "datasets/ikd-synthetic", "show-aug": "ikd_augmentation.png"}  # what out= is when not given
 
 
 def help_text() -> str:
@@ -179,7 +178,7 @@ def synth(args: dict[str, Any]) -> None:
     """`ikd-yolo synth`: write the procedural dataset and print its data.yaml path."""
     from .data import make_synthetic_dataset
     from .errors import DataError
-    from .inputs import unwritable
+    from .cache import unwritable
 
     options = {"out": OUT_DEFAULTS["synth"], **check_options("synth", args, make_synthetic_dataset)}
     out = Path(str(options["out"]))
@@ -285,6 +284,40 @@ def run(command: str, words: list[str]) -> None:
 
 
 OWN_HELP = ("synth", "show-aug", "attack", "demo", "bench-distill")  # with `<command> --help` of their own
+
+
+def own_help(command: str) -> str:
+    """`ikd-yolo <command> --help` of a command of `OWN_HELP`."""
+    fixed = ()
+    if command == "demo":
+        from .demo import DEMO_FIXED as fixed
+    return command_help(command, *command_keys(command), fixed=fixed)
+
+
+def command_keys(command: str) -> tuple[Callable, dict[str, Any], tuple[str, ...]]:
+    """(the function that runs `command`, the defaults its command line sets, parameters the command line does not
+    take) for synth, show-aug, attack, demo and bench-distill."""
+
+    if command == "synth":
+        from .data import make_synthetic_dataset
+
+        return make_synthetic_dataset, {"out": OUT_DEFAULTS[command]}, ()
+    if command == "show-aug":
+        from .show_aug import show_augmentation
+
+        return show_augmentation, {"out": OUT_DEFAULTS[command]}, ("cfg",)
+    if command == "attack":
+        from .attack_command import run_attack
+
+        return run_attack, {}, ()
+    if command == "demo":
+        from .demo import run_demo
+
+        return run_demo, {}, ()
+    from .evidence import run_benchmark
+
+    return run_benchmark, {}, ()
+
 GO_ON = {"train": "go on with `ikd-yolo train resume model=<the run>/weights/last.pt`"}
 GO_ON_DEFAULT = "run the same command again to go on from there"
 DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # no space, over the disk quota
@@ -309,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
               "(ikd-yolo --help)", file=sys.stderr)
         return 2
     if rest[:1] in (["help"], ["-h"], ["--help"]):
-        print(command_help(command) if command in OWN_HELP else help_text())
+        print(own_help(command) if command in OWN_HELP else help_text())
         return 0
     if "verbose=True" in rest or os.environ.get("IKD_YOLO_TRACEBACK") == "1":
         run(command, rest)

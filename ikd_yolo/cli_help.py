@@ -1,7 +1,7 @@
 """`ikd-yolo <command> --help` for the commands of ikd-yolo's own: each key with its default and meaning, read from
-the function that runs the command (its signature and the `Args:` of its docstring), so the help cannot drift from
-what the command accepts. `train` lists the distillation keys (`cli.help_text`); val, predict, export, track and
-benchmark are Ultralytics' own.
+the function that runs the command (its signature and the `Args:` of its docstring; `cli.command_keys` names it), so
+the help cannot drift from what the command accepts. `train` lists the distillation keys (`cli.help_text`); val,
+predict, export, track and benchmark are Ultralytics' own.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import re
 from typing import Any, Callable
 
 ROW = "  {key:<16} {default:<22} {doc}"
+
+OUT_DEFAULTS = {"synth": "datasets/ikd-synthetic", "show-aug": "ikd_augmentation.png"}  # what out= is when not given
 
 
 def arg_docs(fn: Callable) -> dict[str, str]:
@@ -43,37 +45,13 @@ def rows(fn: Callable, defaults: dict[str, Any] | None = None, skip: tuple[str, 
     return out
 
 
-def command_keys(command: str) -> tuple[Callable, dict[str, Any], tuple[str, ...]]:
-    """(the function that runs `command`, the defaults its command line sets, parameters the command line does not
-    take) for synth, show-aug, attack, demo and bench-distill."""
-    from .cli import OUT_DEFAULTS
-
-    if command == "synth":
-        from .data import make_synthetic_dataset
-
-        return make_synthetic_dataset, {"out": OUT_DEFAULTS[command]}, ()
-    if command == "show-aug":
-        from .show_aug import show_augmentation
-
-        return show_augmentation, {"out": OUT_DEFAULTS[command]}, ("cfg",)
-    if command == "attack":
-        from .attack_command import run_attack
-
-        return run_attack, {}, ()
-    if command == "demo":
-        from .demo import run_demo
-
-        return run_demo, {}, ()
-    from .evidence import run_benchmark
-
-    return run_benchmark, {}, ()
-
-
-def command_help(command: str) -> str:
-    """The help of `command` (one of `command_keys`'): usage, its keys, and what else it takes."""
+def command_help(command: str, fn: Callable, defaults: dict[str, Any], skip: tuple[str, ...] = (),
+                 fixed: tuple[str, ...] = ()) -> str:
+    """The help of `command` (synth, show-aug, attack, demo or bench-distill), run by `fn` with the command line's
+    `defaults` and without the parameters `skip`: usage, its keys, and what else it takes (the demo: but the
+    bench-distill keys it `fixed` itself)."""
     from .config import preset_names
 
-    fn, defaults, skip = command_keys(command)
     usage = {
         "synth": "ikd-yolo synth out=datasets/shapes task=detect n_train=200 n_val=50 imgsz=256\n\nWrite the synthetic "
                  "shapes dataset and print its data.yaml path.",
@@ -92,24 +70,23 @@ def command_help(command: str) -> str:
         text.append(f"\nAlso any distillation key (ikd-yolo --help), {which} above all; distill= starts from a preset "
                     f"({', '.join(preset_names())}).")
     if command in {"demo", "bench-distill"}:
-        text += bench_keys(command)
+        text += bench_keys(command, fixed)
     return "\n".join(text) + "\n"
 
 
-def bench_keys(command: str) -> list[str]:
-    """The profile keys (with the quick profile's values) and the method syntax, for bench-distill and the demo."""
+def bench_keys(command: str, fixed: tuple[str, ...] = ()) -> list[str]:
+    """The profile keys (with the quick profile's values; not those `fixed`) and the method syntax, for
+    bench-distill and the demo."""
     from .config import preset_names
-    from .demo import DEMO_FIXED
     from .evidence.methods import ALIASES
     from .evidence.profiles import PROFILE_KEYS, PROFILES
 
-    fixed = DEMO_FIXED if command == "demo" else ()
     quick = {"data": None, "teacher": None, **PROFILES["quick"]}
     others = ", ".join(p for p in PROFILES if p != "quick")
     text = [f"\nProfile keys (values of profile=quick; the other profiles: {others}):"]
     text += [ROW.format(key=k, default=_text(quick[k]), doc=doc) for k, doc in PROFILE_KEYS.items() if k not in fixed]
     if command == "demo":
-        text.append(f"\nThe demo fixes {', '.join(DEMO_FIXED)}; choose them with ikd-yolo bench-distill.")
+        text.append(f"\nThe demo fixes {', '.join(fixed)}; choose them with ikd-yolo bench-distill.")
         return text
     text += [
         "",
@@ -120,8 +97,8 @@ def bench_keys(command: str) -> list[str]:
         "  Ultralytics train arguments for any method, ultralytics[dis=18] or ikd-score[epochs=21]. Brackets are",
         "  bench-distill's: on train, write the keys beside the preset (distill=ikd-score adv_steps=1).",
         "",
-        "Also any distillation key (ikd-yolo --help: given to the ikd-yolo methods, never over a key their preset",
-        "sets) and any Ultralytics train argument (given to every student).",
+        "A distillation key goes in a method's brackets (a bare preset runs exactly what distill=NAME runs); an",
+        "Ultralytics train argument given outside them goes to every student.",
     ]
     return text
 

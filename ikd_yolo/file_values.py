@@ -11,10 +11,11 @@ from typing import Any, Mapping
 
 from ultralytics.utils import LOGGER
 
-from .checkpoints import TRUST_KEY
 from .errors import UserError
 
 MAX_VALUES = 100_000  # values a file's settings may hold once their shared parts (YAML aliases) are expanded
+
+TRUST_KEY = "trust_checkpoints"  # the distillation key that lets a trusted file load with plain torch.load
 
 
 def shown(value: Any) -> str:

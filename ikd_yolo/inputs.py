@@ -13,6 +13,7 @@ from typing import Any
 from torch import nn
 
 from .checkpoints import TRUST_KEY, UntrustedCheckpoint, load_pt
+from .cache import unwritable
 from .errors import DataError, InputError, StudentError, TeacherError
 from .file_values import check_size
 from .model_yaml import config_problem
@@ -20,7 +21,7 @@ from .model_yaml import config_problem
 __all__ = ["TASKS", "DataError", "InputError", "StudentError", "TeacherError", "check_image_path", "check_pretrained",
            "check_student", "check_task_labels", "checkpoint_model", "detection_problem", "find_weights", "load_data",
            "model_task", "read_checkpoint", "read_model_yaml", "read_yaml_file", "split_images", "task_model_class",
-           "unwritable", "wrapped_student"]
+           "wrapped_student"]
 
 # the tasks IKD distils: every Ultralytics task whose head is a YOLO Detect head plus a branch (masks, keypoints,
 # angles); classify has no detection head, RT-DETR, YOLO-World and YOLOE are other detector families
@@ -298,21 +299,6 @@ def check_image_path(out: Path, key: str) -> None:
         raise InputError(f"{key}={out} is a folder: pass the image file to write, e.g. {key}={out / 'grid.png'}")
     if problem := unwritable(out.parent):
         raise InputError(f"{key}={out}: {problem}: pick another path")
-
-
-def unwritable(folder: Path) -> str | None:
-    """Why files cannot be written into `folder` (made when missing), or None: the nearest folder that exists is tried
-    with a temporary file, gone again at once."""
-    import tempfile
-
-    existing = next(p for p in (folder, *folder.parents) if p.exists())
-    if not existing.is_dir():
-        return f"{existing} is a file, not a folder"
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            return None
-    except OSError as e:
-        return e.strerror or type(e).__name__
 
 
 def read_yaml_file(path: Path, key: str, error: type[InputError]) -> Any:

@@ -16,7 +16,7 @@ from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import LOGGER
 
 from .checkpoints import STATE_ATTR, TRUST_KEY, read_state
-from .cache import cache_dir
+from .cache import cache_dir, unwritable
 from .config import (
     DistillConfigError, adversarial_term_on, check_value, keypoints_distilled, resolve_distill_config,
     restore_saved_config, stream_attack, stream_images,
@@ -26,7 +26,7 @@ from .file_values import check_size
 from .hooks import detect_head, detect_input_layers
 from .inputs import (
     InputError, check_pretrained, check_student, check_task_labels, checkpoint_model, load_data, model_task,
-    read_checkpoint, unwritable, wrapped_student,
+    read_checkpoint, wrapped_student,
 )
 from .teacher import check_compatible, check_teacher_path, load_teacher
 

@@ -183,7 +183,7 @@ def show_augmentation(
     sx, sy, sd = log_spectrum(x), log_spectrum(y), log_spectrum(y - x)
     b, (h, w) = x.shape[0], x.shape[-2:]
 
-    apply = cfg.get("freq_apply", "replace")
+    apply = aug.settings.apply
     rows = ROWS[apply]
     fig = Figure(figsize=(2.2 * b, 2.3 * len(rows)), dpi=100, layout="constrained")
     axes = fig.subplots(len(rows), b, squeeze=False)

@@ -284,7 +284,7 @@ def test_each_command_has_a_help_of_its_own_with_every_key_it_takes(command, cap
     """`ikd-yolo <command> --help` lists each of the command's keys with a default and a meaning."""
     import inspect
 
-    from ikd_yolo.cli_help import command_keys
+    from ikd_yolo.cli import command_keys
     from ikd_yolo.evidence.profiles import PROFILE_KEYS
 
     assert main([command, "--help"]) == 0

@@ -33,7 +33,7 @@ from ..checkpoints import TRUST_KEY
 from ..config import (DISTILL_KEYS, DistillConfigError, check_value, closest_key, resolve_distill_config,
                       split_distill_args)
 from ..errors import InputError
-from ..inputs import unwritable
+from ..cache import unwritable
 from .coco import area_ranges, check_evaluator, coco_ground_truth, validate_twice
 from .machine import environment
 from .methods import Method, parse_methods, parse_seeds, run_label
