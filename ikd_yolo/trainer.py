@@ -242,7 +242,8 @@ class IKDTrainer(DetectionTrainer):
         for stream in self.streams:
             if stream.source == "loader":
                 self.loaders[stream.name] = ImageStream(self._loader_images(stream), self.args.workers,
-                                                        self.args.seed, drawn=self._drawn_before(stream))
+                                                        self.args.seed, drawn=self._drawn_before(stream),
+                                                        rank=RANK, world=self.world_size)
         if auto_keys(self.distill):
             self.auto_weight_report = set_auto_weights(self)
 

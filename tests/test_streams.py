@@ -150,6 +150,36 @@ def test_a_clean_stream_trains_without_building_a_cache(inputs):
     assert after == before  # nothing attacked, nothing stored
 
 
+class Numbered(torch.utils.data.Dataset):
+    """20 one-pixel images whose value is their index."""
+
+    def __len__(self) -> int:
+        return 20
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return torch.full((1, 1, 1), i, dtype=torch.uint8), -1
+
+
+def drawn_indices(stream, batches: int, k: int = 2) -> list[list[int]]:
+    cpu = torch.device("cpu")
+    return [(stream.next(k, cpu) * 255).round().int().flatten().tolist() for _ in range(batches)]
+
+
+def test_a_stream_goes_on_where_it_stopped_and_ddp_ranks_share_its_batches():
+    from ikd_yolo.augment.image_stream import ImageStream
+
+    whole = drawn_indices(ImageStream(Numbered(), 0, seed=3), 25)  # two and a half passes of 10 batches
+    assert all(sorted(sum(whole[p * 10:(p + 1) * 10], [])) == list(range(20)) for p in (0, 1))  # each pass: a shuffle
+    assert whole[:10] != whole[10:20]  # another order each pass
+    for stopped in (0, 7, 10, 13):  # a resumed run starts at the batch it stopped at, inside a pass or at its start
+        assert drawn_indices(ImageStream(Numbered(), 0, seed=3, drawn=stopped), 5) == whole[stopped:stopped + 5]
+    ranks = [drawn_indices(ImageStream(Numbered(), 0, seed=3, rank=r, world=2), 10) for r in (0, 1)]
+    assert ranks[0][:5] == whole[0:10:2] and ranks[1][:5] == whole[1:10:2]  # each rank its share of a pass
+    assert ranks[0][5:] == whole[10:20:2] and ranks[1][5:] == whole[11:20:2]
+    resumed = drawn_indices(ImageStream(Numbered(), 0, seed=3, drawn=6, rank=1, world=2), 3)
+    assert resumed == ranks[1][6:9]
+
+
 if __name__ == "__main__" and sys.argv[1:2] == ["--write"]:
     import os
     import tempfile

@@ -89,19 +89,22 @@ class AugmentedImages(torch.utils.data.Dataset):
 
 
 class ImageStream:
-    """An endless shuffled stream of a dataset's images (`CachedImages`, `LetterboxedImages`), batch by batch; each
-    pass over the images is a permutation drawn from `seed` and the pass number, so the stream can start at any batch
-    (`drawn`: a resumed run goes on where it stopped) without reading the images before it."""
+    """An endless shuffled stream of a dataset's images (`CachedImages`, `LetterboxedImages`, `AugmentedImages`),
+    batch by batch; each pass over the images is a permutation drawn from `seed` and the pass number, so the stream can
+    start at any batch (`drawn`: a resumed run goes on where it stopped) without reading the images before it. Under
+    DDP every rank draws the same permutation and takes its own share of its batches (every `world`-th from `rank`)."""
 
-    def __init__(self, dataset: torch.utils.data.Dataset, workers: int, seed: int, drawn: int = 0) -> None:
+    def __init__(self, dataset: torch.utils.data.Dataset, workers: int, seed: int, drawn: int = 0, rank: int = 0,
+                 world: int = 1) -> None:
         self.dataset, self.workers, self.seed = dataset, workers, seed
-        self.drawn = drawn  # batches handed out so far (of the size asked for)
+        self.rank, self.world = max(rank, 0), max(world, 1)
+        self.drawn = drawn  # batches this rank handed out so far (of the size asked for)
         self._batches: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
         self._size = 0
 
     def reseeded(self, seed: int) -> ImageStream:
         """A stream of the same images in another order (seed `seed`), read in the main process."""
-        return ImageStream(self.dataset, 0, seed)
+        return ImageStream(self.dataset, 0, seed, rank=self.rank, world=self.world)
 
     def next(self, k: int, device: torch.device) -> torch.Tensor:
         """The next `k` images on `device` as floats in [0, 1]; an image gone bad is one line naming it."""
@@ -119,14 +122,16 @@ class ImageStream:
 
         n = len(self.dataset)
         per_pass = n // k if n >= k else 1  # a pass drops its last partial batch, unless the set is smaller than k
-        p, first = divmod(drawn, per_pass)
+        mine = max(per_pass // self.world, 1)  # each rank's batches of a pass: the same count on every rank
+        p, first = divmod(drawn, mine)
         while True:
             g = torch.Generator().manual_seed(self.seed + p)
             # the draw a shuffling DataLoader makes before its permutation (its workers' base seed), so a pass orders
             # the images as a DataLoader(shuffle=True, generator=g) would
             torch.empty((), dtype=torch.int64).random_(generator=g)
             order = torch.randperm(n, generator=g).tolist()
-            batches = [order[i:i + k] for i in range(0, per_pass * k if n >= k else n, k)][first:]
+            batches = [order[i:i + k] for i in range(0, per_pass * k if n >= k else n, k)]
+            batches = (batches[self.rank::self.world] if per_pass >= self.world else batches)[:mine][first:]
             yield from DataLoader(self.dataset, batch_sampler=batches, num_workers=self.workers, generator=g,
                                   persistent_workers=False)
             p, first = p + 1, 0
