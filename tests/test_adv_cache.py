@@ -1,7 +1,8 @@
 """The cached adversarial mode: a key that changes with everything the images depend on (image bytes included),
 lossless resumable storage whose entries are checked when read and repaired when bad, the same entry whether built
-alone or in a full build, a read-only cache used as it is, two writers serialised, and training that builds, reuses
-and streams the cache; `ikd-yolo attack` refusing bad arguments in one line."""
+alone or in a full build, a format-2 cache converted, a build planned on its first batch and refused when the disk
+cannot hold it, a read-only cache used as it is, two writers serialised, and training that builds, reuses and streams
+the cache; `ikd-yolo attack` refusing bad arguments in one line."""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def own_dataset(root: Path) -> Path:
 
 
 def corrupt_keeping_trailer(path: Path) -> None:
-    """Flip bytes in the middle of a PNG file; its size and its IEND trailer stay as they were."""
+    """Flip bytes in the middle of an entry's file; its size and its last bytes stay as they were."""
     buf = bytearray(path.read_bytes())
     mid = len(buf) // 2
     buf[mid:mid + 8] = bytes(b ^ 0x5A for b in buf[mid:mid + 8])
@@ -98,7 +99,7 @@ def test_key_follows_teacher_weights_data_size_and_attack(setup):
     data, teacher, settings, dataset = setup
     key = cache_key(teacher, dataset, 64, settings, 0)
     assert key == cache_key(copy.deepcopy(teacher), dataset, 64, settings, 0)  # the same inputs, the same key
-    assert key["format"] == 2
+    assert key["format"] == 3
     other = copy.deepcopy(teacher)
     with torch.no_grad():
         next(other.parameters()).view(-1)[0] += 1e-3
@@ -120,15 +121,18 @@ def test_image_edited_in_place_at_the_same_size_is_a_new_key_and_attacked_again(
     dataset = attack_dataset(data, 64, 8)
     before = open_cache(tmp_path / "adv", teacher, dataset, 64, settings, 0)
     build_cache(before, dataset, job(teacher, settings))
+    old = [before.read(i) for i in (0, 3)]
     edited = Path(dataset.im_files[3])
     edit_jpeg_same_size(edited)
+    # the old entry of the edited image is a difference to a clean image that is gone: named, never served
+    assert before.load(3)[1].startswith("made from another clean image")
     dataset = attack_dataset(data, 64, 8)  # reads the edited image
     after = open_cache(tmp_path / "adv", teacher, dataset, 64, settings, 0)
     assert after.key["data"] != before.key["data"] and after.folder != before.folder
     assert after.image_ids[3] != before.image_ids[3] and after.image_ids[:3] == before.image_ids[:3]
     stats = build_cache(after, dataset, job(teacher, settings))
     assert stats["images"] == 16 and after.missing() == []
-    assert (after.read(3) != before.read(3)).any() and (after.read(0) == before.read(0)).all()
+    assert (after.read(3) != old[1]).any() and (after.read(0) == old[0]).all()
 
 
 def test_build_is_lossless_and_resumes_with_only_the_missing_images(setup, tmp_path, ultralytics_log):
@@ -138,7 +142,7 @@ def test_build_is_lossless_and_resumes_with_only_the_missing_images(setup, tmp_p
     first = build_cache(cache, dataset, job(teacher, settings))
     n = len(dataset.im_files)
     assert first["images"] == n and cache.missing() == []
-    # the attack moves the 8-bit clean image in steps of 2/255 inside an 8/255 ball: the PNG holds it exactly
+    # the attack moves the 8-bit clean image in steps of 2/255 inside an 8/255 ball: the entry holds it exactly
     batch = dataset.collate_fn([dataset[i] for i in range(8)])
     batch["img"] = batch["img"].float() / 255
     streams = [torch.Generator().manual_seed(image_seed(0, cache.image_ids[i])) for i in range(8)]
@@ -158,7 +162,7 @@ def test_build_is_lossless_and_resumes_with_only_the_missing_images(setup, tmp_p
 def test_entry_rebuilt_alone_is_byte_identical_to_the_full_build(setup, full_cache, tmp_path):
     data, teacher, settings, dataset = setup
     cache, entries = full_cache
-    alone = AdversarialCache(tmp_path, cache.key, cache.im_files, cache.image_ids)
+    alone = AdversarialCache(tmp_path, cache.key, cache.im_files, cache.image_ids, cache.clean)
     alone.folder.mkdir(parents=True)
     for i in range(len(entries)):
         if i != 6:
@@ -201,7 +205,7 @@ def test_corrupt_entry_is_named_once_and_repaired_bit_for_bit(setup, full_cache,
 
 def test_stream_names_an_entry_gone_bad_during_training(full_cache, tmp_path):
     cache, entries = full_cache
-    copy_ = AdversarialCache(tmp_path, cache.key, cache.im_files, cache.image_ids)
+    copy_ = AdversarialCache(tmp_path, cache.key, cache.im_files, cache.image_ids, cache.clean)
     copy_.folder.mkdir(parents=True)
     for i, entry in enumerate(entries):
         copy_.path(i).write_bytes(entry)
@@ -294,16 +298,16 @@ WRITER = textwrap.dedent("""
     data, teacher, go = sys.argv[1:4]
     real_write = adv_cache.AdversarialCache.write
 
-    def slow_write(self, i, image):  # a build long enough for the other writer to arrive while it runs
+    def slow_write(self, i, *args):  # a build long enough for the other writer to arrive while it runs
         time.sleep(0.15)
-        real_write(self, i, image)
+        real_write(self, i, *args)
 
     adv_cache.AdversarialCache.write = slow_write
     real_check = adv_cache.AdversarialCache.check
     first = []
 
-    def check_then_wait(self, indices=None):  # both writers see every entry missing before either starts
-        status = real_check(self, indices)
+    def check_then_wait(self, indices=None, full=False):  # both writers see every entry missing before either starts
+        status = real_check(self, indices, full)
         if not first:
             first.append(1)
             Path(go + "." + sys.argv[4]).touch()
@@ -365,11 +369,12 @@ def test_cached_training_builds_the_cache_and_resume_reuses_it(tmp_path, synthet
                   adv_steps=1, **train_kwargs(tmp_path, "cached", epochs=2, val=False, save_period=1))
     YOLO("yolo11n.yaml").train(trainer=IKDTrainer, **kwargs)
     folders = list((tmp_path / "cache" / "adv").iterdir())
-    assert len(folders) == 1 and len(list(folders[0].glob("*.png"))) == 16
+    assert len(folders) == 1 and len(list(folders[0].glob("*.adv"))) == 16
     results = read_results(tmp_path / "cached")
     assert results["train/adv_loss"][0] > 0
     built = [m for m in ultralytics_log if "adversarial cache" in m]
-    assert len(built) == 1 and "16 attacked now" in built[0]
+    # the plan measured on the first batch, then the cache built
+    assert len(built) == 2 and "8 images left to attack" in built[0] and "16 attacked now" in built[1]
     ultralytics_log.clear()
     epoch1 = tmp_path / "cached" / "weights" / "epoch0.pt"
     last = tmp_path / "cached" / "weights" / "last.pt"
@@ -411,5 +416,7 @@ def test_attack_rounds_imgsz_up_to_the_stride_as_train_does(synthetic_data, teac
     monkeypatch.setenv("IKD_YOLO_CACHE", str(tmp_path / "cache"))
     report = run_attack(str(synthetic_data), str(teacher_pt), imgsz=33, batch=8, preview=None, adv_steps=1)
     folder = Path(report["cache"])
-    assert json.loads((folder / "cache.json").read_text())["key"]["imgsz"] == 64
-    assert cv2.imread(str(folder / "0000000.png")).shape == (64, 64, 3)
+    manifest = json.loads((folder / "cache.json").read_text())
+    assert manifest["key"]["imgsz"] == 64
+    cache = AdversarialCache(folder.parent, manifest["key"], manifest["images"], manifest["image_ids"])
+    assert cache.folder == folder and cache.status(0) is None  # a whole entry of 64x64 px
