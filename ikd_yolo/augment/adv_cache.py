@@ -51,6 +51,7 @@ __all__ = ["FORMAT", "MISSING", "AdversarialCache", "CacheEntryError", "CacheJob
 
 FORMAT = 3  # of the entries and the key; 3: what the attack changed (cache_entry); 2: whole PNGs (cache_format2)
 PROBES = 4  # sound entries checked in full (clean image and pixels) before a run trusts the files of all
+NAMED = 5  # bad entries named one per warning line; more are counted in one more line
 
 
 # ---------------------------------------------------------------------------------------------------- the key ----
@@ -141,19 +142,17 @@ class CacheJob:
     workers: int = 0
 
 
-def check_entries(cache: AdversarialCache, shards: Shards) -> dict[int, str | None]:
-    """Every entry's status, each rank checking its share: the file's own checks of every entry, and the full check
-    of the first PROBES sound ones; if one of those fails, the full check of every entry."""
-    indices = list(range(len(cache.im_files)))
+def check_entries(cache: AdversarialCache, indices: list[int], shards: Shards, full: bool) -> dict[int, str | None]:
+    """The status of the entries `indices`, each rank checking its share (`AdversarialCache.status`)."""
+    return {i: problem for part in shards.gather(cache.check(shards.share(indices), full)) for i, problem in
+            part.items()}
 
-    def statuses(full: bool) -> dict[int, str | None]:
-        return {i: problem for part in shards.gather(cache.check(shards.share(indices), full)) for i, problem in
-                part.items()}
 
-    status = statuses(full=False)
-    probes = [i for i in indices if status[i] is None][:PROBES]
-    probed = shards.from_lead(any(cache.check(probes, full=True).values()) if shards.lead else None)
-    return statuses(full=True) if probed else status
+def needs_full_check(cache: AdversarialCache, status: dict[int, str | None], shards: Shards) -> bool:
+    """True if one of the first PROBES entries whose files are sound fails its full check: then the clean images
+    have changed for all of them (another Ultralytics or OpenCV that letterboxes differently)."""
+    probes = [i for i, problem in status.items() if problem is None][:PROBES]
+    return shards.from_lead(any(cache.check(probes, full=True).values()) if shards.lead else None)
 
 
 def build_cache(cache: AdversarialCache, dataset: Any, job: CacheJob,
@@ -166,19 +165,26 @@ def build_cache(cache: AdversarialCache, dataset: Any, job: CacheJob,
     DDP ranks, if any) share the work: every rank calls this, each attacks its share.
     """
     shards = Shards.current() if shards is None else shards
-    todo = {i: problem for i, problem in check_entries(cache, shards).items() if problem is not None}
+    indices = list(range(len(cache.im_files)))
+    status = check_entries(cache, indices, shards, full=False)
+    full = needs_full_check(cache, status, shards)
+    if full:
+        status = check_entries(cache, indices, shards, full=True)
+    todo = {i: problem for i, problem in status.items() if problem is not None}
     if not todo:
         return {"images": 0, "converted": 0, "repaired": 0, "seconds": 0.0}
     start = time.perf_counter()
     bad = [f"; {cache.path(i)} is {problem}" for i, problem in todo.items() if problem != MISSING]
     with cache.writing(f"{len(todo)} of {len(cache.im_files)} images attacked{bad[0] if bad else ''}", shards):
-        # another writer may have done them while this one waited
-        status = shards.from_lead(cache.check(list(todo)) if shards.lead else None)
+        status = check_entries(cache, list(todo), shards, full)  # another writer may have done them meanwhile
         bad = {i: problem for i, problem in status.items() if problem not in (None, MISSING)}
         if shards.lead:
-            for i, problem in bad.items():
+            for i, problem in list(bad.items())[:NAMED]:
                 LOGGER.warning(f"{colorstr('ikd-yolo:')} adversarial cache entry {cache.path(i)} (image "
                                f"{cache.im_files[i]}) is {problem}: attacking it again")
+            if len(bad) > NAMED:
+                LOGGER.warning(f"{colorstr('ikd-yolo:')} and {len(bad) - NAMED} more bad entries in the adversarial "
+                               f"cache {cache.folder}: attacking them again")
             cache.write_manifest()
         todo = [i for i, problem in status.items() if problem is not None]
         mine = shards.share(todo)
