@@ -114,8 +114,9 @@ def step_memory(trainer, batches: list[dict]) -> dict[str, float]:
     """MB a training step of `trainer` holds, over one step per batch of `batches` (a cycle of its streams, some of
     which run every k-th step only): `state_mb`, what the trainer keeps between steps (model and teacher weights,
     gradients, optimizer state, EMA); `activations_mb`, the most that autograd saves for one backward pass (each
-    storage counted once: the bulk of a step's peak on any device); on CUDA also `peak_mb`, the allocator's measured
-    peak (everything the process holds, other trainers too)."""
+    storage counted once: the bulk of a step's peak on any device); on CUDA also `step_peak_mb`, the allocator's
+    measured peak over those steps above what the process held before them (other trainers' state left out): a run of
+    this trainer alone peaks at about state_mb + step_peak_mb."""
 
     def storages(tensors) -> dict[int, int]:
         return {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors if torch.is_tensor(t)}
@@ -130,6 +131,7 @@ def step_memory(trainer, batches: list[dict]) -> dict[str, float]:
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
+        resident = torch.cuda.memory_allocated()
     activations = []
     for batch in batches:
         saved: dict[int, int] = {}
@@ -143,7 +145,7 @@ def step_memory(trainer, batches: list[dict]) -> dict[str, float]:
         activations.append(sum(n for ptr, n in saved.items() if ptr not in state))
     out = {"state_mb": sum(state.values()) / 1e6, "activations_mb": max(activations) / 1e6}
     if cuda:
-        out["peak_mb"] = torch.cuda.max_memory_allocated() / 1e6
+        out["step_peak_mb"] = (torch.cuda.max_memory_allocated() - resident) / 1e6
     return out
 
 

@@ -41,8 +41,8 @@ Usage:
                                                                   # methods as bench-distill names them
 
 Also the memory of a step of each variant (`_timing.step_memory`: the state a trainer keeps, the activations autograd
-saves; on CUDA the measured peak). Prints a Markdown table and writes benchmarks/results/step_cost_cpu.json (--out
-to change).
+saves; on CUDA the measured peak of its steps). Prints a Markdown table and writes
+benchmarks/results/step_cost_cpu.json (--out to change).
 """
 
 from __future__ import annotations
@@ -286,13 +286,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     fmt = lambda v: "-" if v is None else f"{v:.2f}x"  # noqa: E731
     mb = lambda r, key: f"{r['setup']['memory'][key]:.0f}" if key in r["setup"].get("memory", {}) else "-"  # noqa: E731
+    memory = ("state_mb", "activations_mb", "step_peak_mb")
     rows = [[name, f"{r['median_ms']:.0f}", f"{r['q1_ms']:.0f}-{r['q3_ms']:.0f}", fmt(r["vs_none"]),
-             fmt(r["vs_fgd"]), fmt(r["vs_ultralytics"]), mb(r, "state_mb"), mb(r, "activations_mb"), mb(r, "peak_mb")]
+             fmt(r["vs_fgd"]), fmt(r["vs_ultralytics"]), *(mb(r, key) for key in memory)]
             for name, r in results.items()]
     print(f"\nStep cost on CPU, imgsz {a.imgsz}, batch {a.batch}, method {a.method}, {a.rounds} rounds, ops backend "
           f"{env['ops_backend']}, torch threads {env['torch_threads']}, load avg {env['load_avg_1m']:.1f}\n")
     print(T.markdown_table(["variant", "median ms/step", "IQR ms", "vs none", "vs fgd", "vs ultralytics", "state MB",
-                            "activations MB", "peak MB"], rows))
+                            "activations MB", "step peak MB"], rows))
     print(f"\nwrote {T.write_json(a.out, report)}")
     return 0
 

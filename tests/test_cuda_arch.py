@@ -100,3 +100,9 @@ def test_gpu_the_kernels_run_on_uses_them_without_a_warning(emulated_gpu, ultral
     emulated_gpu["value"] = (8, 9)  # an L4: sm_80 code runs on it
     assert ops.backend(torch.device("cuda:0")) == "fused-cuda"
     assert not [m for m in ultralytics_log if "ikd_yolo.ops" in m]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or not _loader.cuda_compiled(), reason="needs a GPU and CUDA kernels")
+def test_a_build_made_for_this_gpu_runs_on_it():
+    _arch.reset()
+    assert _arch.kernels_run_on(torch.device("cuda:0")) and ops.backend(torch.device("cuda:0")) == "fused-cuda"
