@@ -236,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             setattr(a, key, value)
 
     from ikd_yolo import ops
+    from ikd_yolo.evidence.paths import portable
 
     ops.set_backend(a.backend)
     n_batches = 4
@@ -270,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
 
     results = {name: {**T.summary(times[name]), "vs_none": ratio(name, "none"), "vs_fgd": ratio(name, "fgd"),
                       "vs_ultralytics": ratio(name, "ultralytics"), "setup": facts.get(name, {}),
-                      "overrides": chosen[name][1]} for name in chosen}
+                      "overrides": {k: portable(v) if k in ("teacher", "distill_model") else v
+                                    for k, v in chosen[name][1].items()}} for name in chosen}
     env = T.environment(a.device)
     report = {
         "benchmark": "step_cost",
