@@ -11,7 +11,9 @@ import errno
 import hashlib
 import json
 import os
+import random
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -46,13 +48,24 @@ def io_threads() -> int:
 
 class CleanImages:
     """The clean letterboxed images the entries are differences to: image `i` of the attack's dataset (`attack_dataset`,
-    which the attack read it from) as RGB uint8 (H, W, C)."""
+    which the attack read it from) as RGB uint8 (H, W, C).
+
+    Reading one leaves Python's random state as it was: Ultralytics' transforms draw from it (Format tosses its BGR
+    coin even at p=0), and a cached image read in the main process (workers=0) must not move the training batches'
+    augmentation draws. The lock keeps threads reading at once from restoring each other's states."""
+
+    _rng_lock = threading.Lock()
 
     def __init__(self, dataset: Any) -> None:
         self.dataset = dataset
 
     def __call__(self, i: int) -> np.ndarray:
-        return self.dataset[i]["img"].permute(1, 2, 0).numpy()
+        with self._rng_lock:
+            state = random.getstate()
+            try:
+                return self.dataset[i]["img"].permute(1, 2, 0).numpy()
+            finally:
+                random.setstate(state)
 
 
 def folder_name(key: dict[str, Any]) -> str:
