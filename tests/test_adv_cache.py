@@ -262,13 +262,13 @@ WRITER = textwrap.dedent("""
     from ikd_yolo.attack_command import run_attack
 
     data, teacher, go = sys.argv[1:4]
-    real_write = adv_cache.AdversarialCache.write
+    real_store = adv_cache.AdversarialCache.store
 
-    def slow_write(self, i, *args):  # a build long enough for the other writer to arrive while it runs
+    def slow_store(self, i, *args):  # a build long enough for the other writer to arrive while it runs
         time.sleep(0.15)
-        real_write(self, i, *args)
+        real_store(self, i, *args)
 
-    adv_cache.AdversarialCache.write = slow_write
+    adv_cache.AdversarialCache.store = slow_store
     real_check = adv_cache.AdversarialCache.check
     first = []
 

@@ -260,10 +260,11 @@ def _attack_batch(cache: AdversarialCache, job: CacheJob, criterion: Any, chunk:
     clean = labels["img"].permute(0, 2, 3, 1).numpy()  # uint8, what the entries are differences to
     labels["img"] = labels["img"].to(job.device, non_blocking=True).float() / 255
     streams = [torch.Generator().manual_seed(image_seed(job.seed, cache.image_ids[i])) for i in chunk]
-    images = job.attack(job.teacher, criterion, labels, generator=streams).detach().cpu()
+    images = job.attack(job.teacher, criterion, labels, generator=streams)
+    images = (images.detach().float().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
     for write in writes:
         write.result()  # raises a failed write's error here
-    return [pool.submit(cache.write, i, image, c) for i, image, c in zip(chunk, images, clean)]
+    return [pool.submit(cache.store, i, image, c) for i, image, c in zip(chunk, images, clean)]
 
 
 def _chunks(items: list[int], n: int) -> Iterator[list[int]]:

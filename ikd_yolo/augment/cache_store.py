@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from ultralytics.utils import LOGGER, colorstr
 
 from ..errors import InputError
@@ -174,14 +173,9 @@ class AdversarialCache:
             tmp.unlink(missing_ok=True)
         return fd
 
-    def write(self, i: int, image_chw: torch.Tensor, clean: np.ndarray | None = None) -> None:
-        """Store one adversarial image (C, H, W) in [0, 1], rounded to 8 bits, atomically; `clean` is image i's clean
-        letterboxed pixels (read from the dataset when None)."""
-        hwc = (image_chw.detach().float().cpu().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-        self.store(i, hwc, clean)
-
     def store(self, i: int, rgb: np.ndarray, clean: np.ndarray | None = None) -> None:
-        """Store image i's adversarial pixels `rgb` (uint8 (H, W, C)) as the difference to `clean`, atomically."""
+        """Store image i's adversarial pixels `rgb` (RGB uint8 (H, W, C)) as the difference to `clean`, image i's clean
+        letterboxed pixels (read from the dataset when None), atomically."""
         clean = self.clean(i) if clean is None else clean
         self._replace(self.path(i), encode_entry(np.ascontiguousarray(rgb), np.ascontiguousarray(clean),
                                                  self.image_ids[i]))
