@@ -4,9 +4,13 @@ metadata is in pyproject.toml.
 Developer install (uses the torch already installed; see README):
     pip install -c constraints.txt torch torchvision ninja
     pip install --no-build-isolation -c constraints.txt -e ".[test]"
+
+GPU targets of the CUDA kernels: TORCH_CUDA_ARCH_LIST when set (CI sets "9.0" to compile once); else the GPUs this
+machine has (torch's choice: their compute capabilities, PTX for the newest); else DEFAULT_CUDA_ARCHS.
 """
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -14,8 +18,29 @@ from setuptools import setup
 
 ROOT = Path(__file__).parent
 
-# Default CUDA targets when TORCH_CUDA_ARCH_LIST is unset and no GPU is visible (CI sets e.g. "9.0").
-DEFAULT_CUDA_ARCHS = "7.5;8.0;9.0;10.0;12.0+PTX"
+# The GPUs the CUDA 13 wheels of torch are built for (torch.cuda.get_arch_list(): Turing T4/RTX 20, A100, RTX 30/A10,
+# H100/H200, B200, RTX 50), with PTX for newer ones. An arch's machine code runs on the later ones of its major
+# version (8.0's on an RTX 40 or L4, 8.9), so listing a major's first arch covers it; a GPU none of these runs gets
+# the PyTorch reference ops with one warning (ikd_yolo/ops/_arch.py).
+DEFAULT_CUDA_ARCHS = "7.5;8.0;8.6;9.0;10.0;12.0+PTX"
+
+
+def nvcc_arch_flags() -> list[str]:
+    """nvcc's -gencode flags for the GPU targets (see the module docstring), as torch's extension builder makes them."""
+    from torch.utils import cpp_extension
+
+    import torch
+
+    if not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
+        os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_CUDA_ARCHS
+    return cpp_extension._get_cuda_arch_flags()  # the flags BuildExtension would add itself
+
+
+def compiled_archs(flags: list[str]) -> str:
+    """The code nvcc emits for `flags`, comma-separated by arch (sm_90,sm_120,compute_120): what ikd_yolo._C says it
+    holds (torch.ops.ikd._cuda_archs)."""
+    codes = {code for flag in flags for code in re.findall(r",code=(\w+)", flag)}
+    return ",".join(sorted(codes, key=lambda code: (int(re.sub(r"\D", "", code)), code.startswith("compute"))))
 
 
 def _find_cuda_home() -> str | None:
@@ -68,21 +93,21 @@ def extension_modules() -> tuple[list, dict]:
     )
     kwargs = {"extra_compile_args": {"cxx": cxx}, "include_dirs": include_dirs}
     if with_cuda:
-        if not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
-            os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_CUDA_ARCHS
+        arch_flags = nvcc_arch_flags()
         # ops/cuda/: <op>_kernel.cu, ATen-free kernels (nvcc, once per architecture); <op>_cuda.cpp, their ATen glue
         sources += sorted(str(p) for p in (ops / "cuda").glob("*.cu"))
         sources += sorted(str(p) for p in (ops / "cuda").glob("*.cpp"))
         # --fmad=false: no multiply-add contraction, so the device rounds every operation as written, as the host
-        # emulation of the kernels (csrc/ops/emulated, tested on CPU) and the reference's separate torch ops do
-        kwargs["extra_compile_args"]["nvcc"] = ["-O3", "--expt-relaxed-constexpr", "--fmad=false"]
-        kwargs["define_macros"] = [("IKD_WITH_CUDA", None)]
+        # emulation of the kernels (csrc/ops/emulated, tested on CPU) and the reference's separate torch ops do;
+        # the arch flags given here are the ones built (BuildExtension adds its own only when none are given)
+        kwargs["extra_compile_args"]["nvcc"] = ["-O3", "--expt-relaxed-constexpr", "--fmad=false", *arch_flags]
+        kwargs["define_macros"] = [("IKD_WITH_CUDA", None), ("IKD_CUDA_ARCHS", compiled_archs(arch_flags))]
         ext = cpp_extension.CUDAExtension("ikd_yolo._C", sources, **kwargs)
     else:
         ext = cpp_extension.CppExtension("ikd_yolo._C", sources, **kwargs)
     return [ext, emulated], {"build_ext": cpp_extension.BuildExtension}
 
 
-ext_modules, cmdclass = extension_modules()
-
-setup(ext_modules=ext_modules, cmdclass=cmdclass)  # everything else is in pyproject.toml
+if __name__ == "__main__":  # pip's build backend runs this file as __main__; the tests import its functions
+    ext_modules, cmdclass = extension_modules()
+    setup(ext_modules=ext_modules, cmdclass=cmdclass)  # everything else is in pyproject.toml

@@ -110,6 +110,45 @@ def train_step(trainer, batch: dict) -> torch.Tensor:
     return trainer.loss.detach()
 
 
+def step_memory(trainer, batches: list[dict]) -> dict[str, float]:
+    """MB a training step of `trainer` holds, over one step per batch of `batches` (a cycle of its streams, some of
+    which run every k-th step only): `state_mb`, what the trainer keeps between steps (model and teacher weights,
+    gradients, optimizer state, EMA); `activations_mb`, the most that autograd saves for one backward pass (each
+    storage counted once: the bulk of a step's peak on any device); on CUDA also `step_peak_mb`, the allocator's
+    measured peak over those steps above what the process held before them (other trainers' state left out): a run of
+    this trainer alone peaks at about state_mb + step_peak_mb."""
+
+    def storages(tensors) -> dict[int, int]:
+        return {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors if torch.is_tensor(t)}
+
+    train_step(trainer, batches[0])  # gradients and optimizer state exist after a first step
+    kept = [trainer.model.state_dict(), trainer.ema.ema.state_dict()]
+    if getattr(trainer, "teacher", None) is not None:
+        kept.append(trainer.teacher.model.state_dict())
+    state = storages([t for d in kept for t in d.values()] + [p.grad for p in trainer.model.parameters()]
+                     + [t for st in trainer.optimizer.state.values() for t in st.values()])
+    cuda = trainer.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        resident = torch.cuda.memory_allocated()
+    activations = []
+    for batch in batches:
+        saved: dict[int, int] = {}
+
+        def pack(t: torch.Tensor, saved=saved) -> torch.Tensor:
+            saved.update(storages([t]))
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            train_step(trainer, batch)
+        activations.append(sum(n for ptr, n in saved.items() if ptr not in state))
+    out = {"state_mb": sum(state.values()) / 1e6, "activations_mb": max(activations) / 1e6}
+    if cuda:
+        out["step_peak_mb"] = (torch.cuda.max_memory_allocated() - resident) / 1e6
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------- timing ----
 def interleaved(
     tasks: dict[str, Callable[[], Any]],

@@ -40,7 +40,9 @@ Usage:
     python benchmarks/bench_step_cost.py --imgsz 96 --batch 8 --methods "ultralytics,ikd-score,ikd-score[adv_every=2]"
                                                                   # methods as bench-distill names them
 
-Prints a Markdown table and writes benchmarks/results/step_cost_cpu.json (--out to change).
+Also the memory of a step of each variant (`_timing.step_memory`: the state a trainer keeps, the activations autograd
+saves; on CUDA the measured peak of its steps). Prints a Markdown table and writes
+benchmarks/results/step_cost_cpu.json (--out to change).
 """
 
 from __future__ import annotations
@@ -144,6 +146,8 @@ def time_steps(chosen: dict, common: dict, rounds: int, warmup: int, n_batches: 
 
     times = T.interleaved({name: step(name) for name in chosen}, rounds=rounds, warmup=warmup, sync=sync)
     times = {name: [t / cycles[name] for t in ts] for name, ts in times.items()}  # seconds per step
+    for name, trainer in trainers.items():
+        facts[name]["memory"] = T.step_memory(trainer, batches[name][:cycles[name]])
     if profile:
         for name in chosen:
             facts[name]["top_ops"] = top_ops(step(name))
@@ -232,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             setattr(a, key, value)
 
     from ikd_yolo import ops
+    from ikd_yolo.evidence.paths import portable
 
     ops.set_backend(a.backend)
     n_batches = 4
@@ -266,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
 
     results = {name: {**T.summary(times[name]), "vs_none": ratio(name, "none"), "vs_fgd": ratio(name, "fgd"),
                       "vs_ultralytics": ratio(name, "ultralytics"), "setup": facts.get(name, {}),
-                      "overrides": chosen[name][1]} for name in chosen}
+                      "overrides": {k: portable(v) if k in ("teacher", "distill_model") else v
+                                    for k, v in chosen[name][1].items()}} for name in chosen}
     env = T.environment(a.device)
     report = {
         "benchmark": "step_cost",
@@ -281,11 +287,15 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     fmt = lambda v: "-" if v is None else f"{v:.2f}x"  # noqa: E731
+    mb = lambda r, key: f"{r['setup']['memory'][key]:.0f}" if key in r["setup"].get("memory", {}) else "-"  # noqa: E731
+    memory = ("state_mb", "activations_mb", "step_peak_mb")
     rows = [[name, f"{r['median_ms']:.0f}", f"{r['q1_ms']:.0f}-{r['q3_ms']:.0f}", fmt(r["vs_none"]),
-             fmt(r["vs_fgd"]), fmt(r["vs_ultralytics"])] for name, r in results.items()]
+             fmt(r["vs_fgd"]), fmt(r["vs_ultralytics"]), *(mb(r, key) for key in memory)]
+            for name, r in results.items()]
     print(f"\nStep cost on CPU, imgsz {a.imgsz}, batch {a.batch}, method {a.method}, {a.rounds} rounds, ops backend "
           f"{env['ops_backend']}, torch threads {env['torch_threads']}, load avg {env['load_avg_1m']:.1f}\n")
-    print(T.markdown_table(["variant", "median ms/step", "IQR ms", "vs none", "vs fgd", "vs ultralytics"], rows))
+    print(T.markdown_table(["variant", "median ms/step", "IQR ms", "vs none", "vs fgd", "vs ultralytics", "state MB",
+                            "activations MB", "step peak MB"], rows))
     print(f"\nwrote {T.write_json(a.out, report)}")
     return 0
 

@@ -3,9 +3,14 @@
 #   environment    python, torch, GPU, nvcc
 #   wheels         the Python packages the GPU machine lacks, carried in .whl/ (benchmarks/fetch_gpu_wheels.sh)
 #   build          the extension from the clean tree against that machine's torch (TORCH_CUDA_ARCH_LIST, 9.0)
-#   tests          the CUDA tests, the emulated kernels, the self-check, the property tests (junit.xml)
+#   tests          the CUDA tests, the emulated kernels, the self-check, the arch fallback, the property tests
+#                  (junit.xml)
 #   bench_kernels  benchmarks/bench_kernels.py on CUDA: fp32/fp16/bf16, vs reference, vs FFT floor, GB/s
 #   step_cost      benchmarks/bench_step_cost.py on GPU 0 at 640 px (step_cost_gpu.json)
+#   scale_cache    the adversarial cache at 640 px on GPU 0 (cache_gpu.json): bytes per image against the source,
+#                  build and read images/s (benchmarks/bench_cache.py; docs/scale.md)
+#   scale_step     no KD vs ikd-score at 640 px, batch 16: ms/step and GPU memory (state kept + a step's measured
+#                  peak) of each (step_cost_scale_gpu.json; docs/scale.md)
 #   evidence       `ikd-yolo bench-distill profile=gpu`, only if IKD_GPU_CHECK_EVIDENCE_MIN_S (120 s) remain; packed
 #                  into evidence.tar.gz (its Ultralytics runs stay in the scratch folder)
 # Each step is timed, logged to gpu_check.log and capped by the time left; a failing step does not stop the next.
@@ -125,7 +130,7 @@ run_step build 300 env TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" "$PY"
 # ----- tests ----------------------------------------------------------------------------------------------------
 pytest_args=(-q -p no:cacheprovider --junitxml="$folder/junit.xml")
 run_step tests 240 "$PY" -m pytest tests/test_ops_fused.py tests/test_emulated_cuda.py tests/test_self_check.py \
-  tests/test_properties.py "${pytest_args[@]}"
+  tests/test_cuda_arch.py tests/test_properties.py "${pytest_args[@]}"
 
 # ----- kernel benchmark -----------------------------------------------------------------------------------------
 run_step bench_kernels 180 "$PY" benchmarks/bench_kernels.py --devices cuda --out "$folder"
@@ -133,6 +138,12 @@ run_step bench_kernels 180 "$PY" benchmarks/bench_kernels.py --devices cuda --ou
 # ----- training-step cost at 640 px -----------------------------------------------------------------------------
 run_step step_cost 180 "$PY" benchmarks/bench_step_cost.py --device 0 --imgsz 640 --batch 16 --rounds 10 \
   --out "$folder/step_cost_gpu.json"
+
+# ----- the figures of docs/scale.md: the cache and a step at 640 px -----------------------------------------------
+run_step scale_cache 120 "$PY" benchmarks/bench_cache.py --device 0 --sizes 640 --n 128 --batch 32 \
+  --out "$folder/cache_gpu.json"
+run_step scale_step 150 "$PY" benchmarks/bench_step_cost.py --device 0 --imgsz 640 --batch 16 \
+  --methods none,ikd-score --rounds 10 --out "$folder/step_cost_scale_gpu.json"
 
 # ----- evidence profile, if time remains ------------------------------------------------------------------------
 if (($(left) < evidence_min)); then

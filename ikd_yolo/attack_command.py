@@ -72,7 +72,9 @@ def run_attack(
         dataset = attack_dataset(data_dict, imgsz, batch, label_task(model, data_dict))
         report["preview"] = str(write_preview(cache, dataset, model, settings, Path(preview), n))
     print(f"ikd-yolo attack: {stats['total']} images in {cache.folder} ({stats['bytes'] / 1e6:.1f} MB); "
-          f"{stats['images']} attacked now in {stats['seconds']:.1f}s"
+          f"{stats['images']} attacked now"
+          + (f", {stats['converted']} converted from format 2" if stats["converted"] else "")
+          + f" in {stats['seconds']:.1f}s"
           + (f" ({stats['repaired']} bad entries among them)" if stats["repaired"] else "")
           + (f" ({report['images_per_s']:.1f} images/s)" if report["images_per_s"] else "")
           + (f"; preview {report['preview']}" if preview else ""))

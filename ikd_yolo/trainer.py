@@ -22,8 +22,8 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.models.yolo.obb import OBBTrainer
 from ultralytics.models.yolo.pose import PoseTrainer
 from ultralytics.models.yolo.segment import SegmentationTrainer
-from ultralytics.utils import DEFAULT_CFG, LOCAL_RANK, LOGGER, RANK, YAML, colorstr
-from ultralytics.utils.torch_utils import torch_distributed_zero_first, unwrap_model
+from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, YAML, colorstr
+from ultralytics.utils.torch_utils import unwrap_model
 
 from .augment.attack import AdversarialAttack, class_loss_criterion
 from .augment.frequency import FrequencyAugment
@@ -237,7 +237,7 @@ class IKDTrainer(DetectionTrainer):
 
     def _setup_train(self):
         """Ultralytics' set-up, then the loaders of the streams that read images of their own (the adversarial cache,
-        built on rank 0 if any image misses), then the weights=auto measurement."""
+        built by every rank if any image misses), then the weights=auto measurement."""
         super()._setup_train()  # a resumed run's start_epoch is known from here
         for stream in self.streams:
             if stream.source == "loader":
@@ -269,14 +269,15 @@ class IKDTrainer(DetectionTrainer):
         return (done + stream.every - 1) // stream.every
 
     def _cached_images(self) -> CachedImages:
-        """The adversarial cache of this teacher and training split, checked (and completed on rank 0)."""
+        """The adversarial cache of this teacher and training split, checked and completed (under DDP every rank
+        attacks its share)."""
         from .augment.adv_cache import open_attack_cache
 
-        with torch_distributed_zero_first(LOCAL_RANK):
-            cache, stats = open_attack_cache(self.teacher.model, self.data, self.args.imgsz, self.attack.settings,
-                                             self.device, self.batch_size, progress=RANK in {-1, 0}, args=self.args)
+        cache, stats = open_attack_cache(self.teacher.model, self.data, self.args.imgsz, self.attack.settings,
+                                         self.device, self.batch_size, progress=RANK in {-1, 0}, args=self.args)
+        converted = f", {stats['converted']} converted" if stats["converted"] else ""
         LOGGER.info(f"{colorstr('ikd-yolo:')} adversarial cache {cache.folder}: {stats['total']} images "
-                    f"({stats['images']} attacked now, {stats['seconds']:.0f}s)")
+                    f"({stats['images']} attacked now{converted}, {stats['seconds']:.0f}s)")
         return CachedImages(cache, self.args.fliplr)
 
     def _letterboxed_train(self) -> torch.utils.data.Dataset:

@@ -18,7 +18,7 @@ import pytest
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # Ultralytics: never try the network from tests
 
-from helpers import KILL_SCRIPT, resume_kwargs, train_brief_teacher, train_kwargs  # noqa: E402
+from helpers import KILL_SCRIPT, cache_job, resume_kwargs, train_brief_teacher, train_kwargs  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +37,37 @@ def teacher_pt(tmp_path_factory, synthetic_data) -> Path:
     project = tmp_path_factory.mktemp("teacher")
     YOLO("yolo11s.yaml").train(data=str(synthetic_data), **train_kwargs(project, "t", epochs=2, val=False))
     return project / "t" / "weights" / "last.pt"
+
+
+@pytest.fixture(scope="session")
+def attack_setup(synthetic_data, teacher_pt):
+    """(data dict, the frozen teacher model with Ultralytics' args, a 2-step attack's settings, the synthetic set
+    letterboxed to 64 px as the adversarial cache attacks it)."""
+    from ultralytics.cfg import get_cfg
+
+    from ikd_yolo.augment.adv_cache import attack_dataset
+    from ikd_yolo.augment.attack import AttackSettings
+    from ikd_yolo.config import resolve_distill_config, section
+    from ikd_yolo.inputs import load_data
+    from ikd_yolo.teacher import FrozenTeacher, load_teacher
+
+    data = load_data(synthetic_data)
+    teacher = FrozenTeacher(load_teacher(teacher_pt, nc=data["nc"])).model
+    teacher.args = get_cfg()
+    settings = section(AttackSettings, resolve_distill_config({"adv_steps": 2}))
+    return data, teacher, settings, attack_dataset(data, 64, 8)
+
+
+@pytest.fixture(scope="session")
+def full_cache(attack_setup, tmp_path_factory):
+    """A complete adversarial cache of the synthetic set built in one process in batches of 8, and its entries'
+    bytes (read-only: tests copy them)."""
+    from ikd_yolo.augment.adv_cache import build_cache, open_cache
+
+    data, teacher, settings, dataset = attack_setup
+    cache = open_cache(tmp_path_factory.mktemp("full"), teacher, dataset, 64, settings, 0)
+    build_cache(cache, dataset, cache_job(teacher, settings))
+    return cache, [cache.path(i).read_bytes() for i in range(len(dataset.im_files))]
 
 
 @pytest.fixture(scope="session")

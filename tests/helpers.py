@@ -100,3 +100,20 @@ def resume_kwargs(project: Path, name: str, synthetic_data: Path, teacher_pt: Pa
         **train_kwargs(project, name, epochs=3, batch=6, val=False),
     )
 
+
+
+def cache_job(teacher: torch.nn.Module, settings, batch: int = 8):
+    """The adversarial cache job of a test: the attack of `settings` on the CPU, batches of `batch`, no progress
+    bar."""
+    from ikd_yolo.augment.adv_cache import CacheJob
+    from ikd_yolo.augment.attack import AdversarialAttack
+
+    return CacheJob(teacher, AdversarialAttack(settings), torch.device("cpu"), batch, progress=False)
+
+
+def corrupt_keeping_trailer(path: Path) -> None:
+    """Flip bytes in the middle of a cache entry's file; its size and its last bytes stay as they were."""
+    buf = bytearray(path.read_bytes())
+    mid = len(buf) // 2
+    buf[mid:mid + 8] = bytes(b ^ 0x5A for b in buf[mid:mid + 8])
+    path.write_bytes(bytes(buf))

@@ -1,7 +1,8 @@
 """The cached adversarial mode: a key that changes with everything the images depend on (image bytes included),
 lossless resumable storage whose entries are checked when read and repaired when bad, the same entry whether built
-alone or in a full build, a read-only cache used as it is, two writers serialised, and training that builds, reuses
-and streams the cache; `ikd-yolo attack` refusing bad arguments in one line."""
+alone or in a full build, a format-2 cache converted, a build planned on its first batch and refused when the disk
+cannot hold it, a read-only cache used as it is, two writers serialised, and training that builds, reuses and streams
+the cache; `ikd-yolo attack` refusing bad arguments in one line."""
 
 from __future__ import annotations
 
@@ -23,41 +24,15 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from ultralytics.cfg import get_cfg
 
-from helpers import read_results, train_kwargs
-from ikd_yolo.augment.adv_cache import (AdversarialCache, CacheEntryError, CacheJob, attack_dataset, build_cache,
+from helpers import cache_job, corrupt_keeping_trailer, read_results, train_kwargs
+from ikd_yolo.augment.adv_cache import (AdversarialCache, CacheEntryError, attack_dataset, build_cache,
                                         cache_key, image_ids, image_seed, open_cache, prepare_cache)
 from ikd_yolo.augment.image_stream import CachedImages, ImageStream
-from ikd_yolo.augment.attack import AdversarialAttack, AttackSettings
-from ikd_yolo.config import resolve_distill_config, section
+from ikd_yolo.augment.attack import AdversarialAttack
 from ikd_yolo.inputs import load_data
-from ikd_yolo.teacher import FrozenTeacher, load_teacher
 
 CPU = torch.device("cpu")
-
-
-def job(teacher: torch.nn.Module, settings: AttackSettings, batch: int = 8) -> CacheJob:
-    """The cache job of a test: the attack of `settings` on the CPU, batches of `batch`, no progress bar."""
-    return CacheJob(teacher, AdversarialAttack(settings), CPU, batch, progress=False)
-
-
-@pytest.fixture(scope="module")
-def setup(synthetic_data, teacher_pt):
-    data = load_data(synthetic_data)
-    teacher = FrozenTeacher(load_teacher(teacher_pt, nc=data["nc"])).model
-    teacher.args = get_cfg()
-    settings = section(AttackSettings, resolve_distill_config({"adv_steps": 2}))
-    return data, teacher, settings, attack_dataset(data, 64, 8)
-
-
-@pytest.fixture(scope="module")
-def full_cache(setup, tmp_path_factory):
-    """A complete cache of the synthetic set built in batches of 8, and its entries' bytes."""
-    data, teacher, settings, dataset = setup
-    cache = open_cache(tmp_path_factory.mktemp("full"), teacher, dataset, 64, settings, 0)
-    build_cache(cache, dataset, job(teacher, settings))
-    return cache, [cache.path(i).read_bytes() for i in range(len(dataset.im_files))]
 
 
 def own_dataset(root: Path) -> Path:
@@ -65,14 +40,6 @@ def own_dataset(root: Path) -> Path:
     from ikd_yolo.data import make_synthetic_dataset
 
     return make_synthetic_dataset(root / "data", n_train=16, n_val=8, imgsz=64, seed=0)
-
-
-def corrupt_keeping_trailer(path: Path) -> None:
-    """Flip bytes in the middle of a PNG file; its size and its IEND trailer stay as they were."""
-    buf = bytearray(path.read_bytes())
-    mid = len(buf) // 2
-    buf[mid:mid + 8] = bytes(b ^ 0x5A for b in buf[mid:mid + 8])
-    path.write_bytes(bytes(buf))
 
 
 def edit_jpeg_same_size(path: Path) -> None:
@@ -94,11 +61,11 @@ def cache_warnings(log: list[str]) -> list[str]:
     return [m for m in log if "adversarial cache entry" in m]
 
 
-def test_key_follows_teacher_weights_data_size_and_attack(setup):
-    data, teacher, settings, dataset = setup
+def test_key_follows_teacher_weights_data_size_and_attack(attack_setup):
+    data, teacher, settings, dataset = attack_setup
     key = cache_key(teacher, dataset, 64, settings, 0)
     assert key == cache_key(copy.deepcopy(teacher), dataset, 64, settings, 0)  # the same inputs, the same key
-    assert key["format"] == 2
+    assert key["format"] == 3
     other = copy.deepcopy(teacher)
     with torch.no_grad():
         next(other.parameters()).view(-1)[0] += 1e-3
@@ -114,31 +81,34 @@ def test_key_follows_teacher_weights_data_size_and_attack(setup):
     assert len(folders) == 6
 
 
-def test_image_edited_in_place_at_the_same_size_is_a_new_key_and_attacked_again(setup, tmp_path):
-    _, teacher, settings, _ = setup
+def test_image_edited_in_place_at_the_same_size_is_a_new_key_and_attacked_again(attack_setup, tmp_path):
+    _, teacher, settings, _ = attack_setup
     data = load_data(own_dataset(tmp_path))
     dataset = attack_dataset(data, 64, 8)
     before = open_cache(tmp_path / "adv", teacher, dataset, 64, settings, 0)
-    build_cache(before, dataset, job(teacher, settings))
+    build_cache(before, dataset, cache_job(teacher, settings))
+    old = [before.read(i) for i in (0, 3)]
     edited = Path(dataset.im_files[3])
     edit_jpeg_same_size(edited)
+    # the old entry of the edited image is a difference to a clean image that is gone: named, never served
+    assert before.load(3)[1].startswith("made from another clean image")
     dataset = attack_dataset(data, 64, 8)  # reads the edited image
     after = open_cache(tmp_path / "adv", teacher, dataset, 64, settings, 0)
     assert after.key["data"] != before.key["data"] and after.folder != before.folder
     assert after.image_ids[3] != before.image_ids[3] and after.image_ids[:3] == before.image_ids[:3]
-    stats = build_cache(after, dataset, job(teacher, settings))
+    stats = build_cache(after, dataset, cache_job(teacher, settings))
     assert stats["images"] == 16 and after.missing() == []
-    assert (after.read(3) != before.read(3)).any() and (after.read(0) == before.read(0)).all()
+    assert (after.read(3) != old[1]).any() and (after.read(0) == old[0]).all()
 
 
-def test_build_is_lossless_and_resumes_with_only_the_missing_images(setup, tmp_path, ultralytics_log):
-    data, teacher, settings, dataset = setup
+def test_build_is_lossless_and_resumes_with_only_the_missing_images(attack_setup, tmp_path, ultralytics_log):
+    data, teacher, settings, dataset = attack_setup
     cache = open_cache(tmp_path, teacher, dataset, 64, settings, 0)
     attack = AdversarialAttack(settings)
-    first = build_cache(cache, dataset, job(teacher, settings))
+    first = build_cache(cache, dataset, cache_job(teacher, settings))
     n = len(dataset.im_files)
     assert first["images"] == n and cache.missing() == []
-    # the attack moves the 8-bit clean image in steps of 2/255 inside an 8/255 ball: the PNG holds it exactly
+    # the attack moves the 8-bit clean image in steps of 2/255 inside an 8/255 ball: the entry holds it exactly
     batch = dataset.collate_fn([dataset[i] for i in range(8)])
     batch["img"] = batch["img"].float() / 255
     streams = [torch.Generator().manual_seed(image_seed(0, cache.image_ids[i])) for i in range(8)]
@@ -149,40 +119,40 @@ def test_build_is_lossless_and_resumes_with_only_the_missing_images(setup, tmp_p
     cache.path(3).unlink()
     cache.path(5).write_bytes(cache.path(5).read_bytes()[:200])
     assert cache.missing() == [3, 5]
-    again = build_cache(cache, dataset, job(teacher, settings))
+    again = build_cache(cache, dataset, cache_job(teacher, settings))
     assert again["images"] == 2 and again["repaired"] == 1 and cache.missing() == []
     assert cache.read(5).shape == (64, 64, 3)
     assert len(cache_warnings(ultralytics_log)) == 1  # the cut one is named, the missing one is just attacked
 
 
-def test_entry_rebuilt_alone_is_byte_identical_to_the_full_build(setup, full_cache, tmp_path):
-    data, teacher, settings, dataset = setup
+def test_entry_rebuilt_alone_is_byte_identical_to_the_full_build(attack_setup, full_cache, tmp_path):
+    data, teacher, settings, dataset = attack_setup
     cache, entries = full_cache
-    alone = AdversarialCache(tmp_path, cache.key, cache.im_files, cache.image_ids)
+    alone = AdversarialCache(tmp_path, cache.key, cache.im_files, cache.image_ids, cache.clean)
     alone.folder.mkdir(parents=True)
     for i in range(len(entries)):
         if i != 6:
             alone.path(i).write_bytes(entries[i])
-    stats = build_cache(alone, dataset, job(teacher, settings))
+    stats = build_cache(alone, dataset, cache_job(teacher, settings))
     assert stats["images"] == 1 and alone.path(6).read_bytes() == entries[6]
 
 
-def test_cache_built_in_batches_of_4_equals_one_built_one_by_one(setup, full_cache, tmp_path):
-    data, teacher, settings, dataset = setup
+def test_cache_built_in_batches_of_4_equals_one_built_one_by_one(attack_setup, full_cache, tmp_path):
+    data, teacher, settings, dataset = attack_setup
     _, entries = full_cache
     for batch in (4, 1):
         cache = open_cache(tmp_path / str(batch), teacher, dataset, 64, settings, 0)
-        build_cache(cache, dataset, job(teacher, settings, batch))
+        build_cache(cache, dataset, cache_job(teacher, settings, batch))
         assert [cache.path(i).read_bytes() for i in range(len(entries))] == entries, batch
 
 
-def test_corrupt_entry_is_named_once_and_repaired_bit_for_bit(setup, full_cache, tmp_path, monkeypatch,
+def test_corrupt_entry_is_named_once_and_repaired_bit_for_bit(attack_setup, full_cache, tmp_path, monkeypatch,
                                                             synthetic_data, teacher_pt, ultralytics_log):
     from ikd_yolo.attack_command import run_attack
 
-    data, teacher, settings, dataset = setup
+    data, teacher, settings, dataset = attack_setup
     monkeypatch.setenv("IKD_YOLO_CACHE", str(tmp_path))
-    cache, stats = prepare_cache(job(teacher, settings), data, 64)
+    cache, stats = prepare_cache(cache_job(teacher, settings), data, 64)
     assert stats["images"] == 16
     original = cache.path(9).read_bytes()
     for repair in ("prepare_cache", "run_attack"):
@@ -190,7 +160,7 @@ def test_corrupt_entry_is_named_once_and_repaired_bit_for_bit(setup, full_cache,
         corrupt_keeping_trailer(cache.path(9))
         assert cache.path(9).read_bytes()[-12:] == original[-12:] and cache.path(9).read_bytes() != original
         if repair == "prepare_cache":
-            again, stats = prepare_cache(job(teacher, settings), data, 64)
+            again, stats = prepare_cache(cache_job(teacher, settings), data, 64)
         else:
             stats = run_attack(str(synthetic_data), str(teacher_pt), imgsz=64, batch=8, preview=None, adv_steps=2)
         assert stats["images"] == 1 and stats["repaired"] == 1, repair
@@ -201,7 +171,7 @@ def test_corrupt_entry_is_named_once_and_repaired_bit_for_bit(setup, full_cache,
 
 def test_stream_names_an_entry_gone_bad_during_training(full_cache, tmp_path):
     cache, entries = full_cache
-    copy_ = AdversarialCache(tmp_path, cache.key, cache.im_files, cache.image_ids)
+    copy_ = AdversarialCache(tmp_path, cache.key, cache.im_files, cache.image_ids, cache.clean)
     copy_.folder.mkdir(parents=True)
     for i, entry in enumerate(entries):
         copy_.path(i).write_bytes(entry)
@@ -261,17 +231,17 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     return {str(p): (p.stat().st_mtime_ns, p.stat().st_size) for p in [folder, *folder.rglob("*")]}
 
 
-def test_complete_cache_on_a_read_only_folder_is_used_without_writing(setup, tmp_path, monkeypatch):
-    data, teacher, settings, _ = setup
+def test_complete_cache_on_a_read_only_folder_is_used_without_writing(attack_setup, tmp_path, monkeypatch):
+    data, teacher, settings, _ = attack_setup
     monkeypatch.setenv("IKD_YOLO_CACHE", str(tmp_path))
-    cache, stats = prepare_cache(job(teacher, settings), data, 64)
+    cache, stats = prepare_cache(cache_job(teacher, settings), data, 64)
     assert stats["images"] == 16 and (cache.folder / "cache.json").is_file()
     subprocess.run(["chmod", "-R", "a-w", str(tmp_path)], check=True)
     try:
         before = snapshot(tmp_path)
         with monkeypatch.context() as m:
             forbid_writes(m)
-            again, stats = prepare_cache(job(teacher, settings), data, 64)
+            again, stats = prepare_cache(cache_job(teacher, settings), data, 64)
             batch = ImageStream(CachedImages(again, fliplr=0.5), workers=0, seed=0).next(8, CPU)
         assert stats["images"] == 0 and again.folder == cache.folder and batch.shape == (8, 3, 64, 64)
         assert snapshot(tmp_path) == before
@@ -279,7 +249,7 @@ def test_complete_cache_on_a_read_only_folder_is_used_without_writing(setup, tmp
             forbid_writes(m)
             missing = AdversarialCache(tmp_path / "adv", {**cache.key, "seed": 7}, cache.im_files, cache.image_ids)
             with pytest.raises(Exception, match="cannot be written") as e:
-                build_cache(missing, attack_dataset(data, 64, 8), job(teacher, settings))
+                build_cache(missing, attack_dataset(data, 64, 8), cache_job(teacher, settings))
             assert "\n" not in str(e.value)
     finally:
         subprocess.run(["chmod", "-R", "u+w", str(tmp_path)], check=True)
@@ -292,18 +262,18 @@ WRITER = textwrap.dedent("""
     from ikd_yolo.attack_command import run_attack
 
     data, teacher, go = sys.argv[1:4]
-    real_write = adv_cache.AdversarialCache.write
+    real_store = adv_cache.AdversarialCache.store
 
-    def slow_write(self, i, image):  # a build long enough for the other writer to arrive while it runs
+    def slow_store(self, i, *args):  # a build long enough for the other writer to arrive while it runs
         time.sleep(0.15)
-        real_write(self, i, image)
+        real_store(self, i, *args)
 
-    adv_cache.AdversarialCache.write = slow_write
+    adv_cache.AdversarialCache.store = slow_store
     real_check = adv_cache.AdversarialCache.check
     first = []
 
-    def check_then_wait(self, indices=None):  # both writers see every entry missing before either starts
-        status = real_check(self, indices)
+    def check_then_wait(self, indices=None, full=False):  # both writers see every entry missing before either starts
+        status = real_check(self, indices, full)
         if not first:
             first.append(1)
             Path(go + "." + sys.argv[4]).touch()
@@ -365,11 +335,12 @@ def test_cached_training_builds_the_cache_and_resume_reuses_it(tmp_path, synthet
                   adv_steps=1, **train_kwargs(tmp_path, "cached", epochs=2, val=False, save_period=1))
     YOLO("yolo11n.yaml").train(trainer=IKDTrainer, **kwargs)
     folders = list((tmp_path / "cache" / "adv").iterdir())
-    assert len(folders) == 1 and len(list(folders[0].glob("*.png"))) == 16
+    assert len(folders) == 1 and len(list(folders[0].glob("*.adv"))) == 16
     results = read_results(tmp_path / "cached")
     assert results["train/adv_loss"][0] > 0
     built = [m for m in ultralytics_log if "adversarial cache" in m]
-    assert len(built) == 1 and "16 attacked now" in built[0]
+    # the plan measured on the first batch, then the cache built
+    assert len(built) == 2 and "8 images left to attack" in built[0] and "16 attacked now" in built[1]
     ultralytics_log.clear()
     epoch1 = tmp_path / "cached" / "weights" / "epoch0.pt"
     last = tmp_path / "cached" / "weights" / "last.pt"
@@ -411,5 +382,7 @@ def test_attack_rounds_imgsz_up_to_the_stride_as_train_does(synthetic_data, teac
     monkeypatch.setenv("IKD_YOLO_CACHE", str(tmp_path / "cache"))
     report = run_attack(str(synthetic_data), str(teacher_pt), imgsz=33, batch=8, preview=None, adv_steps=1)
     folder = Path(report["cache"])
-    assert json.loads((folder / "cache.json").read_text())["key"]["imgsz"] == 64
-    assert cv2.imread(str(folder / "0000000.png")).shape == (64, 64, 3)
+    manifest = json.loads((folder / "cache.json").read_text())
+    assert manifest["key"]["imgsz"] == 64
+    cache = AdversarialCache(folder.parent, manifest["key"], manifest["images"], manifest["image_ids"])
+    assert cache.folder == folder and cache.status(0) is None  # a whole entry of 64x64 px

@@ -102,17 +102,20 @@ def test_ddp_launch_rebuilds_trainer_from_args_and_reduces_distillation_grads(tm
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(patch_dir), os.environ.get("PYTHONPATH", "")]))
 
     trainer = IKDTrainer(overrides=dict(model="yolo11n.yaml", teacher=str(teacher_pt), data=str(synthetic_data),
-                                        distill="ikd-mgd", mgd_ratio=0.5, adv_steps=1,
+                                        distill="ikd-mgd", mgd_ratio=0.5, adv_steps=1, adv_mode="cached",
                                         **train_kwargs(tmp_path, "ddp", val=False)))
     trainer.model = trainer.get_model(cfg="yolo11n.yaml")  # what YOLO(...).train() does before trainer.train()
     trainer.add_callback("on_train_start", partial(ddp_record, event="start"))
     trainer.add_callback("on_train_epoch_end", partial(ddp_record, event="epoch_end"))
     trainer.add_callback("on_model_save", ddp_on_model_save)
     trainer.world_size, trainer.ddp = 2, True  # what device=0,1 sets up in the launching process
+    monkeypatch.setenv("IKD_YOLO_CACHE", str(tmp_path / "cache"))
     trainer.train()  # Ultralytics' DDP branch: temp entry file, torch.distributed.run, one rebuilt trainer per rank
 
     run = tmp_path / "ddp"
     ranks = [json.loads((run / f"rank{r}.json").read_text()) for r in (0, 1)]
+    # adv_mode=cached: both ranks built the cache, each its share (tests/test_cache_ddp.py), before training on it
+    assert len(list((tmp_path / "cache" / "adv").rglob("*.adv"))) == 16
     auto = [k for k, v in trainer.distill.items() if v == "auto"]
     assert "mgd_alpha" in auto and "adv_weight" in auto
     # weights=auto: measured once, on rank 0, and rank 1 trains with rank 0's numbers

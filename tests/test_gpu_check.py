@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ["environment", "wheels", "build", "tests", "bench_kernels", "step_cost", "evidence"]
+STEPS = ["environment", "wheels", "build", "tests", "bench_kernels", "step_cost", "scale_cache", "scale_step",
+         "evidence"]
 GPU_TESTS = ["tests/test_ops_fused.py", "tests/test_emulated_cuda.py", "tests/test_self_check.py",
-             "tests/test_properties.py"]
+             "tests/test_cuda_arch.py", "tests/test_properties.py"]
 
 
 def dry_run(root: Path, folder: Path) -> tuple[subprocess.CompletedProcess, dict, str]:
@@ -37,6 +38,9 @@ def test_gpu_check_dry_run_plans_every_step_of_the_gpu_run_and_runs_none(tmp_pat
     assert all(f in notes["tests"] for f in GPU_TESTS) and "-m pytest" in notes["tests"]
     assert "benchmarks/bench_kernels.py --devices cuda" in notes["bench_kernels"]
     assert "benchmarks/bench_step_cost.py --device 0 --imgsz 640" in notes["step_cost"]
+    # docs/scale.md's device figures: the cache at 640 px, and a step of each side alone with its peak memory
+    assert "benchmarks/bench_cache.py --device 0 --sizes 640" in notes["scale_cache"]
+    assert "--methods none,ikd-score" in notes["scale_step"] and "--imgsz 640 --batch 16" in notes["scale_step"]
     assert "-m ikd_yolo.cli bench-distill profile=gpu" in notes["evidence"]
     assert all(steps[s]["seconds"] == 0 for s in STEPS)  # nothing ran
     assert "tests" not in summary and not (tmp_path / "junit.xml").exists()

@@ -143,10 +143,10 @@ def test_a_clean_stream_trains_without_building_a_cache(inputs):
 
     (stream,) = streams_of(resolve_distill_config(cfg))
     assert (stream.name, stream.source, stream.attack, stream.weigh_by) == ("stream", "loader", "none", "own")
-    before = set((root / "cache").rglob("*.png")) if (root / "cache").exists() else set()
+    before = set((root / "cache").rglob("*.adv")) if (root / "cache").exists() else set()
     trace = loss_trace(data, teacher, root / "runs", "clean", **cfg)
     assert [step["stream_loss"] > 0 for step in trace] == [True, False, True]  # on every second step
-    after = set((root / "cache").rglob("*.png")) if (root / "cache").exists() else set()
+    after = set((root / "cache").rglob("*.adv")) if (root / "cache").exists() else set()
     assert after == before  # nothing attacked, nothing stored
 
 

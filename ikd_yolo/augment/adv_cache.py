@@ -2,32 +2,34 @@
 
 The authors of IKD (Liang et al., ACM MM 2023) attacked each training image once, offline. Here `build_cache` attacks
 the training split letterboxed to `imgsz` (no mosaic, no augmentation: the attack needs the image with its own boxes)
-in batches on the training device, with the same `AdversarialAttack` the online mode runs, and stores each result as
-a PNG. The attack moves pixels in steps of adv_step_size inside an adv_eps ball around the 8-bit clean image, so with
-the default 2/255 and 8/255 every adversarial pixel is again a multiple of 1/255 and the PNG holds it exactly.
+in batches on the training device, with the same `AdversarialAttack` the online mode runs, and stores what the attack
+changed: the difference to the clean letterboxed image, a few values per pixel, coded losslessly (`cache_entry`); a
+read adds it back to the clean image, read again from the dataset (`CleanImages`), bit for bit.
 
 A cache lives under `<cache dir>/adv/<key>/`, where the key hashes the teacher's weights, the bytes of every training
 image with its labels, `imgsz` and the attack settings: a change in any of them is a new cache, never a stale one.
 Each image's input diversity is drawn from a random stream of its own, seeded by the image's content, so an entry
-attacked alone (a resumed or repaired build) is the image a full build stores.
+attacked alone (a resumed or repaired build, another rank's share) is the image a full build stores.
 
-Each entry is one PNG (`cache_entry`: it names its image and carries its pixels' sha256), written atomically and
-checked before a run uses the cache; a missing one is attacked, a bad one is named in a warning and attacked again.
-Writers hold a lock on the folder, so a second run building the same cache waits and then finds the entries done; a
-complete cache is read without writing anything (a read-only volume will do). Training draws the cached images in
-their own loader stream (`image_stream`).
+Each entry names its image and carries the checksums of its bytes, of its clean image and of its pixels; it is
+written atomically. Before a run uses the cache every entry's file is checked, and a few entries in full (a change
+in how images letterbox would spoil all of them); a missing one is attacked, a bad one is named in a warning and
+attacked again, one gone bad later is named when read. The build first attacks one batch to measure its plan (bytes,
+time) and refuses in one line if the disk cannot hold the rest (`cache_plan`). Under DDP every rank attacks its share
+(`shards`). The entries of a format-2 cache (whole PNGs) are converted, not attacked again. Writers hold a lock on
+the folder, so a second run building the same cache waits and then finds the entries done; a complete cache is read
+without writing anything (a read-only volume will do). Training draws the cached images in their own loader stream
+(`image_stream`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import secrets
+import shutil
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -37,26 +39,19 @@ import torch
 from torch import nn
 from ultralytics.utils import LOGGER, colorstr
 
-from ..errors import InputError
 from .attack import AdversarialAttack, AttackSettings, class_loss_criterion
-from .cache_entry import decode_entry, encode_entry
+from .cache_format2 import decode_png_entry
+from .cache_plan import BuildPlan
+from .cache_store import MISSING, AdversarialCache, CacheEntryError, CleanImages, io_threads, folder_name
+from .shards import Shards
 
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks, writers are not serialised
-    fcntl = None
+__all__ = ["FORMAT", "MISSING", "AdversarialCache", "CacheEntryError", "CacheJob", "CleanImages", "attack_dataset",
+           "attack_entries", "build_cache", "cache_key", "image_ids", "image_seed", "label_task", "open_attack_cache",
+           "open_cache", "prepare_cache"]
 
-FORMAT = 2  # of the entries and the key; 2: content-keyed, per-image random streams, checksummed entries
-MISSING = "missing"  # the status of an entry never written
-
-
-class CacheEntryError(InputError):
-    """A cached adversarial image changed or vanished after the cache was checked."""
-
-
-def _threads() -> int:
-    """Threads for hashing and checking files (cv2 and hashlib release the GIL)."""
-    return min(8, os.cpu_count() or 1)
+FORMAT = 3  # of the entries and the key; 3: what the attack changed (cache_entry); 2: whole PNGs (cache_format2)
+PROBES = 4  # sound entries checked in full (clean image and pixels) before a run trusts the files of all
+NAMED = 5  # bad entries named one per warning line; more are counted in one more line
 
 
 # ---------------------------------------------------------------------------------------------------- the key ----
@@ -80,7 +75,7 @@ def image_digest(file: str, label: dict[str, Any]) -> str:
 
 def image_ids(dataset: Any) -> list[str]:
     """The content id (`image_digest`) of every image of an Ultralytics dataset, in dataset order."""
-    with ThreadPoolExecutor(_threads()) as pool:
+    with ThreadPoolExecutor(io_threads()) as pool:
         return list(pool.map(image_digest, dataset.im_files, dataset.labels))
 
 
@@ -103,111 +98,12 @@ def image_seed(seed: int, image_id: str) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------- storage ----
-class AdversarialCache:
-    """One cache folder: `<index>.png` per training image (dataset order), `cache.json` (the key, the images) and
-    `.lock` (held while writing). `image_ids` are the images' content ids (`image_ids`), which each entry names."""
-
-    def __init__(self, root: Path, key: dict[str, Any], im_files: list[str], image_ids: list[str]) -> None:
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-        self.folder = Path(root) / digest
-        self.key, self.im_files, self.image_ids = key, list(im_files), list(image_ids)
-        self.imgsz = int(key["imgsz"])
-
-    def path(self, i: int) -> Path:
-        """Where image `i` is stored."""
-        return self.folder / f"{i:07d}.png"
-
-    def load(self, i: int) -> tuple[np.ndarray | None, str | None]:
-        """(entry `i` as an RGB uint8 (H, W, C) array, None), or (None, MISSING or what is wrong with it)."""
-        try:
-            buf = self.path(i).read_bytes()
-        except FileNotFoundError:
-            return None, MISSING
-        except OSError as e:
-            return None, f"unreadable ({e.strerror})"
-        return decode_entry(buf, self.image_ids[i], self.imgsz)
-
-    def read(self, i: int) -> np.ndarray:
-        """Entry `i` as an RGB uint8 (H, W, C) array; CacheEntryError if it is missing or bad."""
-        image, problem = self.load(i)
-        if image is None:
-            raise self.entry_error(i, problem)
-        return image
-
-    def entry_error(self, i: int, problem: str) -> CacheEntryError:
-        """The one-line error of entry `i` gone bad while in use."""
-        return CacheEntryError(f"adversarial cache entry {self.path(i)} (image {self.im_files[i]}) is {problem}; it "
-                               "was sound when the run started (is the disk failing?): run again, or run ikd-yolo "
-                               "attack, to attack it again")
-
-    def check(self, indices: list[int] | None = None) -> dict[int, str | None]:
-        """Each entry's status: None when sound, MISSING, or what is wrong with it (decoded and checksummed)."""
-        indices = range(len(self.im_files)) if indices is None else indices
-        if not self.folder.is_dir():
-            return dict.fromkeys(indices, MISSING)
-        with ThreadPoolExecutor(_threads()) as pool:
-            return dict(zip(indices, pool.map(lambda i: self.load(i)[1], indices)))
-
-    def missing(self) -> list[int]:
-        """Indices still to attack: entries missing or bad."""
-        return [i for i, status in self.check().items() if status is not None]
-
-    @contextmanager
-    def writing(self, need: str) -> Iterator[None]:
-        """Hold the folder's write lock (waiting for another writer), with leftover temporary files removed; `need`
-        says in the error of a folder that cannot be written what was to be written."""
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as e:
-            raise InputError(f"adversarial cache {self.folder} needs {need} but cannot be written ({e.strerror}): set "
-                             "IKD_YOLO_CACHE to a writable folder, or build the cache with ikd-yolo attack where it "
-                             "can be written") from None
-        try:
-            if fcntl is not None:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    LOGGER.info(f"{colorstr('ikd-yolo:')} waiting for another run writing the adversarial cache "
-                                f"{self.folder}")
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-            for tmp in self.folder.glob(".*.tmp"):  # left by a killed writer: under the lock, nobody else writes
-                tmp.unlink(missing_ok=True)
-            yield
-        finally:
-            os.close(fd)  # releases the lock
-
-    def write(self, i: int, image_chw: torch.Tensor) -> None:
-        """Store one adversarial image (C, H, W) in [0, 1], rounded to 8 bits, atomically."""
-        hwc = (image_chw.detach().float().cpu().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-        self._replace(self.path(i), encode_entry(hwc, self.image_ids[i]))
-
-    def write_manifest(self) -> None:
-        """Record the key and the image of each entry (for humans: the folder name is what is looked up), if changed."""
-        text = json.dumps({"key": self.key, "images": self.im_files, "image_ids": self.image_ids}, indent=1)
-        manifest = self.folder / "cache.json"
-        if not manifest.is_file() or manifest.read_text() != text:
-            self._replace(manifest, text.encode())
-
-    def _replace(self, path: Path, data: bytes) -> None:
-        """Write `path` atomically through a temporary name of this writer's own."""
-        tmp = self.folder / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        try:
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    def size_bytes(self) -> int:
-        """Bytes the stored images take on disk."""
-        return sum(p.stat().st_size for p in self.folder.glob("*.png"))
-
-
 def open_cache(root: Path, teacher: nn.Module, dataset: Any, imgsz: int, settings: AttackSettings,
                seed: int) -> AdversarialCache:
     """The cache of this teacher, dataset (hashed once here), size, attack and seed under `root`."""
     ids = image_ids(dataset)
-    return AdversarialCache(root, cache_key(teacher, dataset, imgsz, settings, seed, ids), dataset.im_files, ids)
+    return AdversarialCache(root, cache_key(teacher, dataset, imgsz, settings, seed, ids), dataset.im_files, ids,
+                            CleanImages(dataset))
 
 
 # ------------------------------------------------------------------------------------------------- building ----
@@ -234,7 +130,8 @@ def label_task(teacher: nn.Module, data: dict[str, Any]) -> str:
 @dataclass(frozen=True)
 class CacheJob:
     """Who attacks the images of a cache, and how: the frozen teacher (eval mode, `args` set: its criterion reads the
-    loss gains), the attack, the device, images per batch, the seed of the input diversity, a progress bar or not."""
+    loss gains), the attack, the device, images per batch, the seed of the input diversity, a progress bar or not,
+    the loader's worker processes."""
 
     teacher: nn.Module
     attack: AdversarialAttack
@@ -242,49 +139,132 @@ class CacheJob:
     batch: int = 16
     seed: int = 0
     progress: bool = True
+    workers: int = 0
 
 
-def build_cache(cache: AdversarialCache, dataset: Any, job: CacheJob) -> dict[str, float]:
-    """Check every entry and attack those missing or bad; return {"images" attacked, "repaired", "seconds"}.
+def check_entries(cache: AdversarialCache, indices: list[int], shards: Shards, full: bool) -> dict[int, str | None]:
+    """The status of the entries `indices`, each rank checking its share (`AdversarialCache.status`)."""
+    return {i: problem for part in shards.gather(cache.check(shards.share(indices), full)) for i, problem in
+            part.items()}
+
+
+def needs_full_check(cache: AdversarialCache, status: dict[int, str | None], shards: Shards) -> bool:
+    """True if one of the first PROBES entries whose files are sound fails its full check: then the clean images
+    have changed for all of them (another Ultralytics or OpenCV that letterboxes differently)."""
+    probes = [i for i, problem in status.items() if problem is None][:PROBES]
+    return shards.from_lead(any(cache.check(probes, full=True).values()) if shards.lead else None)
+
+
+def build_cache(cache: AdversarialCache, dataset: Any, job: CacheJob,
+                shards: Shards | None = None) -> dict[str, float]:
+    """Check every entry, convert those a format-2 cache holds and attack the other missing or bad ones; return
+    {"images" attacked, "converted", "repaired", "seconds"}.
 
     A complete, sound cache is only read. Otherwise the folder is locked for writing (a concurrent writer is waited
-    for, then the entries it wrote count as done) and each bad entry is named in one warning.
+    for, then the entries it wrote count as done) and each bad entry is named in one warning. `shards` (default: the
+    DDP ranks, if any) share the work: every rank calls this, each attacks its share.
     """
-    todo = {i: problem for i, problem in cache.check().items() if problem is not None}
+    shards = Shards.current() if shards is None else shards
+    indices = list(range(len(cache.im_files)))
+    status = check_entries(cache, indices, shards, full=False)
+    full = needs_full_check(cache, status, shards)
+    if full:
+        status = check_entries(cache, indices, shards, full=True)
+    todo = {i: problem for i, problem in status.items() if problem is not None}
     if not todo:
-        return {"images": 0, "repaired": 0, "seconds": 0.0}
+        return {"images": 0, "converted": 0, "repaired": 0, "seconds": 0.0}
+    start = time.perf_counter()
     bad = [f"; {cache.path(i)} is {problem}" for i, problem in todo.items() if problem != MISSING]
-    with cache.writing(f"{len(todo)} of {len(cache.im_files)} images attacked{bad[0] if bad else ''}"):
-        status = cache.check(list(todo))  # another writer may have done them while this one waited
+    with cache.writing(f"{len(todo)} of {len(cache.im_files)} images attacked{bad[0] if bad else ''}", shards):
+        status = check_entries(cache, list(todo), shards, full)  # another writer may have done them meanwhile
         bad = {i: problem for i, problem in status.items() if problem not in (None, MISSING)}
-        for i, problem in bad.items():
-            LOGGER.warning(f"{colorstr('ikd-yolo:')} adversarial cache entry {cache.path(i)} (image "
-                           f"{cache.im_files[i]}) is {problem}: attacking it again")
-        cache.write_manifest()
+        if shards.lead:
+            for i, problem in list(bad.items())[:NAMED]:
+                LOGGER.warning(f"{colorstr('ikd-yolo:')} adversarial cache entry {cache.path(i)} (image "
+                               f"{cache.im_files[i]}) is {problem}: attacking it again")
+            if len(bad) > NAMED:
+                LOGGER.warning(f"{colorstr('ikd-yolo:')} and {len(bad) - NAMED} more bad entries in the adversarial "
+                               f"cache {cache.folder}: attacking them again")
+            cache.write_manifest()
         todo = [i for i, problem in status.items() if problem is not None]
-        start = time.perf_counter()
-        attack_entries(cache, dataset, job, todo)
-    return {"images": len(todo), "repaired": len(bad), "seconds": time.perf_counter() - start if todo else 0.0}
+        mine = shards.share(todo)
+        former = cache.folder.parent / folder_name({**cache.key, "format": 2})
+        converted = convert_entries(cache, former, mine)
+        attack_entries(cache, dataset, job, [i for i in mine if i not in converted], shards)
+        n_converted = sum(shards.gather(len(converted)))
+    if shards.lead and n_converted:
+        LOGGER.info(f"{colorstr('ikd-yolo:')} adversarial cache {cache.folder}: {n_converted} entries converted from "
+                    f"the format-2 cache {former} ({sum(p.stat().st_size for p in former.glob('*.png')) / 1e6:.1f} "
+                    "MB), which is no longer read: delete it to free the space")
+    return {"images": len(todo) - n_converted, "converted": n_converted, "repaired": len(bad),
+            "seconds": time.perf_counter() - start}
 
 
-def attack_entries(cache: AdversarialCache, dataset: Any, job: CacheJob, todo: list[int]) -> None:
-    """Attack the images `todo` in batches on the job's device and store them; each image draws from its own random
-    stream."""
+def convert_entries(cache: AdversarialCache, former: Path, todo: list[int]) -> set[int]:
+    """Store the entries of `todo` whose format-2 entry in the folder `former` is sound (`cache_format2`); return
+    their indices."""
+    if not todo or not former.is_dir():
+        return set()
+
+    def convert(i: int) -> bool:
+        try:
+            image, _ = decode_png_entry((former / f"{i:07d}.png").read_bytes(), cache.image_ids[i], cache.imgsz)
+        except OSError:
+            return False
+        if image is not None:
+            cache.store(i, image)
+        return image is not None
+
+    with ThreadPoolExecutor(io_threads()) as pool:
+        return {i for i, done in zip(todo, pool.map(convert, todo)) if done}
+
+
+def attack_entries(cache: AdversarialCache, dataset: Any, job: CacheJob, todo: list[int],
+                   shards: Shards = Shards()) -> None:
+    """Attack the images `todo` (this rank's share) in batches on the job's device and store them; each image draws
+    from its own random stream. The first batch measures the build's plan (`cache_plan`), which every rank of
+    `shards` checks against the free disk (refusing in one line) and rank 0 logs; a progress bar follows the rest.
+    Entries are written by threads while the next batch is attacked."""
     from torch.utils.data import DataLoader, Subset
     from ultralytics.utils import TQDM
 
-    if not todo:
-        return
+    loader = DataLoader(Subset(dataset, todo), batch_size=job.batch, shuffle=False, collate_fn=dataset.collate_fn,
+                        num_workers=job.workers if todo else 0)
+    batches = zip(_chunks(todo, job.batch), loader)
     criterion = class_loss_criterion(job.teacher)
-    loader = DataLoader(Subset(dataset, todo), batch_size=job.batch, shuffle=False, collate_fn=dataset.collate_fn)
-    bar = TQDM(total=len(todo), desc="ikd-yolo attack", disable=not job.progress)
-    for chunk, labels in zip(_chunks(todo, job.batch), loader):
-        labels["img"] = labels["img"].to(job.device, non_blocking=True).float() / 255
-        streams = [torch.Generator().manual_seed(image_seed(job.seed, cache.image_ids[i])) for i in chunk]
-        for i, image in zip(chunk, job.attack(job.teacher, criterion, labels, generator=streams)):
-            cache.write(i, image)
-        bar.update(len(chunk))
-    bar.close()
+    with ThreadPoolExecutor(io_threads()) as pool:
+        start = time.perf_counter()
+        first, labels = next(batches, ([], None))
+        for write in _attack_batch(cache, job, criterion, first, labels, pool) if first else []:
+            write.result()  # the plan measures the first entries' bytes
+        writes: list[Any] = []
+        measured = (len(first), sum(cache.path(i).stat().st_size for i in first), time.perf_counter() - start,
+                    len(todo) - len(first))
+        plan = BuildPlan.of(shards.gather(measured), shutil.disk_usage(cache.folder).free)
+        plan.check(cache.folder)
+        if shards.lead and plan.remaining:
+            LOGGER.info(plan.line(cache.folder))
+        desc = "ikd-yolo attack" + (f" (rank 0 of {shards.world})" if shards.world > 1 else "")
+        bar = TQDM(total=len(todo) - len(first), desc=desc, unit="img", disable=not job.progress or not plan.remaining)
+        for chunk, labels in batches:
+            writes = _attack_batch(cache, job, criterion, chunk, labels, pool, writes)
+            bar.update(len(chunk))
+        for write in writes:
+            write.result()
+        bar.close()
+
+
+def _attack_batch(cache: AdversarialCache, job: CacheJob, criterion: Any, chunk: list[int], labels: dict,
+                  pool: ThreadPoolExecutor, writes: list[Any] = ()) -> list[Any]:
+    """Attack one batch; wait for the previous batch's `writes`, and return this batch's (entries being written)."""
+    clean = labels["img"].permute(0, 2, 3, 1).numpy()  # uint8, what the entries are differences to
+    labels["img"] = labels["img"].to(job.device, non_blocking=True).float() / 255
+    streams = [torch.Generator().manual_seed(image_seed(job.seed, cache.image_ids[i])) for i in chunk]
+    images = job.attack(job.teacher, criterion, labels, generator=streams)
+    images = (images.detach().float().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    for write in writes:
+        write.result()  # raises a failed write's error here
+    return [pool.submit(cache.store, i, image, c) for i, image, c in zip(chunk, images, clean)]
 
 
 def _chunks(items: list[int], n: int) -> Iterator[list[int]]:
@@ -320,8 +300,8 @@ def open_attack_cache(
     """The front door of the adversarial cache (training, `ikd-yolo attack`, the benchmark): a `CacheJob` of the
     frozen teacher model `teacher` (a `FrozenTeacher`'s model: the attack refuses one in training mode), moved to
     `device` (a torch.device as it is, else Ultralytics' device string) and given `args` for its criterion's loss
-    gains (Ultralytics' defaults when None), then `prepare_cache`. Returns the cache, checked and completed, with its
-    build stats.
+    gains (Ultralytics' defaults when None), then `prepare_cache`. Under DDP every rank calls it and attacks its
+    share. Returns the cache, checked and completed, with its build stats.
     """
     from ultralytics.cfg import get_cfg
     from ultralytics.utils.torch_utils import select_device
@@ -329,5 +309,7 @@ def open_attack_cache(
     device = device if isinstance(device, torch.device) else select_device(device, verbose=False)
     teacher.to(device)
     teacher.args = get_cfg() if args is None else args  # the criterion reads the box/cls/dfl gains from here
-    job = CacheJob(teacher, AdversarialAttack(settings), device, batch, seed, progress)
+    # loader workers keep a GPU fed; on the CPU they would take the cores the attack runs on
+    workers = min(teacher.args.workers, os.cpu_count() or 1) if device.type == "cuda" else 0
+    job = CacheJob(teacher, AdversarialAttack(settings), device, batch, seed, progress, workers)
     return prepare_cache(job, data, imgsz)

@@ -1,90 +1,120 @@
-"""One entry of the adversarial cache: a PNG file that names its image and carries the sha256 of its pixels.
+"""One entry of the adversarial cache (format 3): what the attack changed in one letterboxed image, losslessly.
 
-The name and checksum ride in a `tEXt` chunk, so the file stays a plain PNG any viewer opens; `decode_entry` checks the
-chunk layout and CRCs, the compressed stream, the image size, the name and the checksum before a run trusts the
-pixels, and says in a few words what is wrong otherwise.
+The attack moves each pixel a few steps inside the adv_eps ball around the clean image, so an entry stores the
+difference to the clean letterboxed image, not the image: each channel's difference (mod 256) is one of a handful of
+values, so a pixel's three differences become one byte-sized symbol, an index into the entry's own `PALETTE` values
+cubed, and zlib codes the symbols with Huffman codes alone (LZ matching finds nothing in the attack's sign noise and
+costs 100x the time). The rare pixel with a difference outside the palette is an escape symbol, its three differences
+stored after the symbols. Reading adds the differences back to the clean image, mod 256: bit-exact.
+
+File layout: MAGIC, the JSON header's length (4 bytes, big-endian), the header, then the payload (the symbols' zlib
+stream, then the escapes'). The header names the image (its content id), the size, the palette, the payload's
+sha256, and the sha256 of the clean and of the adversarial pixels. `entry_header` checks what the file alone can
+prove (cheap: no image is read); `decode_entry` also checks the clean image it is given and the reconstructed pixels.
+Each says in a few words what is wrong otherwise.
 
 Examples:
     >>> import numpy as np
-    >>> rgb = np.arange(4 * 4 * 3, dtype=np.uint8).reshape(4, 4, 3)
-    >>> image, problem = decode_entry(encode_entry(rgb, "a1"), "a1", 4)
-    >>> bool((image == rgb).all()), problem
+    >>> clean = np.full((4, 4, 3), 250, np.uint8)
+    >>> adv = (clean.astype(int) + np.resize([-4, 0, 4], (4, 4, 3))).clip(0, 255).astype(np.uint8)
+    >>> image, problem = decode_entry(encode_entry(adv, clean, "a1"), clean, "a1", 4)
+    >>> bool((image == adv).all()), problem
     (True, None)
-    >>> decode_entry(encode_entry(rgb, "a1"), "b2", 4)[1]
+    >>> decode_entry(encode_entry(adv, clean, "a1"), clean, "b2", 4)[1]
     'the entry of another image'
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import struct
 import zlib
+from typing import Any
 
-import cv2
 import numpy as np
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_TEXT_KEYWORD = b"ikd-yolo"  # the tEXt chunk holding "image=<id> pixels=<sha256>"
+MAGIC = b"IKDADV3\n"  # format 3; a later format changes the digit
+PALETTE = 6  # differences per entry coded in the symbols: 6 ** 3 = 216 symbols fit a byte beside ESCAPE
+ESCAPE = 255  # the symbol of a pixel whose differences are stored in full
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    """One PNG chunk: length, type, data, CRC."""
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def _chunks_of(buf: bytes) -> list[tuple[bytes, bytes]] | None:
-    """The (type, data) chunks of a PNG file, or None if its layout or any chunk CRC is broken."""
-    if not buf.startswith(_PNG_SIGNATURE):
-        return None
-    chunks, pos = [], len(_PNG_SIGNATURE)
-    while pos < len(buf):
-        if pos + 12 > len(buf):
-            return None
-        n, kind = struct.unpack(">I4s", buf[pos:pos + 8])
-        data, crc = buf[pos + 8:pos + 8 + n], buf[pos + 8 + n:pos + 12 + n]
-        if len(crc) != 4 or struct.unpack(">I", crc)[0] != zlib.crc32(kind + data):
-            return None
-        chunks.append((kind, data))
-        pos += 12 + n
-    return chunks if chunks and chunks[-1][0] == b"IEND" else None
-
-
-def _pixels_digest(bgr: np.ndarray) -> str:
+def pixels_digest(rgb: np.ndarray) -> str:
     """sha256 of an 8-bit image's shape and pixels."""
-    return hashlib.sha256(str(bgr.shape).encode() + np.ascontiguousarray(bgr).tobytes()).hexdigest()
+    return hashlib.sha256(str(rgb.shape).encode() + np.ascontiguousarray(rgb).tobytes()).hexdigest()
 
 
-def encode_entry(rgb: np.ndarray, image_id: str) -> bytes:
-    """An RGB uint8 (H, W, C) image as a PNG file that names its image and carries its pixels' checksum."""
-    bgr = np.ascontiguousarray(rgb[..., ::-1])
-    ok, buf = cv2.imencode(".png", bgr)
-    if not ok:
-        raise OSError(f"could not encode the adversarial image of {image_id} as PNG")
-    png = buf.tobytes()
-    text = _TEXT_KEYWORD + b"\0" + f"image={image_id} pixels={_pixels_digest(bgr)}".encode()
-    return png[:-12] + _chunk(b"tEXt", text) + png[-12:]  # before IEND, the file's last 12 bytes
+def _huffman(data: bytes) -> bytes:
+    """zlib stream of `data` coded with Huffman codes only (the adler32 of zlib's wrapper checks it on reading)."""
+    coder = zlib.compressobj(9, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY)
+    return coder.compress(data) + coder.flush()
 
 
-def decode_entry(buf: bytes, image_id: str, size: int) -> tuple[np.ndarray | None, str | None]:
-    """(RGB uint8 image, None) for a sound entry of `image_id` at `size` px; (None, what is wrong) otherwise."""
-    chunks = _chunks_of(buf)
-    if chunks is None:
-        return None, "damaged (not a PNG file with intact chunks)"
-    texts = [d[len(_TEXT_KEYWORD) + 1:] for k, d in chunks if k == b"tEXt" and d.startswith(_TEXT_KEYWORD + b"\0")]
-    if len(texts) != 1:
-        return None, "without its checksum (not written by this version)"
-    fields = dict(f.split("=", 1) for f in texts[0].decode("latin-1").split() if "=" in f)
-    if fields.get("image") != image_id:
+def encode_entry(adv: np.ndarray, clean: np.ndarray, image_id: str) -> bytes:
+    """The entry of an RGB uint8 (H, W, 3) adversarial image `adv` made from the clean image `clean` (same shape)."""
+    diff = adv - clean  # uint8: mod 256, so adding it back to `clean` wraps to `adv` exactly
+    counts = np.bincount(diff.ravel(), minlength=256)
+    palette = np.argsort(-counts, kind="stable")[:min(PALETTE, np.count_nonzero(counts))].astype(np.uint8)
+    index = np.full(256, PALETTE, np.uint8)
+    index[palette] = np.arange(len(palette), dtype=np.uint8)
+    ranks = index[diff].astype(np.int32)
+    symbols = ranks[..., 0] * PALETTE ** 2 + ranks[..., 1] * PALETTE + ranks[..., 2]
+    escaped = (ranks == PALETTE).any(-1)
+    symbols[escaped] = ESCAPE
+    payload = [_huffman(symbols.astype(np.uint8).tobytes()), zlib.compress(diff[escaped].tobytes(), 9)]
+    header = {"image": image_id, "size": list(adv.shape[:2]), "palette": palette.tolist(),
+              "symbols": len(payload[0]), "escapes": len(payload[1]),
+              "payload": hashlib.sha256(b"".join(payload)).hexdigest(),
+              "clean": pixels_digest(clean), "pixels": pixels_digest(adv)}
+    text = json.dumps(header, sort_keys=True).encode()
+    return MAGIC + struct.pack(">I", len(text)) + text + b"".join(payload)
+
+
+def entry_header(buf: bytes, image_id: str, size: int) -> tuple[dict[str, Any] | None, str | None]:
+    """(header, None) if `buf` is a whole entry of `image_id` at `size` px as written; (None, what is wrong)."""
+    if not buf.startswith(MAGIC):
+        return None, "not an entry of this version (format 3)"
+    start = len(MAGIC) + 4
+    try:
+        (n,) = struct.unpack(">I", buf[len(MAGIC):start])
+        header = json.loads(buf[start:start + n])
+        image, shape, payload = header["image"], header["size"], header["symbols"] + header["escapes"]
+    except (struct.error, ValueError, KeyError, TypeError):
+        return None, "damaged (its header is broken)"
+    if image != image_id:
         return None, "the entry of another image"
-    try:  # libpng would print its own line to stderr on a broken stream whose chunk CRCs were rewritten
-        zlib.decompress(b"".join(d for k, d in chunks if k == b"IDAT"))
-    except zlib.error:
-        return None, "damaged (its compressed pixels are broken)"
-    bgr = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
+    if shape != [size, size]:
+        return None, f"{shape[1]}x{shape[0]} px, not {size}x{size}"
+    body = buf[start + n:]
+    if len(body) != payload:
+        return None, f"damaged ({len(body)} of its {payload} payload bytes)"
+    if hashlib.sha256(body).hexdigest() != header["payload"]:
+        return None, "damaged (its bytes do not match their checksum)"
+    header["offset"] = start + n
+    return header, None
+
+
+def decode_entry(buf: bytes, clean: np.ndarray, image_id: str, size: int) -> tuple[np.ndarray | None, str | None]:
+    """(RGB uint8 adversarial image, None) for a sound entry of `image_id` at `size` px made from `clean`, the
+    image's clean letterboxed pixels; (None, what is wrong) otherwise."""
+    header, problem = entry_header(buf, image_id, size)
+    if header is None:
+        return None, problem
+    if pixels_digest(clean) != header["clean"]:
+        return None, ("made from another clean image (the image letterboxes differently now: another Ultralytics or "
+                      "OpenCV?)")
+    start, split = header["offset"], header["offset"] + header["symbols"]
+    try:
+        symbols = np.frombuffer(zlib.decompress(buf[start:split]), np.uint8).reshape(size, size).astype(np.int32)
+        escapes = np.frombuffer(zlib.decompress(buf[split:]), np.uint8).reshape(-1, 3)
+        palette = np.zeros(PALETTE, np.uint8)
+        palette[:len(header["palette"])] = header["palette"]
+        ranks = np.stack([symbols // PALETTE ** 2, symbols // PALETTE % PALETTE, symbols % PALETTE], -1)
+        diff = palette[ranks.clip(max=PALETTE - 1)]
+        diff[symbols == ESCAPE] = escapes
+    except (zlib.error, ValueError):  # a payload that matches its checksum but was not written by encode_entry
         return None, "not decodable"
-    if bgr.shape != (size, size, 3):
-        return None, f"{bgr.shape[1]}x{bgr.shape[0]} px, not {size}x{size}"
-    if _pixels_digest(bgr) != fields.get("pixels"):
+    adv = clean + diff
+    if pixels_digest(adv) != header["pixels"]:
         return None, "damaged (its pixels do not match their checksum)"
-    return bgr[..., ::-1], None
+    return adv, None

@@ -4,7 +4,8 @@ Each op runs a fused C++/CUDA kernel (`ikd_yolo._C`, `torch.ops.ikd.*`) when the
 pure-PyTorch reference (`ikd_yolo.ops.reference`, also the test oracle) otherwise. `backend(device)` tells which
 one runs; `set_backend("reference" | "fused" | "auto")` chooses (env IKD_OPS_BACKEND sets the default). On a GPU,
 each fused op is compared with the reference at its first use on each device; one that disagrees (or fails to
-launch) logs one warning and runs the reference there from then on (`_self_check`; IKD_SELF_CHECK=0 skips it).
+launch) logs one warning and runs the reference there from then on (`_self_check`; IKD_SELF_CHECK=0 skips it). A GPU
+whose architecture the build holds no code for runs the reference for every op, with one warning (`_arch`).
 
 Examples:
     >>> import torch

@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from . import _loader, _self_check
+from . import _arch, _loader, _self_check
 
 BACKENDS = ("auto", "fused", "reference")
 _choice = {"name": os.environ.get("IKD_OPS_BACKEND", "auto")}
@@ -23,21 +23,23 @@ def set_backend(name: str) -> None:
     _choice["name"] = name
 
 
-def _fused_available(device_type: str) -> bool:
+def _fused_available(device: torch.device) -> bool:
     if _loader.load() is None:
         return False
-    return device_type == "cpu" or (device_type == "cuda" and _loader.cuda_compiled())
+    if device.type == "cuda":  # kernels compiled, and for this GPU's architecture (one warning if not)
+        return _loader.cuda_compiled() and _arch.kernels_run_on(device)
+    return True
 
 
 def backend(device: torch.device | str = "cpu") -> str:
     """The implementation the ops use for tensors on `device`: "reference", "fused-cpu" or "fused-cuda"."""
-    device_type = torch.device(device).type
-    if _choice["name"] == "reference" or device_type not in ("cpu", "cuda"):
+    device = torch.device(device)
+    if _choice["name"] == "reference" or device.type not in ("cpu", "cuda"):
         return "reference"
-    if _fused_available(device_type):
-        return f"fused-{device_type}"
+    if _fused_available(device):
+        return f"fused-{device.type}"
     if _choice["name"] == "fused":
-        raise RuntimeError(f"ikd_yolo.ops: backend 'fused' was requested but has no kernels for {device_type}")
+        raise RuntimeError(f"ikd_yolo.ops: backend 'fused' was requested but has no kernels for {device}")
     return "reference"
 
 

@@ -9,17 +9,19 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-_state: dict = {"tried": False, "module": None, "error": None, "cuda_version": -1}
+_state: dict = {"tried": False, "module": None, "error": None, "cuda_version": -1, "cuda_archs": ()}
 
 
-def _import_extension() -> tuple[ModuleType, int]:
-    """Import the compiled module (registers the `ikd::` ops); return it and its CUDA version (-1: CPU only)."""
+def _import_extension() -> tuple[ModuleType, int, tuple[str, ...]]:
+    """Import the compiled module (registers the `ikd::` ops); return it, its CUDA version (-1: CPU only) and the GPU
+    code its CUDA kernels were compiled to (`_arch`)."""
     import torch
 
     module = importlib.import_module("ikd_yolo._C")
     from . import _fake  # noqa: F401  (fake/meta kernels so the ops trace)
 
-    return module, int(torch.ops.ikd._cuda_version())
+    archs = tuple(code for code in torch.ops.ikd._cuda_archs().split(",") if code)
+    return module, int(torch.ops.ikd._cuda_version()), archs
 
 
 def load() -> ModuleType | None:
@@ -27,7 +29,7 @@ def load() -> ModuleType | None:
     if not _state["tried"]:
         _state["tried"] = True
         try:
-            _state["module"], _state["cuda_version"] = _import_extension()
+            _state["module"], _state["cuda_version"], _state["cuda_archs"] = _import_extension()
         except Exception as e:  # ImportError, OSError (undefined symbol, missing libs), RuntimeError
             lines = str(e).strip().splitlines()
             _state["error"] = f"{type(e).__name__}: {lines[0] if lines else ''}"
@@ -50,6 +52,11 @@ def cuda_compiled() -> bool:
     return load() is not None and _state["cuda_version"] > 0
 
 
+def cuda_archs() -> tuple[str, ...]:
+    """The GPU code the loaded extension's CUDA kernels were compiled to (sm_90, compute_120, ...); () without."""
+    return _state["cuda_archs"] if load() is not None else ()
+
+
 def reset() -> None:
     """Forget the previous load attempt (tests use this to simulate a missing extension)."""
-    _state.update(tried=False, module=None, error=None, cuda_version=-1)
+    _state.update(tried=False, module=None, error=None, cuda_version=-1, cuda_archs=())
