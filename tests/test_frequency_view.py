@@ -61,8 +61,8 @@ def test_shared_settings_that_contradict_are_one_line():
                                                  "this run has no attack"):
         resolve_distill_config({"distill": "score", **shared})
     with pytest.raises(DistillConfigError, match="^freq_apply=shared needs adv_mode=online"):
-        resolve_distill_config({"distill": "ikd-score", **shared, "adv_mode": "cached"})
-    assert resolve_distill_config({"distill": "ikd-score", **shared})["freq_apply"] == "shared"
+        resolve_distill_config({"distill": "ikd-score", **shared})  # ikd-score attacks from its cache
+    assert resolve_distill_config({"distill": "ikd-score", **shared, "adv_mode": "online"})["freq_apply"] == "shared"
 
 
 def test_shared_attack_starts_from_the_mixed_images_and_the_clean_batch_stays(tmp_path, synthetic_data, teacher_pt):

@@ -190,9 +190,9 @@ SEEDS = "give a count (seeds=3) or a list of distinct seeds >= 0 (seeds=[0,4,7])
      "holds plain boxes ({label}: 5 values a row), and a segment student needs polygons (class x1 y1 x2 y2 x3 y3 "
      "...): pass a segment dataset (ikd-yolo synth task=segment writes one)"),
     (["bench-distill", "task=segment", "{data}", "{teacher}"], "holds plain boxes ("),
-    (["bench-distill", "sedes=1"], "'sedes' is not a bench-distill, ikd-yolo or Ultralytics argument. Did you mean "
+    (["bench-distill", "sedes=1"], "'sedes' is not a bench-distill or Ultralytics argument. Did you mean "
                                    "'seeds'? See ikd-yolo bench-distill --help"),
-    (["demo", "epochz=3"], "'epochz' is not a bench-distill, ikd-yolo or Ultralytics argument. Did you mean 'epochs'?"),
+    (["demo", "epochz=3"], "'epochz' is not a bench-distill or Ultralytics argument. Did you mean 'epochs'?"),
     (["demo", "methods=fgd"], "'methods' is set by the demo (seed 0 of profile=quick, methods none and ikd-score): "
                               "choose it with ikd-yolo bench-distill instead"),
     (["attack", "{data}", "{teacher}", "previw=a.png"], "'previw' is not an option of attack. Did you mean 'preview'?"),

@@ -212,6 +212,7 @@ def test_bench_distill_scores_each_task_with_its_own_metric(task, task_setup, tm
     validator, and the table shows the task's metric (mask / pose mAP; an obb mAP is over rotated boxes, so there
     is no COCOeval of axis-aligned boxes)."""
     from ikd_yolo.evidence import run_benchmark
+    from ikd_yolo.evidence.paths import local
 
     data, teacher = task_setup(task)
     summary = run_benchmark(profile="quick", task=task, data=data, teacher=teacher, methods="none,score", seeds=1,
@@ -224,7 +225,7 @@ def test_bench_distill_scores_each_task_with_its_own_metric(task, task_setup, tm
             assert "task_map50_95" not in scores and scores["AP"] is None
         else:
             assert 0 <= scores["task_map50_95"] <= scores["task_map50"] <= 1 and 0 <= scores["AP"] <= 1
-        assert YOLO(run["weights"]).task == task
+        assert YOLO(local(run["weights"], tmp_path / "runs")).task == task  # recorded as <project>/...
     table = (tmp_path / "out" / "quick" / "bench_distill.md").read_text()
     header = table.splitlines()[2]
     metric = {"segment": "mask mAP50-95", "pose": "pose mAP50-95", "obb": None}[task]
