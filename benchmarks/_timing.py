@@ -205,10 +205,24 @@ def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 def write_json(path: Path, obj: dict) -> Path:
-    """Write `obj` as indented JSON, creating the folder."""
+    """Write `obj` as indented JSON, creating the folder; every path in it as results record paths (`recorded`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2) + "\n")
+    path.write_text(json.dumps(recorded(obj), indent=2) + "\n")
     return path
+
+
+def recorded(obj: Any) -> Any:
+    """`obj` with this checkout's and the cache's folders written as results write them (repo-relative, `<cache>/`),
+    in every string, so a committed result names no machine's folders."""
+    from ikd_yolo.cache import cache_dir
+
+    if isinstance(obj, dict):
+        return {k: recorded(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [recorded(v) for v in obj]
+    if isinstance(obj, str):
+        return obj.replace(f"{ROOT}/", "").replace(str(cache_dir()), "<cache>")
+    return obj
 
 
 class quiet:

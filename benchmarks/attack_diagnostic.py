@@ -33,11 +33,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from _timing import recorded  # noqa: E402
 from ikd_yolo.config import parse_key_values, resolve_distill_config, section  # noqa: E402
 
 TOP_FRACTION = 0.01  # the positions a score-weighted distillation weighs most
@@ -175,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"command": "python benchmarks/attack_diagnostic.py " + " ".join(argv),
               "teacher": teacher_shown, "profile": None if "data" in args else profile, "imgsz": imgsz, "images": n,
               "split": "train (letterboxed, as the adversarial stream reads it)", "rows": rows}
-    out.write_text(json.dumps(report, indent=1) + "\n")
+    out.write_text(json.dumps(recorded(report), indent=1) + "\n")
     print("| eps x255 | steps | step x255 | teacher mAP50-95 clean -> adv | mAP50 clean -> adv | top-score shift | "
           "score KL | mean abs delta x255 | max abs delta x255 |")
     print("|---:|---:|---:|---|---|---:|---:|---:|---:|")

@@ -50,8 +50,8 @@ def run_demo(out: str = "runs/ikd-demo", seed: int = 0, **overrides: Any) -> dic
     summary = run_benchmark(
         profile="quick", name="demo", out=root, project=root, methods=list(DEMO_METHODS), seeds=[seed], **overrides
     )
-    report = draw_detections(summary, root / "demo" / "detections.jpg")
-    print(format_demo(summary, report))
+    report = draw_detections(summary, root / "demo" / "detections.jpg", project=root)
+    print(format_demo(summary, report, project=root))
     return summary
 
 
@@ -75,7 +75,7 @@ def plan(root: Path, seed: int, s: dict[str, Any], overrides: dict[str, Any]) ->
             f"everything under {root}")
 
 
-def format_demo(summary: dict[str, Any], report: Path | None = None) -> str:
+def format_demo(summary: dict[str, Any], report: Path | None = None, project: Path | None = None) -> str:
     """Student without distillation vs distilled: mAP50-95, mAP50 and where the weights are."""
     runs = {r["method"]: r for r in summary["runs"]}
     lines = ["", "| student | mAP50-95 | mAP50 | s/epoch | weights |", "|---|---:|---:|---:|---|"]
@@ -84,7 +84,7 @@ def format_demo(summary: dict[str, Any], report: Path | None = None) -> str:
         label = "no distillation" if method == "none" else f"distilled ({method})"
         lines.append(
             f"| {label} | {scores['map50_95']:.4f} | {scores['map50']:.4f} | {scores['seconds_per_epoch']:.1f} "
-            f"| {local(r['weights'], local(summary.get('project', '.')))} |"
+            f"| {local(r['weights'], project)} |"
         )
     teacher = summary["teacher_scores"]
     delta = runs[DEMO_METHODS[1]]["scores"]["map50_95"] - runs["none"]["scores"]["map50_95"]
@@ -99,13 +99,14 @@ def format_demo(summary: dict[str, Any], report: Path | None = None) -> str:
     return "\n".join(lines)
 
 
-def draw_detections(summary: dict[str, Any], file: Path, n: int = N_IMAGES, conf: float = 0.25) -> Path:
+def draw_detections(summary: dict[str, Any], file: Path, n: int = N_IMAGES, conf: float = 0.25,
+                    project: Path | None = None) -> Path:
     """A grid, one row per validation image (those with the most labelled objects among the first 50): the labels,
     then the teacher's, the plain student's and the distilled student's detections at `conf`."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    titles, pixels, images, boxes = detection_columns(summary, n, conf)
+    titles, pixels, images, boxes = detection_columns(summary, n, conf, project)
     fig = Figure(figsize=(2.4 * len(titles), 2.5 * len(images)), dpi=110, layout="constrained")
     axes = fig.subplots(len(images), len(titles), squeeze=False)
     for r, (image, _) in enumerate(images):
@@ -126,7 +127,8 @@ def draw_detections(summary: dict[str, Any], file: Path, n: int = N_IMAGES, conf
     return file
 
 
-def detection_columns(summary: dict[str, Any], n: int, conf: float) -> tuple[list[str], Any, list, list]:
+def detection_columns(summary: dict[str, Any], n: int, conf: float,
+                      project: Path | None = None) -> tuple[list[str], Any, list, list]:
     """The report's column titles, the images (n, 3, imgsz, imgsz in [0, 1]), their files and labels, and per column
     per image the boxes in pixels (xyxy): the labels, then each model's detections after NMS."""
     import cv2
@@ -136,7 +138,6 @@ def detection_columns(summary: dict[str, Any], n: int, conf: float) -> tuple[lis
     from .attack_command import detections
     from .teacher import load_teacher
 
-    project = local(summary.get("project", "."))
     data = load_data(local(summary["data"]))
     imgsz = summary["settings"]["imgsz"]
     runs = {r["method"]: r for r in summary["runs"]}

@@ -30,7 +30,7 @@ def test_the_demo_is_one_seed_of_the_quick_profile_with_its_plan_printed_first(m
 
     monkeypatch.setenv("IKD_YOLO_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(demo, "run_benchmark", fake_benchmark)
-    monkeypatch.setattr(demo, "draw_detections", lambda summary, file: file)
+    monkeypatch.setattr(demo, "draw_detections", lambda summary, file, project: file)
     monkeypatch.chdir(tmp_path)
     demo.run_demo(out="runs/ikd-demo")
     assert demo.DEMO_METHODS == ("none", "ikd-score")  # the default preset of configs/default.yaml

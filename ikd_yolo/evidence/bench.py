@@ -128,7 +128,7 @@ def run_benchmark(
         profile=profile, name=name, task=s["task"],
         settings=jsonable({**s, "methods": labels, **{k: portable(s.get(k)) for k in ("data", "teacher",
                                                                                      "teacher_init", "unlabeled")}}),
-        data=portable(data), teacher=portable(teacher), project=portable(project),
+        data=portable(data), teacher=portable(teacher),
         teacher_scores=teacher_scores, area_scale=area_scale, cocoarea_ranges=area_ranges(area_scale)[1:],
         method_args={m.label: recorded(method_args(m, s)) for m in s["methods"]}, environment=environment(s["device"]),
         wall_seconds=time.time() - start,
