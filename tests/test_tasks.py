@@ -146,6 +146,28 @@ def test_task_student_trains_and_saves_a_plain_checkpoint(task, distill, task_se
         assert _plain_load_and_predict(tmp_path / "run" / "weights" / "best.pt", image) == f"{task} {expected}"
 
 
+@pytest.mark.parametrize("task, attack", [("segment", "clean"), ("pose", "clean"), ("obb", "clean"),
+                                          ("segment", "online"), ("pose", "online")])
+def test_task_student_distils_on_unlabelled_images(task, attack, task_setup, tmp_path):
+    """unlabeled= for every task: the stream reads only the raw images (no labels, no detection loss on them), clean
+    or attacked online against the teacher's own detections (not for obb: its detections are rotated boxes, refused
+    in one line before any work), beside the student's own task loss."""
+    data, teacher = task_setup(task)
+    other = make_synthetic_dataset(tmp_path / "other", n_train=1, n_val=1, imgsz=64, seed=7, n_unlabeled=8)
+    model = YOLO(f"yolo11n{SUFFIX[task]}.yaml")
+    model.train(trainer=IKDTrainer, teacher=str(teacher), data=str(data), distill="score-stream", adv_mode=attack,
+                adv_steps=1, adv_every=1, ikd_phase=1.0, stream_source="unlabeled",
+                unlabeled=str(other.parent / "images" / "unlabeled"), **train_kwargs(tmp_path, "run", amp=False))
+    trainer = model.trainer
+    (stream,) = trainer.streams
+    assert type(trainer) is TRAINER[task] and len(trainer.unlabeled) == 8 and stream.images == "unlabeled"
+    assert trainer.loaders[stream.name].drawn == len(trainer.train_loader)  # one stream batch a step
+    header, row = (tmp_path / "run" / "results.csv").read_text().splitlines()[:2]
+    values = dict(zip((c.strip() for c in header.split(",")), (float(v) for v in row.split(","))))
+    own = {"segment": "train/seg_loss", "pose": "train/pose_loss", "obb": "train/angle_loss"}[task]
+    assert own in values and values[f"train/{stream.term}"] > 0
+
+
 def test_a_stopped_segment_run_resumes_with_its_trainer_and_distiller(task_setup, tmp_path):
     data, teacher = task_setup("segment")
     model = YOLO("yolo11n-seg.yaml")
