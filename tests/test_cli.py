@@ -130,7 +130,7 @@ def test_cli_parsing_and_help(capsys):
         assert f"  {key} " in out
     text = help_text()
     # the values a run with nothing set uses (the default preset's), not the schema's numbers for weights=fixed
-    assert "freq_mode        off" in text and "distill=ikd-score (configs/default.yaml)" in text
+    assert "freq_mode        off" in text and "distill=score-stream (configs/default.yaml)" in text
     assert "fgd_alpha        auto             (weight; weights=fixed: 3e-07)" in text
 
 

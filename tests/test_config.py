@@ -130,7 +130,7 @@ def test_default_yaml_holds_what_a_default_run_uses(tmp_path):
         k: check_value(k, v) for k, v in DEFAULTS.items() if k != "weights"}  # check_value: YAML's bare off is False
     empty = tmp_path / "empty.yaml"
     empty.write_text("# nothing set\n")
-    assert {**resolve_distill_config({"distill": str(empty)}), "distill": "ikd-score"} == default_run
+    assert {**resolve_distill_config({"distill": str(empty)}), "distill": DEFAULTS["distill"]} == default_run
 
 
 def test_every_preset_sets_its_frequency_part_itself():
@@ -146,7 +146,7 @@ def test_a_custom_yaml_with_only_kd_loss_has_no_frequency_part(tmp_path):
     mine.write_text("kd_loss: mgd\n")
     cfg = resolve_distill_config({"distill": str(mine)})
     assert cfg["freq_mode"] == "off" and cfg["adv_weight"] == "auto" and cfg["kd_loss"] == "mgd"
-    assert {**cfg, "distill": "ikd-score"} == resolve_distill_config({"kd_loss": "mgd"})
+    assert {**cfg, "distill": DEFAULTS["distill"]} == resolve_distill_config({"kd_loss": "mgd"})
 
 
 def test_a_custom_yaml_trains_without_the_frequency_part(tmp_path, synthetic_data, teacher_pt):
@@ -157,7 +157,8 @@ def test_a_custom_yaml_trains_without_the_frequency_part(tmp_path, synthetic_dat
     mine.write_text("kd_loss: mgd\n")
     trainer = IKDTrainer(overrides={"model": "yolo11n.yaml", "teacher": str(teacher_pt), "data": str(synthetic_data),
                                     "distill": str(mine), **train_kwargs(tmp_path, "mine")})
-    assert trainer.freq_augment is None and trainer.distill["kd_loss"] == "mgd" and trainer.attack is not None
+    assert trainer.freq_augment is None and trainer.distill["kd_loss"] == "mgd"
+    assert [(s.name, s.attack) for s in trainer.streams] == [("stream", "none")]  # the default's clean stream
 
 
 def test_a_custom_yaml_extends_a_preset(tmp_path):

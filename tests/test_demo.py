@@ -33,8 +33,8 @@ def test_the_demo_is_one_seed_of_the_quick_profile_with_its_plan_printed_first(m
     monkeypatch.setattr(demo, "draw_detections", lambda summary, file, project: file)
     monkeypatch.chdir(tmp_path)
     demo.run_demo(out="runs/ikd-demo")
-    assert demo.DEMO_METHODS == ("none", "ikd-score")  # the default preset of configs/default.yaml
-    assert seen["profile"] == "quick" and seen["methods"] == ["none", "ikd-score"] and seen["seeds"] == [0]
+    assert demo.DEMO_METHODS == ("none", "score-stream")  # the default preset of configs/default.yaml
+    assert seen["profile"] == "quick" and seen["methods"] == ["none", "score-stream"] and seen["seeds"] == [0]
     assert set(seen) - {"printed_before"} == {"profile", "name", "out", "project", "methods", "seeds"}
     root = tmp_path / "runs" / "ikd-demo"
     assert seen["out"] == seen["project"] == root  # one absolute root: nothing lands under runs/detect/

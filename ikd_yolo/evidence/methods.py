@@ -24,7 +24,8 @@ from ultralytics.utils import LOGGER
 
 from ..config import DISTILL_KEYS, MERGED_PRESETS, DistillConfigError, preset_names
 
-ALL_METHODS = ("none", "ultralytics", "fgd", "mgd", "score", "ikd-score", "ikd-fgd", "ikd-mgd", "ikd-fgd-freq")
+ALL_METHODS = ("none", "ultralytics", "fgd", "mgd", "score", "score-stream", "ikd-score", "ikd-fgd", "ikd-mgd",
+               "ikd-fgd-freq")
 ALIASES = {"no-kd": "none", "freq-only": "ikd-fgd-freq", "adv-only": "ikd-fgd", **MERGED_PRESETS}
 
 
