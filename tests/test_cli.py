@@ -80,7 +80,7 @@ def _cases(tmp: Path, data: Path, teacher: Path, finished: Path) -> list[tuple[l
         (["train", "resume", f"model={finished}"], f"'{finished}' is a finished run, there is nothing to resume: to "
                                                    f"train further, start a new run from its weights"),
         (["show-aug"], "show-aug needs a dataset"),
-        (["show-aug", "data=d.yaml"], "show-aug: distill=ikd-score has freq_mode=off, there is no frequency "
+        (["show-aug", "data=d.yaml"], "show-aug: distill=score-stream has freq_mode=off, there is no frequency "
                                       "augmentation"),
         (["synth", "n_train=abc"], "n_train='abc' must be a whole number"),
         (["synth", "imgsz=32"], "imgsz=32 must be >= 64"),
