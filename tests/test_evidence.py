@@ -3,6 +3,7 @@ fabricated results, and resumability (a finished run is never trained again). No
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -16,6 +17,7 @@ from ikd_yolo.cli import main
 from ikd_yolo.config import DISTILL_KEYS, DistillConfigError
 from ikd_yolo.evidence import bench, method_args, parse_methods, parse_seeds, resolve_settings, run_benchmark, run_one
 from ikd_yolo.evidence.bench import distill_config
+from ikd_yolo.errors import InputError
 from ikd_yolo.evidence.coco import coco_eval, coco_ground_truth, match_predictions
 from ikd_yolo.evidence.report import format_table, summarize, write_outputs
 
@@ -219,6 +221,7 @@ def fake_training(monkeypatch, tmp_path):
 
     monkeypatch.setattr(bench, "train_student", fake_train)
     monkeypatch.setattr(bench, "validate_twice", fake_validate)
+    (tmp_path / "teacher.pt").write_bytes(b"the weights of a trained teacher")
     monkeypatch.setattr(bench, "cached_teacher", lambda *a, **k: tmp_path / "teacher.pt")
     monkeypatch.setattr(bench, "build_attack_caches", lambda s, data, teacher: calls.append(("cache", None, {})))
     monkeypatch.setenv("IKD_YOLO_CACHE", str(tmp_path / "cache"))
@@ -250,6 +253,23 @@ def test_rerun_skips_finished_runs(fake_training, tmp_path):
     fake_training.clear()
     run_benchmark(**{**kwargs, "epochs": 2, "methods": "none", "seeds": 1})  # changed settings: run again
     assert [(m, s) for m, s, _ in fake_training if m != "cache"] == [("none", 0)]
+
+
+def test_runs_of_another_teacher_at_the_same_path_are_refused(fake_training, tmp_path):
+    """A profile's teacher trained again lands at the same cached path with other weights (CPU training is not
+    bit-reproducible): the finished runs of the first one must not be reused, or mixed into one table."""
+    kwargs = dict(profile="quick", name="t", out=tmp_path / "results", project=tmp_path / "runs", n_train=4, n_val=3,
+                  data_imgsz=64, methods="none", seeds=1, epochs=1, jobs=1)
+    run_benchmark(**kwargs)
+    recorded = json.loads((tmp_path / "results/t/runs/teacher.json").read_text())["teacher_sha256"]
+    assert recorded == hashlib.sha256(b"the weights of a trained teacher").hexdigest()
+    (tmp_path / "teacher.pt").write_bytes(b"the weights of that teacher trained again")
+    fake_training.clear()
+    with pytest.raises(InputError, match=r"runs were trained with another teacher .*pass name= a new name"):
+        run_benchmark(**{**kwargs, "seeds": 2})
+    assert fake_training == []  # refused before any run
+    run_benchmark(**{**kwargs, "name": "t2"})  # a new name: a new table on the new teacher
+    assert [m for m, _, _ in fake_training if m != "cache"] == ["none"]
 
 
 def test_run_one_reuses_json_without_training(monkeypatch, tmp_path, fake_training):

@@ -18,6 +18,7 @@ Examples:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -100,11 +101,12 @@ def run_benchmark(
     )
     gt = coco_ground_truth(data, task=s["task"])
     val_args = dict(imgsz=s["imgsz"], batch=s["batch"], device=s["device"], workers=s["workers"])
+    teacher_file, teacher_sha = out_dir / "runs" / "teacher.json", weights_sha256(teacher)
+    check_same_teacher(teacher_file, teacher_sha)
     teacher_scores = _cached_json(
-        out_dir / "runs" / "teacher.json", config_hash(dict(teacher=portable(teacher), data=portable(data),
-                                                            **val_args)),
-        lambda: validate_twice(teacher, data, gt, area_scale, run_root / "teacher-val", threads_all, task=s["task"],
-                               **val_args),
+        teacher_file, config_hash(dict(teacher=portable(teacher), data=portable(data), **val_args)),
+        lambda: {**validate_twice(teacher, data, gt, area_scale, run_root / "teacher-val", threads_all,
+                                  task=s["task"], **val_args), "teacher_sha256": teacher_sha},
     )
     build_attack_caches(s, data, teacher)  # once per teacher, before runs of every seed and method read them
     order = [(method, seed) for method in s["methods"] for seed in s["seeds"]]
@@ -142,6 +144,28 @@ def check_output_folders(**folders: Path) -> None:
     for key, folder in folders.items():
         if problem := unwritable(folder):
             raise InputError(f"{key}={folder}: {problem}: pass a folder you can write")
+
+
+def weights_sha256(weights: Path) -> str:
+    """sha256 of a weights file's bytes: two teachers trained with the same settings differ here."""
+    digest = hashlib.sha256()
+    with open(weights, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_same_teacher(teacher_file: Path, sha: str) -> None:
+    """One line, before any run, when the finished runs of this benchmark were trained with another teacher than the
+    one at the same path now (a profile teacher trained again is not the same weights: CPU training is not
+    bit-reproducible), which run keys (they name the teacher by path) would otherwise reuse."""
+    try:
+        recorded_sha = json.loads(teacher_file.read_text()).get("teacher_sha256")
+    except (OSError, ValueError):
+        return
+    if recorded_sha and recorded_sha != sha:
+        raise InputError(f"{teacher_file.parent}: its runs were trained with another teacher (sha256 "
+                         f"{recorded_sha[:12]}, now {sha[:12]}): pass name= a new name, or move that folder away")
 
 
 def teacher_train_args(s: dict[str, Any]) -> dict[str, Any]:
