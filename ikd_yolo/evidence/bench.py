@@ -18,7 +18,6 @@ Examples:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -33,6 +32,7 @@ from ..cache import cache_dir
 from ..checkpoints import TRUST_KEY
 from ..config import (DISTILL_KEYS, DistillConfigError, check_value, closest_key, resolve_distill_config,
                       split_distill_args)
+from ..data.unlabeled import file_digest
 from ..errors import InputError
 from ..cache import unwritable
 from .coco import area_ranges, check_evaluator, coco_ground_truth, validate_twice
@@ -101,7 +101,7 @@ def run_benchmark(
     )
     gt = coco_ground_truth(data, task=s["task"])
     val_args = dict(imgsz=s["imgsz"], batch=s["batch"], device=s["device"], workers=s["workers"])
-    teacher_file, teacher_sha = out_dir / "runs" / "teacher.json", weights_sha256(teacher)
+    teacher_file, teacher_sha = out_dir / "runs" / "teacher.json", file_digest(teacher)
     check_same_teacher(teacher_file, teacher_sha)
     teacher_scores = _cached_json(
         teacher_file, config_hash(dict(teacher=portable(teacher), data=portable(data), **val_args)),
@@ -144,15 +144,6 @@ def check_output_folders(**folders: Path) -> None:
     for key, folder in folders.items():
         if problem := unwritable(folder):
             raise InputError(f"{key}={folder}: {problem}: pass a folder you can write")
-
-
-def weights_sha256(weights: Path) -> str:
-    """sha256 of a weights file's bytes: two teachers trained with the same settings differ here."""
-    digest = hashlib.sha256()
-    with open(weights, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_same_teacher(teacher_file: Path, sha: str) -> None:
