@@ -7,6 +7,9 @@ import hashlib
 import json
 import math
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -370,6 +373,45 @@ def test_methods_reach_parallel_workers_intact():
     for method in parse_methods("none,ikd-fgd,ikd-score[adv_step_size=0;adv_distill=predictions]"):
         copy = pickle.loads(pickle.dumps(method))
         assert copy == method and dict(copy.settings) == dict(method.settings) and copy.preset == method.preset
+
+
+WORKERS_SCRIPT = """
+import sys, time
+from ikd_yolo.evidence.parallel import Jobs
+
+def nap(seconds, threads=None):
+    time.sleep(seconds)
+
+if __name__ == "__main__":
+    with Jobs(2) as jobs:
+        futures = [jobs.submit(nap, 600) for _ in range(2)]
+        print(*jobs._pool._processes, flush=True)
+        futures[0].result()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers end with their parent on Linux only")
+def test_killed_benchmark_leaves_no_worker_training(tmp_path):
+    """bench-distill jobs=2 killed (Ctrl-C twice, a job scheduler's SIGKILL): its workers end too, instead of
+    training on into the run folders a rerun resumes from."""
+    script = tmp_path / "workers.py"
+    script.write_text(WORKERS_SCRIPT)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    workers = [int(pid) for pid in parent.stdout.readline().split()]
+    assert len(workers) == 2
+    parent.kill()
+    parent.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            return "\tZ" not in Path(f"/proc/{pid}/status").read_text().split("State:")[1][:4]
+        except (OSError, IndexError):
+            return False
+
+    deadline = time.monotonic() + 60
+    while any(map(alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(map(alive, workers))
 
 
 def test_a_preset_row_runs_exactly_what_distill_name_runs():
