@@ -61,9 +61,10 @@ def command_help(command: str, fn: Callable, defaults: dict[str, Any], skip: tup
                   "training image once with the teacher: the cache adv_mode=cached trains on.",
         "demo": "ikd-yolo demo [epochs=3 ...]\n\nThe embedded default run: the synthetic set, a cached yolo11s "
                 "teacher, a yolo11n student without and with the default preset, side by side.",
-        "bench-distill": "ikd-yolo bench-distill profile=quick methods=none,ultralytics,ultralytics[epochs=20],"
-                         "score-stream seeds=3\n\nMatched students, one per method and seed, scored by Ultralytics "
-                         "and by pycocotools; ultralytics[epochs=N] is the built-in given the default's wall time.",
+        "bench-distill": "ikd-yolo bench-distill profile=quick methods=none,ultralytics,ultralytics[epochs=16],"
+                         "score seeds=3\n\nMatched students, one per method and seed, scored by Ultralytics "
+                         "and by pycocotools; ultralytics[epochs=N] trains the built-in for N epochs (the default's "
+                         "wall time or more).",
     }[command]
     text = [f"{usage}\n", "Keys (default, meaning):", *rows(fn, defaults, skip)]
     if command in {"show-aug", "attack"}:

@@ -289,10 +289,11 @@ def weight_on(value: float | str) -> bool:
 
 
 def adversarial_term_on(cfg: Mapping[str, Any]) -> bool:
-    """Whether IKD's extra image stream (the adv_* keys) runs: its weight is on, and its images are not the batch's
-    own: attacked online (at least one step: adv_steps=0 would distil the clean batch a second time), or read by a
-    loader of their own (adv_mode=cached or clean)."""
-    return weight_on(cfg["adv_weight"]) and (cfg["adv_mode"] != "online" or cfg["adv_steps"] > 0)
+    """Whether IKD's extra image stream (the adv_* keys) runs: adv_mode is not off, its weight is on, and its images
+    are not the batch's own: attacked online (at least one step: adv_steps=0 would distil the clean batch a second
+    time), or read by a loader of their own (adv_mode=cached or clean)."""
+    return (cfg["adv_mode"] != "off" and weight_on(cfg["adv_weight"])
+            and (cfg["adv_mode"] != "online" or cfg["adv_steps"] > 0))
 
 
 def attack_changes_nothing(cfg: Mapping[str, Any]) -> bool:
@@ -363,8 +364,8 @@ def check_together(cfg: Mapping[str, Any]) -> None:
                                  "pass unlabeled=path/to/images (a folder, a .txt list or a glob)")
     if cfg.get("unlabeled") and not adversarial_term_on(cfg):
         raise DistillConfigError(f"unlabeled={cfg['unlabeled']} feeds the extra stream, which distill="
-                                 f"{cfg['distill']} turns off: use a preset with the stream (distill=ikd-score), or "
-                                 "adv_weight=auto to turn it on")
+                                 f"{cfg['distill']} turns off: use a preset with the stream (distill=score-stream), or "
+                                 "adv_mode=clean to turn it on")
     if cfg.get("unlabeled") and images == "train":
         raise DistillConfigError(f"unlabeled={cfg['unlabeled']} is given but stream_source=train reads only the "
                                  "training images: use stream_source=unlabeled or both (or leave it auto)")
@@ -373,7 +374,7 @@ def check_together(cfg: Mapping[str, Any]) -> None:
         raise DistillConfigError("stream_aug=train augments the training images as training does, for the clean "
                                  "stream of them: use adv_mode=clean and stream_source=train, or stream_aug=none")
     if adversarial_term_on(cfg) and cfg["adv_frac"] == 0:
-        raise DistillConfigError("adv_frac=0 attacks no image: set adv_weight=0 to turn the adversarial term off, "
+        raise DistillConfigError("adv_frac=0 attacks no image: set adv_mode=off to turn the extra stream off, "
                                  "or adv_frac>0 to attack that fraction of each batch")
     if cfg["freq_apply"] == "view" and cfg["freq_mode"] == "paper":
         raise DistillConfigError("freq_apply=view needs freq_mode=spectral: the paper rule crops images, so its view "

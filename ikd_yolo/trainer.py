@@ -114,9 +114,10 @@ class IKDTrainer(DetectionTrainer):
         self.freq_augment = FrequencyAugment.from_config(distill) if distill["freq_mode"] != "off" else None
         attacked = any(stream.attack != "none" for stream in self.streams)
         self.attack = AdversarialAttack.from_config(distill) if attacked else None
-        if weight_on(distill["adv_weight"]) and not any(s.weight_key == "adv_weight" for s in self.streams):
+        stream_asked = distill["adv_mode"] != "off" and weight_on(distill["adv_weight"])
+        if stream_asked and not any(s.weight_key == "adv_weight" for s in self.streams):
             LOGGER.warning("ikd-yolo: adv_steps=0 makes no adversarial images, so the adversarial term is off "
-                           "(set adv_weight=0 to say so, or adv_steps>=1 to attack)")
+                           "(set adv_mode=off to say so, or adv_steps>=1 to attack)")
         self.teacher_criterion = None  # built on the first attack, once the teacher sits on its device
         self.loaders = {}  # {stream name: its images' loader} for streams of a loader source, opened in _setup_train
         self.auto_weight_report = None  # weights=auto: what this process measured (rank 0 only)

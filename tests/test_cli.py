@@ -80,7 +80,7 @@ def _cases(tmp: Path, data: Path, teacher: Path, finished: Path) -> list[tuple[l
         (["train", "resume", f"model={finished}"], f"'{finished}' is a finished run, there is nothing to resume: to "
                                                    f"train further, start a new run from its weights"),
         (["show-aug"], "show-aug needs a dataset"),
-        (["show-aug", "data=d.yaml"], "show-aug: distill=score-stream has freq_mode=off, there is no frequency "
+        (["show-aug", "data=d.yaml"], "show-aug: distill=score has freq_mode=off, there is no frequency "
                                       "augmentation"),
         (["synth", "n_train=abc"], "n_train='abc' must be a whole number"),
         (["synth", "imgsz=32"], "imgsz=32 must be >= 64"),
@@ -130,7 +130,8 @@ def test_cli_parsing_and_help(capsys):
         assert f"  {key} " in out
     text = help_text()
     # the values a run with nothing set uses (the default preset's), not the schema's numbers for weights=fixed
-    assert "freq_mode        off" in text and "distill=score-stream (configs/default.yaml)" in text
+    assert "distill=score (configs/default.yaml)" in text
+    assert "freq_mode        off" in text and "adv_mode         off" in text
     assert "fgd_alpha        auto             (weight; weights=fixed: 3e-07)" in text
 
 

@@ -9,7 +9,9 @@ import pytest
 from ikd_yolo.config import (
     DEFAULTS,
     DistillConfigError,
+    adversarial_term_on,
     check_value,
+    effective_settings,
     preset_names,
     resolve_distill_config,
     split_distill_args,
@@ -27,7 +29,7 @@ def test_precedence_defaults_then_preset_then_explicit():
     assert cfg["kd_loss"] == "mgd"  # from the preset
     assert cfg["mgd_ratio"] == 0.5  # explicit wins
     assert cfg["fgd_temp"] == DEFAULTS["fgd_temp"]  # untouched default
-    assert cfg["freq_mode"] == "off" and cfg["adv_weight"] == 0.0  # plain presets switch IKD off
+    assert cfg["freq_mode"] == "off" and not adversarial_term_on(cfg)  # plain presets switch IKD off
 
 
 def test_ikd_presets_switch_augmentations_on_and_ablations_off():
@@ -36,7 +38,7 @@ def test_ikd_presets_switch_augmentations_on_and_ablations_off():
     assert resolve_distill_config({"distill": "ikd-fgd-full", "weights": "fixed"})["adv_weight"] > 0
     tuned = resolve_distill_config({"distill": "ikd-fgd"})  # the tuned FGD preset: the frequency part measured to hurt
     assert tuned["freq_mode"] == "off" and tuned["adv_weight"] == "auto"
-    assert resolve_distill_config({"distill": "ikd-fgd-freq"})["adv_weight"] == 0
+    assert not adversarial_term_on(resolve_distill_config({"distill": "ikd-fgd-freq"}))
     assert resolve_distill_config({"distill": "ikd-mgd-adv"})["freq_mode"] == "off"
     assert resolve_distill_config({"distill": "ikd-fgd-paper"})["freq_mode"] == "paper"
 
@@ -133,6 +135,16 @@ def test_default_yaml_holds_what_a_default_run_uses(tmp_path):
     assert {**resolve_distill_config({"distill": str(empty)}), "distill": DEFAULTS["distill"]} == default_run
 
 
+def test_the_default_has_no_extra_stream_and_adv_mode_turns_the_stream_on():
+    """The default preset is the base alone; the second stream is one key away: score with adv_mode=clean trains
+    exactly what score-stream trains (every effective setting but the name equal)."""
+    default_run = resolve_distill_config({})
+    assert (default_run["distill"], default_run["adv_mode"]) == ("score", "off")
+    assert not adversarial_term_on(default_run)
+    on = effective_settings(resolve_distill_config({"distill": "score", "adv_mode": "clean"}))
+    assert {**on, "distill": "score-stream"} == effective_settings(resolve_distill_config({"distill": "score-stream"}))
+
+
 def test_every_preset_sets_its_frequency_part_itself():
     """A preset names freq_mode, so what default.yaml says can never switch a preset's frequency part on or off."""
     from ikd_yolo.config import load_preset
@@ -158,7 +170,7 @@ def test_a_custom_yaml_trains_without_the_frequency_part(tmp_path, synthetic_dat
     trainer = IKDTrainer(overrides={"model": "yolo11n.yaml", "teacher": str(teacher_pt), "data": str(synthetic_data),
                                     "distill": str(mine), **train_kwargs(tmp_path, "mine")})
     assert trainer.freq_augment is None and trainer.distill["kd_loss"] == "mgd"
-    assert [(s.name, s.attack) for s in trainer.streams] == [("stream", "none")]  # the default's clean stream
+    assert trainer.streams == ()  # the default's: no extra stream
 
 
 def test_a_custom_yaml_extends_a_preset(tmp_path):
@@ -194,14 +206,15 @@ def test_a_bad_extends_is_one_line(text, message, tmp_path):
 
 
 def test_adv_frac_zero_with_the_adversarial_term_on_is_refused():
-    message = ("adv_frac=0 attacks no image: set adv_weight=0 to turn the adversarial term off, or adv_frac>0 to "
+    message = ("adv_frac=0 attacks no image: set adv_mode=off to turn the extra stream off, or adv_frac>0 to "
                "attack that fraction of each batch")
-    for explicit in ({"adv_frac": 0}, {"adv_frac": 0, "weights": "fixed"}, {"distill": "ikd-mgd", "adv_frac": 0.0}):
+    for explicit in ({"distill": "score-stream", "adv_frac": 0}, {"distill": "ikd-mgd", "adv_frac": 0.0},
+                     {"adv_mode": "clean", "adv_frac": 0, "weights": "fixed"}):
         with pytest.raises(DistillConfigError) as e:
             resolve_distill_config(explicit)
         assert str(e.value) == message
-    for term_off in ({"adv_weight": 0}, {"adv_steps": 0, "adv_mode": "online"}, {"distill": "fgd"},
-                     {"distill": "ikd-fgd-freq"}):
+    for term_off in ({}, {"distill": "score-stream", "adv_weight": 0}, {"adv_steps": 0, "adv_mode": "online"},
+                     {"distill": "fgd"}, {"distill": "ikd-fgd-freq"}):
         assert resolve_distill_config({**term_off, "adv_frac": 0})["adv_frac"] == 0
 
 

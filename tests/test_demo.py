@@ -33,14 +33,14 @@ def test_the_demo_is_one_seed_of_the_quick_profile_with_its_plan_printed_first(m
     monkeypatch.setattr(demo, "draw_detections", lambda summary, file, project: file)
     monkeypatch.chdir(tmp_path)
     demo.run_demo(out="runs/ikd-demo")
-    assert demo.DEMO_METHODS == ("none", "score-stream")  # the default preset of configs/default.yaml
-    assert seen["profile"] == "quick" and seen["methods"] == ["none", "score-stream"] and seen["seeds"] == [0]
+    assert demo.DEMO_METHODS == ("none", "score")  # the default preset of configs/default.yaml
+    assert seen["profile"] == "quick" and seen["methods"] == ["none", "score"] and seen["seeds"] == [0]
     assert set(seen) - {"printed_before"} == {"profile", "name", "out", "project", "methods", "seeds"}
     root = tmp_path / "runs" / "ikd-demo"
     assert seen["out"] == seen["project"] == root  # one absolute root: nothing lands under runs/detect/
     plan = seen["printed_before"].strip()
     assert plan.startswith("ikd-yolo demo: yolo11s teacher trained first (18 epochs") and plan.count("\n") == 0
-    assert "students none and score-stream (seed 0, 15 epochs at 96 px" in plan and plan.endswith(f"under {root}")
+    assert "students none and score (seed 0, 15 epochs at 96 px" in plan and plan.endswith(f"under {root}")
     printed = capsys.readouterr().out
     assert "distilled vs no distillation: +0.0100 mAP50-95" in printed and "teacher t.pt: mAP50-95 0.3300" in printed
     assert f"detections side by side: {root / 'demo' / 'detections.jpg'}" in printed

@@ -193,7 +193,7 @@ SEEDS = "give a count (seeds=3) or a list of distinct seeds >= 0 (seeds=[0,4,7])
     (["bench-distill", "sedes=1"], "'sedes' is not a bench-distill or Ultralytics argument. Did you mean "
                                    "'seeds'? See ikd-yolo bench-distill --help"),
     (["demo", "epochz=3"], "'epochz' is not a bench-distill or Ultralytics argument. Did you mean 'epochs'?"),
-    (["demo", "methods=fgd"], "'methods' is set by the demo (seed 0 of profile=quick, methods none and score-stream): "
+    (["demo", "methods=fgd"], "'methods' is set by the demo (seed 0 of profile=quick, methods none and score): "
                               "choose it with ikd-yolo bench-distill instead"),
     (["attack", "{data}", "{teacher}", "previw=a.png"], "'previw' is not an option of attack. Did you mean 'preview'?"),
     (["attack", "{data}", "{teacher}", "epochs=3"], "'epochs' is not an option of attack."),

@@ -52,5 +52,5 @@ def test_an_installed_copy_reads_the_presets_it_ships(tmp_path):
                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site), "HOME": str(tmp_path)})
     assert run.returncode == 0, run.stderr[-2000:]
     folder, distill, presets = next(line for line in run.stdout.splitlines() if line.startswith(str(site))).split()
-    assert folder == str(site / "ikd_yolo" / "configs") and distill == "score-stream"
+    assert folder == str(site / "ikd_yolo" / "configs") and distill == "score"
     assert int(presets) == len(list((ROOT / "configs").glob("*.yaml"))) - 1  # every preset but default.yaml
