@@ -13,7 +13,8 @@ from ikd_yolo.config import DistillConfigError, resolve_distill_config
 from ikd_yolo.teacher import load_teacher
 
 IMGSZ, BATCH = 64, 8
-CFG = {  # the authors' attack (configs/default.yaml values)
+CFG = {  # the authors' attack, online on every batch (as ikd-fgd runs it)
+    "adv_mode": "online",
     "adv_steps": 5,
     "adv_eps": 8 / 255,
     "adv_step_size": 2 / 255,

@@ -9,7 +9,7 @@ import torch
 from helpers import read_results, train_kwargs
 from ikd_yolo import IKDTrainer
 from ikd_yolo.auto_weights import AUTO_BATCHES, choose_weights, measure_terms, measurement_batches, preserved_state
-from ikd_yolo.config import auto_keys, resolve_distill_config
+from ikd_yolo.config import adversarial_term_on, auto_keys, resolve_distill_config
 from ikd_yolo.model import IKDModel
 
 
@@ -24,7 +24,7 @@ def test_weight_is_the_share_over_the_unit_value():
 def test_only_the_unset_weights_are_auto():
     cfg = resolve_distill_config({"distill": "ikd-fgd-full", "fgd_alpha": 1e-3})
     assert cfg["fgd_alpha"] == 1e-3 and {"fgd_beta", "fgd_gamma", "fgd_lambda", "adv_weight"} <= set(auto_keys(cfg))
-    assert resolve_distill_config({"distill": "fgd"})["adv_weight"] == 0.0  # the preset turns the term off
+    assert not adversarial_term_on(resolve_distill_config({"distill": "fgd"}))  # the preset turns the stream off
     fixed = resolve_distill_config({"distill": "ikd-fgd-full", "weights": "fixed"})
     assert auto_keys(fixed) == [] and fixed["fgd_beta"] == 2.5e-6
 
@@ -98,13 +98,13 @@ def test_a_runs_args_yaml_as_cfg_measures_its_weights_again(tmp_path, finished_r
     from ikd_yolo.cli import main
 
     args = yaml.safe_load((finished_run / "args.yaml").read_text())
-    assert args["weights"] == "auto" and args["fgd_alpha"] > 0 and args["adv_weight"] == 0  # fgd: no adversarial term
+    assert args["weights"] == "auto" and args["fgd_alpha"] > 0 and args["adv_mode"] == "off"  # fgd: no extra stream
     cfg = tmp_path / "args.yaml"
     cfg.write_text(yaml.safe_dump({**args, "fgd_alpha": 123.0, "fgd_gamma": 0.0}))
     assert main(["train", f"cfg={cfg}", f"project={tmp_path}", "name=again", "fgd_beta=0.5"]) == 0
     again = yaml.safe_load((tmp_path / "again" / "args.yaml").read_text())
     assert 0 < again["fgd_alpha"] != 123.0 and again["fgd_lambda"] != "auto"  # measured by this run
-    assert again["fgd_beta"] == 0.5 and again["fgd_gamma"] == 0.0 and again["adv_weight"] == 0.0
+    assert again["fgd_beta"] == 0.5 and again["fgd_gamma"] == 0.0 and again["adv_mode"] == "off"
     assert [m for m in ultralytics_log if "again (the numbers" in m] == [
         f"ikd-yolo: weights=auto measures fgd_alpha, fgd_lambda again (the numbers in cfg={cfg} are an earlier "
         "run's); kept as given on the command line: fgd_beta"]

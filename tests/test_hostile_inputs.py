@@ -132,14 +132,15 @@ def test_batch_of_one_trains(tmp_path, synthetic_data, teacher_pt):
 
 
 # ---- former tracebacks: one line, exit code 2, no run folder, nothing written -------------------------------------
-ADV_FRAC = ("adv_frac=0 attacks no image: set adv_weight=0 to turn the adversarial term off, or adv_frac>0 to attack "
+ADV_FRAC = ("adv_frac=0 attacks no image: set adv_mode=off to turn the extra stream off, or adv_frac>0 to attack "
             "that fraction of each batch")
 SEEDS = "give a count (seeds=3) or a list of distinct seeds >= 0 (seeds=[0,4,7])"
 
 
 @pytest.mark.parametrize("words, message", [
-    (["train", "model=yolo11n.yaml", "{teacher}", "{data}", "adv_frac=0"], ADV_FRAC),
-    (["train", "model=yolo11n.yaml", "{teacher}", "{data}", "distill=ikd-mgd", "adv_frac=0.0"], ADV_FRAC),
+    (["train", "model=yolo11n.yaml", "{teacher}", "{data}", "distill=score-stream", "adv_frac=0", "epochs=1"],
+     ADV_FRAC),
+    (["train", "model=yolo11n.yaml", "{teacher}", "{data}", "distill=ikd-mgd", "adv_frac=0.0", "epochs=1"], ADV_FRAC),
     (["val", "{data}"], "val needs model=path/to/best.pt (a trained checkpoint; ikd-yolo never downloads)"),
     (["predict", "source=x.jpg"], "predict needs model=path/to/best.pt"),
     (["export", "format=onnx"], "export needs model=path/to/best.pt"),
