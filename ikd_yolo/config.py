@@ -363,8 +363,8 @@ def check_together(cfg: Mapping[str, Any]) -> None:
         raise DistillConfigError(f"stream_source={images} reads the unlabelled images, and no unlabeled= is given: "
                                  "pass unlabeled=path/to/images (a folder, a .txt list or a glob)")
     if cfg.get("unlabeled") and not adversarial_term_on(cfg):
-        raise DistillConfigError(f"unlabeled={cfg['unlabeled']} feeds the extra stream, which distill="
-                                 f"{cfg['distill']} turns off: use a preset with the stream (distill=score-stream), or "
+        raise DistillConfigError(f"unlabeled={cfg['unlabeled']} feeds the extra stream, which is off in this run "
+                                 f"(distill={cfg['distill']}): use a preset with the stream (distill=score-stream), or "
                                  "adv_mode=clean to turn it on")
     if cfg.get("unlabeled") and images == "train":
         raise DistillConfigError(f"unlabeled={cfg['unlabeled']} is given but stream_source=train reads only the "

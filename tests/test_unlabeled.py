@@ -128,7 +128,8 @@ def test_unusable_unlabelled_sets_are_one_line_before_any_work(capsys, tmp_path,
     assert "shares 1 image(s) with the validation split" in line and "renamed_copy.jpg" in line
     assert "no unlabeled= is given" in _refused(capsys, tmp_path, synthetic_data, teacher_pt, raw_images,
                                                   "stream_source=both", "unlabeled=null")
-    assert "turns off" in _refused(capsys, tmp_path, synthetic_data, teacher_pt, raw_images, "distill=score")
+    assert "is off in this run (distill=score)" in _refused(capsys, tmp_path, synthetic_data, teacher_pt, raw_images,
+                                                             "distill=score", "adv_mode=off")  # the default's
 
 
 def test_a_corrupt_image_among_many_is_skipped_with_one_warning(tmp_path, synthetic_data, teacher_pt, raw_images,
