@@ -288,12 +288,16 @@ def weight_on(value: float | str) -> bool:
     return value == AUTO or value > 0
 
 
+def stream_asked(cfg: Mapping[str, Any]) -> bool:
+    """Whether the settings ask for IKD's extra image stream: adv_mode is not off and its weight is on."""
+    return cfg["adv_mode"] != "off" and weight_on(cfg["adv_weight"])
+
+
 def adversarial_term_on(cfg: Mapping[str, Any]) -> bool:
-    """Whether IKD's extra image stream (the adv_* keys) runs: adv_mode is not off, its weight is on, and its images
-    are not the batch's own: attacked online (at least one step: adv_steps=0 would distil the clean batch a second
-    time), or read by a loader of their own (adv_mode=cached or clean)."""
-    return (cfg["adv_mode"] != "off" and weight_on(cfg["adv_weight"])
-            and (cfg["adv_mode"] != "online" or cfg["adv_steps"] > 0))
+    """Whether IKD's extra image stream (the adv_* keys) runs: it is asked for (`stream_asked`), and its images are
+    not the batch's own: attacked online (at least one step: adv_steps=0 would distil the clean batch a second time),
+    or read by a loader of their own (adv_mode=cached or clean)."""
+    return stream_asked(cfg) and (cfg["adv_mode"] != "online" or cfg["adv_steps"] > 0)
 
 
 def attack_changes_nothing(cfg: Mapping[str, Any]) -> bool:

@@ -36,7 +36,7 @@ from .checkpoints import (
     strip_state,
 )
 from .cfg_files import cfg_file_keys, read_cfg_file
-from .config import DISTILL_KEYS, auto_keys, keypoints_distilled, split_distill_args, weight_on
+from .config import DISTILL_KEYS, auto_keys, keypoints_distilled, split_distill_args, stream_asked
 from .hooks import detect_input_layers
 from .inputs import StudentError, TeacherError, wrapped_student
 from .model import TEACHER_FEATS, TEACHER_HEAD, FeatureDistiller, IKDModel, level_channels
@@ -114,8 +114,7 @@ class IKDTrainer(DetectionTrainer):
         self.freq_augment = FrequencyAugment.from_config(distill) if distill["freq_mode"] != "off" else None
         attacked = any(stream.attack != "none" for stream in self.streams)
         self.attack = AdversarialAttack.from_config(distill) if attacked else None
-        stream_asked = distill["adv_mode"] != "off" and weight_on(distill["adv_weight"])
-        if stream_asked and not any(s.weight_key == "adv_weight" for s in self.streams):
+        if stream_asked(distill) and not any(s.weight_key == "adv_weight" for s in self.streams):
             LOGGER.warning("ikd-yolo: adv_steps=0 makes no adversarial images, so the adversarial term is off "
                            "(set adv_mode=off to say so, or adv_steps>=1 to attack)")
         self.teacher_criterion = None  # built on the first attack, once the teacher sits on its device
